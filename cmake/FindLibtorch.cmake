@@ -1,0 +1,54 @@
+# Finds libtorch in the order of RUNTIME.md / the README:
+#   1. TORCHEDIT_LIBTORCH or LIBTORCH (environment): a libtorch folder
+#   2. Torch_DIR (CMake variable or environment)
+#   3. Python's torch (its share/cmake folder, when it ships one)
+#   4. the system (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread)
+set(_torchedit_hints "")
+foreach(_var TORCHEDIT_LIBTORCH LIBTORCH)
+  if(DEFINED ENV{${_var}} AND NOT "$ENV{${_var}}" STREQUAL "")
+    list(APPEND _torchedit_hints "$ENV{${_var}}")
+    set(TORCHEDIT_TORCH_SOURCE "${_var}=$ENV{${_var}}")
+    break()
+  endif()
+endforeach()
+if(NOT _torchedit_hints AND NOT Torch_DIR AND DEFINED ENV{Torch_DIR})
+  set(Torch_DIR "$ENV{Torch_DIR}")
+endif()
+if(NOT _torchedit_hints AND NOT Torch_DIR)
+  foreach(_python python3 /usr/bin/python3)
+    execute_process(COMMAND ${_python} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+                    OUTPUT_VARIABLE _py_prefix OUTPUT_STRIP_TRAILING_WHITESPACE
+                    ERROR_QUIET RESULT_VARIABLE _py_rc)
+    if(_py_rc EQUAL 0 AND EXISTS "${_py_prefix}/Torch/TorchConfig.cmake")
+      list(APPEND _torchedit_hints "${_py_prefix}")
+      set(TORCHEDIT_TORCH_SOURCE "python torch (${_python})")
+      break()
+    endif()
+  endforeach()
+endif()
+
+find_package(Torch QUIET HINTS ${_torchedit_hints})
+if(NOT Torch_FOUND)
+  message(FATAL_ERROR
+    "torchedit: libtorch was not found.\n"
+    "Get one of:\n"
+    "  - Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread\n"
+    "  - a libtorch folder (pytorch.org 'LibTorch' download): export TORCHEDIT_LIBTORCH=/path/to/libtorch\n"
+    "  - Python's torch: pip install torch (found through python3)\n"
+    "then run npm rebuild torchedit.")
+endif()
+if(NOT TORCHEDIT_TORCH_SOURCE)
+  set(TORCHEDIT_TORCH_SOURCE "find_package (${Torch_DIR})")
+endif()
+message(STATUS "torchedit: libtorch ${Torch_VERSION} from ${TORCHEDIT_TORCH_SOURCE}")
+
+# Links the addon so a libtorch outside the system paths is found without LD_LIBRARY_PATH, and
+# so a CUDA build really loads libtorch_cuda (no --as-needed drop of a library only referenced
+# through static registration).
+function(torchedit_link_libtorch_runtime target)
+  get_filename_component(_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
+  set_target_properties(${target} PROPERTIES BUILD_RPATH "${_torch_lib_dir}" INSTALL_RPATH "${_torch_lib_dir}")
+  if(TARGET torch_cuda OR EXISTS "${_torch_lib_dir}/libtorch_cuda.so")
+    target_link_options(${target} PRIVATE "LINKER:--no-as-needed")
+  endif()
+endfunction()

@@ -1,0 +1,43 @@
+// A loaded TorchScript module on one device: the only place the core touches torch::jit.
+#pragma once
+
+#include <torch/script.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace torchedit {
+
+class ScriptModule {
+ public:
+  // Loads `path` onto `device`. Throws ERR_FILE_NOT_FOUND or ERR_MODULE_LOAD (with the file
+  // name and libtorch's reason: not TorchScript, truncated, written by a newer torch).
+  static std::shared_ptr<ScriptModule> load(const std::string& path, const c10::Device& device);
+
+  // Calls forward() without autograd. Throws ERR_FORWARD with TorchScript's message for a wrong
+  // argument count, shape or dtype.
+  c10::IValue forward(std::vector<c10::IValue> inputs);
+  // forward() for modules with one tensor output; throws ERR_FORWARD if the output is not one.
+  at::Tensor forwardTensor(std::vector<c10::IValue> inputs);
+
+  void setTraining(bool on);
+  bool training() const;
+
+  const std::string& path() const { return path_; }
+  const c10::Device& device() const { return device_; }
+  int64_t parameterCount() const { return parameterCount_; }
+  const std::vector<std::string>& parameterNames() const { return parameterNames_; }
+  torch::jit::Module& module() { return module_; }
+
+ private:
+  ScriptModule(torch::jit::Module module, std::string path, c10::Device device);
+
+  torch::jit::Module module_;
+  std::string path_;
+  c10::Device device_;
+  int64_t parameterCount_ = 0;
+  std::vector<std::string> parameterNames_;
+};
+
+}  // namespace torchedit

@@ -1,0 +1,113 @@
+#include "convert.h"
+
+#include <unistd.h>
+
+#include <limits>
+
+#include "AddonTensor.h"
+#include "errors.h"
+
+namespace torchedit::napi {
+
+std::vector<int64_t> toShape(Napi::Env env, Napi::Value value) {
+  if (!value.IsArray()) throwError(env, code::kShape, "Expected an array of integers for shape");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<int64_t> sizes;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value v = array.Get(i);
+    double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9007199254740991.0) {
+      throwError(env, code::kShape, "Expected non-negative integers for shape but dimension " +
+                                        std::to_string(i) + " is " + v.ToString().Utf8Value());
+    }
+    sizes.push_back(static_cast<int64_t>(d));
+  }
+  return sizes;
+}
+
+Napi::Array fromShape(Napi::Env env, at::IntArrayRef sizes) {
+  Napi::Array array = Napi::Array::New(env, sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) array.Set(i, static_cast<double>(sizes[i]));
+  return array;
+}
+
+void checkAllocation(Napi::Env env, at::IntArrayRef sizes, c10::ScalarType dtype) {
+  // Multiply in long double: an overflowing int64 product would wrap to a small number.
+  long double bytes = static_cast<long double>(c10::elementSize(dtype));
+  for (int64_t s : sizes) bytes *= static_cast<long double>(s);
+  long double physical = static_cast<long double>(sysconf(_SC_PHYS_PAGES)) *
+                         static_cast<long double>(sysconf(_SC_PAGE_SIZE));
+  if (bytes > physical) {
+    throwError(env, code::kOutOfMemory,
+               "A tensor of shape " + c10::str(sizes) + " would need " +
+                   std::to_string(static_cast<double>(bytes) / (1 << 30)) +
+                   " GiB, more than this machine's memory");
+  }
+}
+
+napi_typedarray_type typedArrayTypeFor(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kFloat: return napi_float32_array;
+    case c10::kDouble: return napi_float64_array;
+    case c10::kHalf:
+    case c10::kBFloat16: return napi_uint16_array;
+    case c10::kChar: return napi_int8_array;
+    case c10::kShort: return napi_int16_array;
+    case c10::kInt: return napi_int32_array;
+    case c10::kLong: return napi_bigint64_array;
+    case c10::kByte:
+    case c10::kBool: return napi_uint8_array;
+    default: throw Error(code::kDtype, std::string("No TypedArray for dtype ") + c10::toString(dtype));
+  }
+}
+
+std::vector<c10::IValue> toIValues(Napi::Env env, Napi::Array args) {
+  std::vector<c10::IValue> values;
+  values.reserve(args.Length());
+  for (uint32_t i = 0; i < args.Length(); ++i) {
+    Napi::Value v = args.Get(i);
+    const std::string name = "argument " + std::to_string(i);
+    if (v.IsNumber()) {
+      values.emplace_back(v.As<Napi::Number>().DoubleValue());
+    } else if (v.IsBoolean()) {
+      values.emplace_back(v.As<Napi::Boolean>().Value());
+    } else if (v.IsBigInt()) {
+      bool lossless = false;
+      int64_t n = v.As<Napi::BigInt>().Int64Value(&lossless);
+      if (!lossless) throwError(env, code::kInvalidArgument, name + " does not fit in int64");
+      values.emplace_back(n);
+    } else if (v.IsNull() || v.IsUndefined()) {
+      values.emplace_back();
+    } else if (v.IsArray()) {
+      Napi::Array items = v.As<Napi::Array>();
+      c10::List<at::Tensor> list;
+      for (uint32_t j = 0; j < items.Length(); ++j) {
+        list.push_back(AddonTensor::tensorOf(env, items.Get(j), name + "[" + std::to_string(j) + "]"));
+      }
+      values.emplace_back(std::move(list));
+    } else {
+      values.emplace_back(AddonTensor::tensorOf(env, v, name));
+    }
+  }
+  return values;
+}
+
+Napi::Value fromIValue(Napi::Env env, const c10::IValue& value) {
+  if (value.isTensor()) return AddonTensor::wrap(env, value.toTensor());
+  if (value.isTuple() || value.isList()) {
+    std::vector<c10::IValue> items = value.isTuple() ? value.toTupleRef().elements().vec()
+                                                     : value.toListRef().vec();
+    Napi::Array array = Napi::Array::New(env, items.size());
+    for (size_t i = 0; i < items.size(); ++i) array.Set(i, fromIValue(env, items[i]));
+    return array;
+  }
+  if (value.isDouble()) return Napi::Number::New(env, value.toDouble());
+  if (value.isInt()) return Napi::Number::New(env, static_cast<double>(value.toInt()));
+  if (value.isBool()) return Napi::Boolean::New(env, value.toBool());
+  if (value.isNone()) return env.Null();
+  if (value.isString()) return Napi::String::New(env, value.toStringRef());
+  throwError(env, code::kUnsupported, "A module returned a value of type " + value.tagKind() +
+                                          ", which torchedit cannot convert");
+}
+
+}  // namespace torchedit::napi
