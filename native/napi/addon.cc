@@ -9,6 +9,7 @@
 #include "AddonModule.h"
 #include "AddonTensor.h"
 #include "errors.h"
+#include "testing.h"
 
 namespace torchedit::napi {
 
@@ -63,6 +64,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([] { shutdownAllQueues(); });
   AddonTensor::Init(env, exports);
   AddonModule::Init(env, exports);
+  InitTesting(env, exports);
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));

@@ -1,0 +1,102 @@
+/**
+ * Loads the native addon (a prebuild from prebuilds/ or build/Release from a source build,
+ * chosen by node-gyp-build) once, lazily: loading links libtorch, which costs ~0.5 s and
+ * ~160 MB, so importing torchedit stays cheap until the first tensor or model.
+ *
+ * `NativeBinding` is the whole native surface, so the rest of lib/ is typed against it.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { TorchEditError } from './errors.js';
+
+export interface NativeProgress {
+  phase: string;
+  step: number;
+  total: number;
+  value?: number;
+}
+export type NativeProgressCallback = (progress: NativeProgress) => void;
+
+/** A queued native job: settles once; cancel() rejects a queued job at once. */
+export interface NativeJob<T> {
+  promise: Promise<T>;
+  cancel(): boolean;
+}
+
+export interface NativeTensor {
+  readonly shape: number[];
+  readonly dtype: string;
+  readonly device: string;
+  readonly disposed: boolean;
+  data(): NativeJob<ArrayBufferView>;
+  to(dtype: string | null, device: string | null): NativeJob<NativeTensor>;
+  dispose(): void;
+}
+
+export interface NativeTensorClass {
+  fromTypedArray(data: ArrayBufferView, dtype: string, shape: readonly number[]): NativeTensor;
+  zeros(shape: readonly number[], dtype: string): NativeTensor;
+  randn(shape: readonly number[], seed: bigint, dtype: string): NativeTensor;
+}
+
+export type NativeValue = NativeTensor | number | boolean | string | null | NativeValue[];
+export type NativeArgument = NativeTensor | number | bigint | boolean | null | NativeTensor[];
+
+export interface NativeModule {
+  readonly path: string;
+  readonly device: string;
+  readonly parameterCount: number;
+  readonly parameterNames: string[];
+  readonly disposed: boolean;
+  forward(args: NativeArgument[], onProgress?: NativeProgressCallback): NativeJob<NativeValue>;
+  setTraining(on: boolean): NativeJob<void>;
+  dispose(): void;
+}
+
+export interface NativeModuleClass {
+  load(path: string, device: string, onProgress?: NativeProgressCallback): NativeJob<NativeModule>;
+}
+
+export interface NativeRuntimeInfo {
+  torchVersion: string;
+  cxx11Abi: boolean;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  intraOpThreads: number;
+  parallelInfo: string;
+}
+
+export interface NativeBinding {
+  NativeTensor: NativeTensorClass;
+  NativeModule: NativeModuleClass;
+  runtimeInfo(): NativeRuntimeInfo;
+  resolveDevice(name: string): { name: string; fallback?: string };
+  setThreads(threads: number): void;
+  memory(): { liveTensors: number; tensorBytes: number; liveModules: number };
+  /** Test support: a job of `steps` sleeps of `msPerStep`, checking for abort between steps. */
+  testing: {
+    stepJob(device: string, steps: number, msPerStep: number, onProgress?: NativeProgressCallback): NativeJob<number>;
+  };
+}
+
+/** The package root: dist/lib/binding.js sits two folders below it. */
+export const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+let binding: NativeBinding | undefined;
+
+export function native(): NativeBinding {
+  if (binding) return binding;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => unknown;
+  try {
+    binding = load(packageRoot) as NativeBinding;
+  } catch (error) {
+    throw new TorchEditError(
+      'ERR_BINDING_LOAD',
+      `Cannot load torchedit's native addon: ${(error as Error).message}. ` +
+        'Build it with `npm rebuild torchedit` on a machine with libtorch (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread).',
+      { cause: error },
+    );
+  }
+  return binding;
+}

@@ -1,0 +1,9 @@
+// Public exports only.
+export { TorchEditError, type ErrorCode } from './errors.js';
+export { Tensor, type DType, type DTypeArrays, type TypedArray } from './tensor.js';
+export { Module, loadModule, type LoadModuleOptions, type ModuleArgument, type ModuleOutput } from './module.js';
+export { type Device, resolveDevice } from './device.js';
+export { type JobOptions, type JobProgress } from './jobs.js';
+export { configure, runtimeInfo, memory, type RuntimeOptions, type RuntimeInfo, type MemoryReport } from './runtime.js';
+export { readImage, checkImageSize, type ImageInput, type ResizeMode, type ReadImageOptions } from './image/read.js';
+export { ImageResult, type ImageFormat, type EncodeOptions } from './image/write.js';

@@ -1,0 +1,103 @@
+/**
+ * TorchScript module handles. Loading and every call run as jobs on the device's queue, never
+ * on the main thread; outputs come back as Tensor handles (tuples and lists as arrays).
+ */
+import { resolve } from 'node:path';
+import { native, type NativeArgument, type NativeModule, type NativeValue } from './binding.js';
+import { resolveDevice, type Device } from './device.js';
+import { TorchEditError, callNative, invalidOption } from './errors.js';
+import { runJob, type JobOptions } from './jobs.js';
+import { Tensor } from './tensor.js';
+
+/** An argument of forward(): tensors, numbers (TorchScript `float`), bigints (`int`), booleans, null (`None`), arrays of tensors (`List[Tensor]`). */
+export type ModuleArgument = Tensor | number | bigint | boolean | null | Tensor[];
+/** What forward() returns: a Tensor, or arrays of them for tuples and lists, or plain scalars. */
+export type ModuleOutput = Tensor | number | boolean | string | null | ModuleOutput[];
+
+export interface LoadModuleOptions extends JobOptions {
+  /** Where the module's weights live and its calls run. Defaults to `'cpu'`. */
+  device?: Device;
+}
+
+const registry = new FinalizationRegistry<NativeModule>((handle) => handle.dispose());
+
+function toNativeArgument(value: ModuleArgument, index: number): NativeArgument {
+  if (value instanceof Tensor) return value.native;
+  if (Array.isArray(value)) return value.map((t, j) => Tensor.handleOf(t, `argument ${index}[${j}]`));
+  if (value === null || ['number', 'bigint', 'boolean'].includes(typeof value)) return value;
+  return Tensor.handleOf(value, `argument ${index}`);
+}
+
+function fromNativeValue(value: NativeValue): ModuleOutput {
+  if (Array.isArray(value)) return value.map(fromNativeValue);
+  if (value !== null && typeof value === 'object') return Tensor.fromNative(value);
+  return value;
+}
+
+export class Module implements Disposable {
+  #handle: NativeModule;
+
+  private constructor(handle: NativeModule) {
+    this.#handle = handle;
+    registry.register(this, handle, this);
+  }
+
+  /** @internal */
+  static fromNative(handle: NativeModule): Module {
+    return new Module(handle);
+  }
+
+  /** @internal */
+  get native(): NativeModule {
+    if (this.#handle.disposed) throw new TorchEditError('ERR_DISPOSED', 'The module was disposed');
+    return this.#handle;
+  }
+
+  get path(): string { return callNative(() => this.native.path); }
+  get device(): string { return callNative(() => this.native.device); }
+  /** Number of parameter elements (weights) in the module and its submodules. */
+  get parameterCount(): number { return callNative(() => this.native.parameterCount); }
+  /** Dotted names of every parameter, e.g. `'linear.weight'`. */
+  get parameterNames(): string[] { return callNative(() => this.native.parameterNames); }
+  get disposed(): boolean { return this.#handle.disposed; }
+
+  /** Calls the module's forward() on its device, without autograd. */
+  forward(...args: ModuleArgument[]): Promise<ModuleOutput> {
+    return this.run(args);
+  }
+
+  /** forward() with job options (abort signal, progress). */
+  async run(args: ModuleArgument[], options: JobOptions = {}): Promise<ModuleOutput> {
+    const handle = this.native;
+    const nativeArgs = args.map(toNativeArgument);
+    return fromNativeValue(await runJob((onProgress) => handle.forward(nativeArgs, onProgress), options));
+  }
+
+  /** Puts the module in training mode (dropout active, batch-norm statistics updated). */
+  async train(on = true): Promise<void> {
+    const handle = this.native;
+    await runJob(() => handle.setTraining(on));
+  }
+
+  /** Puts the module in evaluation mode, as it is after loading. */
+  eval(): Promise<void> {
+    return this.train(false);
+  }
+
+  dispose(): void {
+    registry.unregister(this);
+    this.#handle.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Loads a TorchScript file (`torch.jit.save`) off the main thread. */
+export async function loadModule(path: string, options: LoadModuleOptions = {}): Promise<Module> {
+  if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'non-empty string', path);
+  const device = resolveDevice(options.device ?? 'cpu');
+  const absolute = resolve(path);
+  return Module.fromNative(await runJob((onProgress) => native().NativeModule.load(absolute, device, onProgress), options));
+}

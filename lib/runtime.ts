@@ -1,0 +1,50 @@
+/** Process-wide runtime settings and reports: threads, libtorch build, live handles. */
+import { native } from './binding.js';
+import { callNative } from './errors.js';
+import { integerIn } from './options/validate.js';
+
+export interface RuntimeOptions {
+  /**
+   * Intra-op threads each device worker uses (libtorch starts with 1 here). Applied before the
+   * worker's next job. No default: libtorch's own choice stands until this is set.
+   */
+  threads?: number;
+}
+
+export function configure(options: RuntimeOptions): void {
+  if (options.threads !== undefined) {
+    const threads = integerIn('threads', options.threads, 1, 1024);
+    callNative(() => native().setThreads(threads));
+  }
+}
+
+export interface RuntimeInfo {
+  /** libtorch version from its headers at build time, e.g. `'1.13.0'` (Debian's 1.13.1 says 1.13.0). */
+  torchVersion: string;
+  /** Whether the addon was built with the C++11 ABI (must match libtorch's). */
+  cxx11Abi: boolean;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  /** Intra-op threads of the calling thread; the workers' count is set by configure(). */
+  intraOpThreads: number;
+  /** libtorch's parallel backend report (OpenMP, MKL, thread counts). */
+  parallelInfo: string;
+}
+
+export function runtimeInfo(): RuntimeInfo {
+  return callNative(() => native().runtimeInfo());
+}
+
+export interface MemoryReport {
+  /** Tensor handles not yet disposed (or collected). */
+  liveTensors: number;
+  /** Bytes referenced by those handles (views of one storage count each). */
+  tensorBytes: number;
+  /** Module handles not yet disposed. */
+  liveModules: number;
+}
+
+/** Live handles and their bytes: a long run that does not dispose what it creates shows here. */
+export function memory(): MemoryReport {
+  return callNative(() => native().memory());
+}

@@ -1,0 +1,7 @@
+#pragma once
+
+#include <napi.h>
+
+namespace torchedit::napi {
+void InitTesting(Napi::Env env, Napi::Object exports);
+}
