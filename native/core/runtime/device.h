@@ -9,7 +9,7 @@ namespace torchedit {
 
 struct ResolvedDevice {
   c10::Device device{c10::kCPU};
-  std::string name;      // canonical: "cpu" or "cuda:N"; also the job queue's key
+  std::string name = "cpu";  // canonical: "cpu" or "cuda:N"; also the job queue's key
   std::string fallback;  // non-empty when "auto" fell back to the CPU: says why
 };
 
