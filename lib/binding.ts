@@ -57,6 +57,44 @@ export interface NativeModuleClass {
   load(path: string, device: string, onProgress?: NativeProgressCallback): NativeJob<NativeModule>;
 }
 
+export interface NativeModelConfig {
+  sampleSize: number;
+  latentChannels: number;
+  vaeScaleFactor: number;
+  scalingFactor: number;
+  predictionType: string;
+  textEncoder: { maxLength: number; hiddenSize: number };
+  scheduler: {
+    numTrainTimesteps: number; betaSchedule: string; betaStart: number; betaEnd: number;
+    stepsOffset: number; setAlphaToOne: boolean; timestepSpacing: string;
+  };
+}
+
+export interface NativeTextToImageOptions {
+  steps: number;
+  guidanceScale: number;
+  eta: number;
+  seed: bigint;
+  latentHeight: number;
+  latentWidth: number;
+}
+
+export interface NativeModel {
+  readonly device: string;
+  readonly dtype: string;
+  readonly disposed: boolean;
+  encodeText(ids: NativeTensor): NativeJob<NativeTensor>;
+  encodeImage(image: NativeTensor, sample: boolean, seed: bigint | null): NativeJob<NativeTensor>;
+  decodeLatents(latents: NativeTensor): NativeJob<NativeTensor>;
+  textToImage(context: NativeTensor, unconditional: NativeTensor, options: NativeTextToImageOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
+  modules(): { textEncoder: NativeModule; unet: NativeModule; vaeEncoder: NativeModule; vaeDecoder: NativeModule };
+  dispose(): void;
+}
+
+export interface NativeModelClass {
+  load(dir: string, config: NativeModelConfig, device: string, dtype: string | null, onProgress?: NativeProgressCallback): NativeJob<NativeModel>;
+}
+
 export interface NativeRuntimeInfo {
   torchVersion: string;
   cxx11Abi: boolean;
@@ -69,10 +107,11 @@ export interface NativeRuntimeInfo {
 export interface NativeBinding {
   NativeTensor: NativeTensorClass;
   NativeModule: NativeModuleClass;
+  NativeModel: NativeModelClass;
   runtimeInfo(): NativeRuntimeInfo;
   resolveDevice(name: string): { name: string; fallback?: string };
   setThreads(threads: number): void;
-  memory(): { liveTensors: number; tensorBytes: number; liveModules: number };
+  memory(): { liveTensors: number; tensorBytes: number; liveModules: number; liveModels: number };
   /** Test support: a job of `steps` sleeps of `msPerStep`, checking for abort between steps. */
   testing: {
     stepJob(device: string, steps: number, msPerStep: number, onProgress?: NativeProgressCallback): NativeJob<number>;

@@ -7,3 +7,8 @@ export { type JobOptions, type JobProgress } from './jobs.js';
 export { configure, runtimeInfo, memory, type RuntimeOptions, type RuntimeInfo, type MemoryReport } from './runtime.js';
 export { readImage, checkImageSize, type ImageInput, type ResizeMode, type ReadImageOptions } from './image/read.js';
 export { ImageResult, type ImageFormat, type EncodeOptions } from './image/write.js';
+export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOptions, type EncodeImageOptions } from './model/model.js';
+export { type BundleConfig, type SchedulerConfig, type TextEncoderConfig } from './model/config.js';
+export { textToImage, type TextToImageOptions } from './pipelines/textToImage.js';
+export { GenerationResult } from './pipelines/result.js';
+export { ClipTokenizer, type ClipTokenizerOptions } from './tokenizer/clipTokenizer.js';

@@ -42,6 +42,8 @@ export interface MemoryReport {
   tensorBytes: number;
   /** Module handles not yet disposed. */
   liveModules: number;
+  /** Model handles (loaded bundles) not yet disposed. */
+  liveModels: number;
 }
 
 /** Live handles and their bytes: a long run that does not dispose what it creates shows here. */

@@ -45,3 +45,13 @@ export async function rejectsWithCode(action: Promise<unknown> | (() => unknown)
     },
   );
 }
+
+/**
+ * A small random-weight bundle made by scripts/make_test_bundle.py (cached under
+ * test/fixtures/generated/bundles/<name>), with the given extra arguments.
+ */
+export function testBundle(name = 'tiny', args: string[] = []): string {
+  const dir = join(fixturesDir, 'bundles', name);
+  if (!existsSync(join(dir, 'model.json'))) runPython('scripts/make_test_bundle.py', [dir, ...args]);
+  return dir;
+}

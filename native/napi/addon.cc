@@ -6,6 +6,7 @@
 
 #include "../core/runtime/device.h"
 #include "../core/runtime/job_queue.h"
+#include "AddonModel.h"
 #include "AddonModule.h"
 #include "AddonTensor.h"
 #include "errors.h"
@@ -53,6 +54,7 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
   out.Set("liveTensors", static_cast<double>(AddonTensor::liveHandles.load()));
   out.Set("tensorBytes", static_cast<double>(AddonTensor::liveBytes.load()));
   out.Set("liveModules", static_cast<double>(AddonModule::liveHandles.load()));
+  out.Set("liveModels", static_cast<double>(AddonModel::liveHandles.load()));
   return out;
 }
 
@@ -64,6 +66,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.AddCleanupHook([] { shutdownAllQueues(); });
   AddonTensor::Init(env, exports);
   AddonModule::Init(env, exports);
+  AddonModel::Init(env, exports);
   InitTesting(env, exports);
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));

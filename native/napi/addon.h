@@ -8,6 +8,7 @@ namespace torchedit::napi {
 struct AddonState {
   Napi::FunctionReference tensorConstructor;
   Napi::FunctionReference moduleConstructor;
+  Napi::FunctionReference modelConstructor;
 };
 
 AddonState& state(Napi::Env env);

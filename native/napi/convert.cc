@@ -110,4 +110,36 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& value) {
                                           ", which torchedit cannot convert");
 }
 
+ModelConfig toModelConfig(Napi::Env env, Napi::Object json) {
+  auto number = [&](Napi::Object o, const char* key) { return o.Get(key).ToNumber().DoubleValue(); };
+  auto integer = [&](Napi::Object o, const char* key) { return o.Get(key).ToNumber().Int64Value(); };
+  ModelConfig c;
+  c.sampleSize = integer(json, "sampleSize");
+  c.latentChannels = integer(json, "latentChannels");
+  c.vaeScaleFactor = integer(json, "vaeScaleFactor");
+  c.scalingFactor = number(json, "scalingFactor");
+  c.predictionType = json.Get("predictionType").ToString().Utf8Value();
+  Napi::Object text = json.Get("textEncoder").As<Napi::Object>();
+  c.maxLength = integer(text, "maxLength");
+  c.hiddenSize = integer(text, "hiddenSize");
+  Napi::Object s = json.Get("scheduler").As<Napi::Object>();
+  c.scheduler.numTrainTimesteps = integer(s, "numTrainTimesteps");
+  c.scheduler.betaSchedule = s.Get("betaSchedule").ToString().Utf8Value();
+  c.scheduler.betaStart = number(s, "betaStart");
+  c.scheduler.betaEnd = number(s, "betaEnd");
+  c.scheduler.stepsOffset = integer(s, "stepsOffset");
+  c.scheduler.setAlphaToOne = s.Get("setAlphaToOne").ToBoolean().Value();
+  c.scheduler.timestepSpacing = s.Get("timestepSpacing").ToString().Utf8Value();
+  return c;
+}
+
+uint64_t toSeed(Napi::Env env, Napi::Value value) {
+  if (value.IsBigInt()) {
+    bool lossless = false;
+    return value.As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  if (value.IsNumber()) return static_cast<uint64_t>(value.As<Napi::Number>().Int64Value());
+  throwError(env, code::kInvalidArgument, "Expected an integer seed");
+}
+
 }  // namespace torchedit::napi

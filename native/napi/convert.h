@@ -7,6 +7,8 @@
 
 #include <vector>
 
+#include "../core/models/stable_diffusion.h"
+
 namespace torchedit::napi {
 
 // A JS array of non-negative integers -> sizes. Throws ERR_SHAPE.
@@ -25,5 +27,10 @@ napi_typedarray_type typedArrayTypeFor(c10::ScalarType dtype);
 std::vector<c10::IValue> toIValues(Napi::Env env, Napi::Array args);
 // A TorchScript result -> JS: tensors become handles, tuples and lists arrays.
 Napi::Value fromIValue(Napi::Env env, const c10::IValue& value);
+
+// model.json's fields (validated in lib/model/config.ts) -> the core's ModelConfig.
+ModelConfig toModelConfig(Napi::Env env, Napi::Object json);
+// A seed passed as a bigint (or a safe integer number).
+uint64_t toSeed(Napi::Env env, Napi::Value value);
 
 }  // namespace torchedit::napi

@@ -19,6 +19,7 @@ inline constexpr const char* kDeviceUnavailable = "ERR_DEVICE_UNAVAILABLE";
 inline constexpr const char* kFileNotFound = "ERR_FILE_NOT_FOUND";
 inline constexpr const char* kModuleLoad = "ERR_MODULE_LOAD";
 inline constexpr const char* kForward = "ERR_FORWARD";
+inline constexpr const char* kModelMismatch = "ERR_MODEL_MISMATCH";
 inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kAborted = "ERR_ABORTED";
 inline constexpr const char* kUnsupported = "ERR_UNSUPPORTED";

@@ -1,0 +1,206 @@
+/**
+ * A loaded Stable Diffusion bundle: tokenizer, text encoder, UNet and VAE on one device.
+ * Prompts, images and latents go in and out as Tensor handles; pipelines (lib/pipelines/)
+ * compose these with native loops.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { native, packageRoot, type NativeModel } from '../binding.js';
+import { resolveDevice, type Device } from '../device.js';
+import { TorchEditError, callNative, fromNative, invalidOption } from '../errors.js';
+import { readImage, type ImageInput, type ResizeMode } from '../image/read.js';
+import { runJob, type JobOptions } from '../jobs.js';
+import { Module } from '../module.js';
+import { oneOf, seed as seedOption } from '../options/validate.js';
+import { runtimeInfo } from '../runtime.js';
+import { Tensor } from '../tensor.js';
+import { ClipTokenizer } from '../tokenizer/clipTokenizer.js';
+import { compareVersions, readBundleConfig, type BundleConfig } from './config.js';
+import { checkImageSize } from '../image/read.js';
+import type { GenerationResult } from '../pipelines/result.js';
+import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.js';
+
+/** The model shipped inside the package, used when loadModel() gets no path. */
+export const defaultModelPath = join(packageRoot, 'models', 'shapes-64');
+
+export interface LoadModelOptions extends JobOptions {
+  /** Where the model runs. Defaults to `'cpu'`. */
+  device?: Device;
+  /** Cast the weights to this dtype after loading. Defaults to the bundle's own dtype. */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
+}
+
+export interface EncodeImageOptions {
+  /** Image width in pixels; a multiple of 8 × vaeScaleFactor. Defaults to the model's size. */
+  width?: number;
+  /** Image height in pixels; a multiple of 8 × vaeScaleFactor. Defaults to the model's size. */
+  height?: number;
+  /** How the image is fitted to the size: `'cover'` (center crop), `'contain'` (pad), `'fill'` (stretch). Defaults to `'cover'`. */
+  resize?: ResizeMode;
+  /** Sample the VAE posterior instead of taking its mean. Defaults to `false`. */
+  sample?: boolean;
+  /** Seed of the posterior sample (with `sample: true`). Defaults to 0. */
+  seed?: number | bigint;
+}
+
+const registry = new FinalizationRegistry<NativeModel>((handle) => handle.dispose());
+
+export class StableDiffusionModel implements Disposable {
+  readonly config: BundleConfig;
+  readonly path: string;
+  readonly tokenizer: ClipTokenizer;
+  #handle: NativeModel;
+  /** Prompt → its [1, L, D] states, so repeated prompts skip the text encoder. */
+  #promptCache = new Map<string, Float32Array>();
+
+  private constructor(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel) {
+    this.path = path;
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.#handle = handle;
+    registry.register(this, handle, this);
+  }
+
+  /** @internal */
+  static create(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel): StableDiffusionModel {
+    return new StableDiffusionModel(path, config, tokenizer, handle);
+  }
+
+  /** @internal */
+  get native(): NativeModel {
+    if (this.#handle.disposed) throw new TorchEditError('ERR_DISPOSED', 'The model was disposed');
+    return this.#handle;
+  }
+
+  get device(): string { return callNative(() => this.native.device); }
+  get dtype(): string { return callNative(() => this.native.dtype); }
+  get disposed(): boolean { return this.#handle.disposed; }
+  /** Default image side in pixels: sampleSize × vaeScaleFactor (512 for SD 1.5). */
+  get imageSize(): number { return this.config.sampleSize * this.config.vaeScaleFactor; }
+  /** Image sides must be multiples of this: 8 × vaeScaleFactor (64 for SD). */
+  get sizeMultiple(): number { return 8 * this.config.vaeScaleFactor; }
+
+  /** The four modules as handles sharing this model's weights (for custom loops and tests). */
+  modules(): { textEncoder: Module; unet: Module; vaeEncoder: Module; vaeDecoder: Module } {
+    const m = callNative(() => this.native.modules());
+    return { textEncoder: Module.fromNative(m.textEncoder), unet: Module.fromNative(m.unet), vaeEncoder: Module.fromNative(m.vaeEncoder), vaeDecoder: Module.fromNative(m.vaeDecoder) };
+  }
+
+  /** Token ids `[B, maxLength]` (int64) for one prompt or several. */
+  tokenize(prompts: string | string[]): Tensor {
+    const list = promptList(prompts);
+    const L = this.config.textEncoder.maxLength;
+    const ids = new BigInt64Array(list.length * L);
+    list.forEach((p, i) => this.tokenizer.encode(p).forEach((id, j) => { ids[i * L + j] = BigInt(id); }));
+    return Tensor.from(ids, [list.length, L]);
+  }
+
+  /** Text-encoder states `[B, L, D]` for one prompt or several. Repeated prompts are cached. */
+  async encodePrompt(prompts: string | string[], options: JobOptions = {}): Promise<Tensor> {
+    const list = promptList(prompts);
+    const missing = [...new Set(list.filter((p) => !this.#promptCache.has(p)))];
+    if (missing.length > 0) {
+      using ids = this.tokenize(missing);
+      const handle = this.native;
+      const states = Tensor.fromNative(await runJob(() => handle.encodeText(ids.native), options));
+      const data = (await states.data()) as Float32Array;
+      states.dispose();
+      const size = data.length / missing.length;
+      missing.forEach((p, i) => this.#promptCache.set(p, data.slice(i * size, (i + 1) * size)));
+    }
+    const { maxLength, hiddenSize } = this.config.textEncoder;
+    const out = new Float32Array(list.length * maxLength * hiddenSize);
+    list.forEach((p, i) => out.set(this.#promptCache.get(p)!, i * maxLength * hiddenSize));
+    return Tensor.from(out, [list.length, maxLength, hiddenSize]);
+  }
+
+  /** Reads an image (path, Buffer or sharp instance) into a `[1, 3, H, W]` tensor in [-1, 1] at a size the model accepts. */
+  async readImage(input: ImageInput, options: Pick<EncodeImageOptions, 'width' | 'height' | 'resize'> = {}): Promise<Tensor> {
+    const width = options.width ?? this.imageSize;
+    const height = options.height ?? this.imageSize;
+    checkImageSize(width, height, this.sizeMultiple);
+    const image = await readImage(input, { width, height, resize: options.resize === undefined ? 'cover' : oneOf('resize', options.resize, ['cover', 'contain', 'fill'] as const) });
+    return Tensor.from(image.data, image.shape);
+  }
+
+  /** VAE latents × scalingFactor for an image (any input readImage takes) or a `[B, 3, H, W]` tensor. */
+  async encodeImage(input: ImageInput | Tensor, options: EncodeImageOptions & JobOptions = {}): Promise<Tensor> {
+    const image = input instanceof Tensor ? input : await this.readImage(input, options);
+    try {
+      const seed = options.sample ? seedOption('seed', options.seed ?? 0) : null;
+      const handle = this.native;
+      return Tensor.fromNative(await runJob(() => handle.encodeImage(image.native, options.sample === true, seed), options));
+    } finally {
+      if (image !== input) image.dispose();
+    }
+  }
+
+  /** Decodes latents (× scalingFactor) to images `[B, 3, H, W]` in about [-1, 1]. */
+  async decodeLatents(latents: Tensor, options: JobOptions = {}): Promise<Tensor> {
+    const handle = this.native;
+    return Tensor.fromNative(await runJob(() => handle.decodeLatents(Tensor.handleOf(latents, 'latents')), options));
+  }
+
+  /** Text-to-image with DDIM and classifier-free guidance (see {@link TextToImageOptions}). */
+  generate(prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
+    return textToImage(this, prompt, options);
+  }
+
+  /** Frees the weights. Jobs already queued finish first; new calls throw ERR_DISPOSED. */
+  dispose(): void {
+    registry.unregister(this);
+    this.#handle.dispose();
+    this.#promptCache.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function promptList(prompts: string | string[]): string[] {
+  const list = typeof prompts === 'string' ? [prompts] : prompts;
+  if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string')) {
+    throw invalidOption('prompt', 'string or non-empty array of strings', prompts);
+  }
+  return list;
+}
+
+/**
+ * Loads a model bundle (BUNDLE.md) from `path`, or the model shipped with the package when no
+ * path is given. Validates model.json and every file, loads the four modules on the device, and
+ * checks their output shapes against model.json.
+ */
+export async function loadModel(path?: string, options: LoadModelOptions = {}): Promise<StableDiffusionModel> {
+  if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw invalidOption('path', 'non-empty string', path);
+  const dir = resolve(path ?? defaultModelPath);
+  if (path === undefined && !existsSync(join(dir, 'model.json'))) {
+    throw new TorchEditError('ERR_MODEL_NOT_FOUND', `This build of torchedit ships no default model (expected at ${dir}); pass the path of a bundle`);
+  }
+  const device = resolveDevice(options.device ?? 'cpu');
+  const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, ['float32', 'float16', 'bfloat16'] as const);
+  const config = await readBundleConfig(dir);
+  const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
+  try {
+    const handle = await runJob((onProgress) => native().NativeModel.load(dir, config, device, dtype, onProgress), options);
+    return StableDiffusionModel.create(dir, config, tokenizer, handle);
+  } catch (error) {
+    throw explainLoadError(error as TorchEditError, config);
+  }
+}
+
+/** A module that fails to load and was exported by a newer torch gets a precise error. */
+function explainLoadError(error: TorchEditError, config: BundleConfig): TorchEditError {
+  const exported = config.exportedWith?.torch;
+  const running = runtimeInfo().torchVersion;
+  const tooNew = /too old|maximum supported version|newer version/i.test(error.message) ||
+    (exported !== undefined && compareVersions(exported, running) > 0);
+  if (error.code === 'ERR_MODULE_LOAD' && tooNew) {
+    const wrapped = new TorchEditError('ERR_MODEL_TORCH_VERSION',
+      `${error.message} — the bundle was exported with torch ${exported ?? '(unknown)'} and this libtorch is ${running}; ` +
+      're-export it with a torch no newer than the libtorch torchedit runs on, or install a newer libtorch', { cause: error });
+    wrapped.stack = error.stack?.replace(/^[^\n]*/, `${wrapped.name} [ERR_MODEL_TORCH_VERSION]: ${wrapped.message}`);
+    return wrapped;
+  }
+  return error instanceof TorchEditError ? error : fromNative(error);
+}

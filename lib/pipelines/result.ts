@@ -1,0 +1,43 @@
+/** The result every generating pipeline returns: the decoded image and the latents it came from. */
+import { ImageResult } from '../image/write.js';
+import type { Tensor } from '../tensor.js';
+
+export class GenerationResult implements Disposable {
+  /** The decoded image (first of the batch for `image`; all of them in `images`). */
+  readonly images: ImageResult[];
+  /** Final latents `[B, C, h, w]`, scaled as the VAE decoder's input (× scalingFactor). */
+  readonly latents: Tensor;
+  /** The seed that was used (drawn at random when none was given), to reproduce the result. */
+  readonly seed: bigint;
+
+  constructor(images: ImageResult[], latents: Tensor, seed: bigint) {
+    this.images = images;
+    this.latents = latents;
+    this.seed = seed;
+  }
+
+  get image(): ImageResult {
+    return this.images[0];
+  }
+
+  /** Writes the first image; the format follows the extension (.png, .jpg, .webp). */
+  toFile(path: string): Promise<void> {
+    return this.image.toFile(path);
+  }
+
+  dispose(): void {
+    this.latents.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Splits decoded images `[B, 3, H, W]` (float32, about [-1, 1]) into one ImageResult each. */
+export async function toImages(decoded: Tensor): Promise<ImageResult[]> {
+  const [batch, , height, width] = decoded.shape;
+  const data = (await decoded.data()) as Float32Array;
+  const size = 3 * height * width;
+  return Array.from({ length: batch }, (_, i) => new ImageResult({ data: data.subarray(i * size, (i + 1) * size), width, height }));
+}

@@ -1,0 +1,110 @@
+#include "stable_diffusion.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <functional>
+
+#include "../runtime/error.h"
+
+namespace torchedit {
+
+std::shared_ptr<StableDiffusion> StableDiffusion::load(const std::string& dir,
+                                                       const ModelConfig& config,
+                                                       const c10::Device& device,
+                                                       std::optional<c10::ScalarType> dtype) {
+  std::shared_ptr<StableDiffusion> model(new StableDiffusion());
+  model->config_ = config;
+  model->device_ = device;
+  model->schedule_.emplace(config.scheduler);
+  auto load = [&](const char* file) {
+    auto module = ScriptModule::load(dir + "/" + file, device);
+    if (dtype) module->module().to(*dtype);
+    return module;
+  };
+  model->textEncoder_ = load("text_encoder.pt");
+  model->unet_ = load("unet.pt");
+  model->vaeEncoder_ = load("vae_encoder.pt");
+  model->vaeDecoder_ = load("vae_decoder.pt");
+  // The modules' own dtype (from their first parameter) is what inputs are cast to.
+  model->dtype_ = dtype.value_or(c10::kFloat);
+  for (const auto& p : model->unet_->module().parameters()) {
+    model->dtype_ = p.scalar_type();
+    break;
+  }
+  model->verify();
+  return model;
+}
+
+// Runs each module once on the smallest input the config allows, so a bundle whose modules
+// disagree with model.json fails at load time, not in the middle of a job.
+void StableDiffusion::verify() {
+  const int64_t L = config_.maxLength, D = config_.hiddenSize, C = config_.latentChannels;
+  const int64_t f = config_.vaeScaleFactor, h = 8;  // 8×8 latents: cheap even for SD's UNet
+  torch::NoGradGuard noGrad;
+  // Runs one probe; any failure names the file and the model.json fields it was checked against.
+  auto probe = [](const std::string& file, const std::string& field, at::IntArrayRef expected,
+                  const std::function<torch::Tensor()>& call) {
+    torch::Tensor out;
+    try {
+      out = call();
+    } catch (const Error& e) {
+      throw Error(code::kModelMismatch, file + " failed on inputs shaped by model.json (" + field + "): " + e.what());
+    }
+    if (out.sizes() != expected) {
+      throw Error(code::kModelMismatch, file + " returned shape " + c10::str(out.sizes()) +
+                                            " where model.json (" + field + ") implies " + c10::str(expected));
+    }
+    return out;
+  };
+  auto ids = torch::zeros({1, L}, torch::dtype(torch::kLong).device(device_));
+  torch::Tensor context = probe("text_encoder.pt", "textEncoder.maxLength, textEncoder.hiddenSize",
+                                {1, L, D}, [&] { return encodeText(ids); });
+  auto latents = torch::zeros({1, C, h, h}, torch::dtype(torch::kFloat).device(device_));
+  probe("unet.pt", "latentChannels, textEncoder.hiddenSize", {1, C, h, h},
+        [&] { return predictNoise(latents, schedule_->config().numTrainTimesteps / 2, context); });
+  auto image = torch::zeros({1, 3, h * f, h * f}, torch::dtype(torch::kFloat).device(device_));
+  probe("vae_encoder.pt", "latentChannels, vaeScaleFactor", {1, 2 * C, h, h},
+        [&] { return vaeEncoder_->forwardTensor({image.to(dtype_)}); });
+  probe("vae_decoder.pt", "latentChannels, vaeScaleFactor", {1, 3, h * f, h * f},
+        [&] { return vaeDecoder_->forwardTensor({latents.to(dtype_)}); });
+}
+
+torch::Tensor StableDiffusion::encodeText(const torch::Tensor& ids) {
+  return textEncoder_->forwardTensor({ids.to(device_, torch::kLong)}).to(torch::kFloat);
+}
+
+torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t t,
+                                            const torch::Tensor& context) {
+  const int64_t batch = sample.size(0);
+  auto timesteps = torch::full({batch}, t, torch::dtype(torch::kLong).device(device_));
+  torch::Tensor ctx = context.size(0) == batch ? context : context.expand({batch, context.size(1), context.size(2)});
+  torch::Tensor out = unet_->forwardTensor({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)})
+                          .to(torch::kFloat);
+  if (config_.predictionType == "v_prediction") {
+    // ε = √ᾱ·v + √(1−ᾱ)·x_t (arXiv:2202.00512 §4)
+    double a = schedule_->alphaBar(t);
+    out = std::sqrt(a) * out + std::sqrt(1.0 - a) * sample.to(torch::kFloat);
+  }
+  return out;
+}
+
+torch::Tensor StableDiffusion::encodeImage(const torch::Tensor& image, bool sample,
+                                           std::optional<uint64_t> seed) {
+  torch::Tensor moments = vaeEncoder_->forwardTensor({image.to(device_, dtype_)}).to(torch::kFloat);
+  auto parts = moments.chunk(2, 1);
+  torch::Tensor latents = parts[0];
+  if (sample) {
+    // Reparameterised sample of the diagonal Gaussian posterior; logvar clamped as diffusers does.
+    torch::Tensor std = torch::exp(0.5 * parts[1].clamp(-30.0, 20.0));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed.value_or(0));
+    torch::Tensor noise = torch::randn(latents.sizes(), gen, torch::kFloat).to(device_);
+    latents = latents + std * noise;
+  }
+  return latents * config_.scalingFactor;
+}
+
+torch::Tensor StableDiffusion::decodeLatents(const torch::Tensor& latents) {
+  return vaeDecoder_->forwardTensor({(latents / config_.scalingFactor).to(device_, dtype_)}).to(torch::kFloat);
+}
+
+}  // namespace torchedit

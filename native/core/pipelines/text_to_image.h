@@ -1,0 +1,26 @@
+// Text-to-image: DDIM sampling with classifier-free guidance, the whole loop in one job.
+#pragma once
+
+#include <torch/types.h>
+
+#include "../models/stable_diffusion.h"
+#include "../runtime/job.h"
+
+namespace torchedit {
+
+struct TextToImageOptions {
+  int64_t steps = 50;
+  double guidanceScale = 7.5;  // ≤ 1 runs the conditional pass only
+  double eta = 0.0;            // DDIM η: 0 deterministic, 1 DDPM-like
+  uint64_t seed = 0;
+  int64_t latentHeight = 64;
+  int64_t latentWidth = 64;
+};
+
+// `context` [B, L, D] prompt states; `unconditional` [1 or B, L, D] (the negative prompt).
+// Returns the final latents [B, C, h, w] (scaled, as the VAE decoder's caller expects).
+torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context,
+                          const torch::Tensor& unconditional, const TextToImageOptions& options,
+                          JobContext& job);
+
+}  // namespace torchedit

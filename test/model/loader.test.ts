@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { loadModel, memory, Tensor } from '../../lib/index.js';
+import { python, rejectsWithCode, testBundle } from '../helpers.js';
+
+/** A writable copy of the tiny bundle, changed by `edit`. */
+function brokenCopy(edit: (dir: string) => void): string {
+  const dir = join(mkdtempSync(join(tmpdir(), 'torchedit-bundle-')), 'bundle');
+  cpSync(testBundle(), dir, { recursive: true });
+  edit(dir);
+  return dir;
+}
+
+function editJson(dir: string, change: (json: Record<string, any>) => void): void {
+  const file = join(dir, 'model.json');
+  const json = JSON.parse(readFileSync(file, 'utf8'));
+  change(json);
+  writeFileSync(file, JSON.stringify(json));
+}
+
+async function rejectsNaming(promise: Promise<unknown>, code: string, ...words: string[]): Promise<void> {
+  await assert.rejects(promise, (e: { code: string; message: string }) => {
+    assert.equal(e.code, code, e.message);
+    for (const w of words) assert.ok(e.message.includes(w), `message names ${w}: ${e.message}`);
+    return true;
+  });
+}
+
+test('a valid bundle loads with its config, tokenizer and modules', async () => {
+  const model = await loadModel(testBundle());
+  assert.equal(model.config.textEncoder.hiddenSize, 32);
+  assert.equal(model.imageSize, 64);
+  assert.equal(model.device, 'cpu');
+  assert.equal(model.dtype, 'float32');
+  assert.deepEqual(Array.from(model.tokenizer.encode('a photo of a cat').slice(0, 8)), [49406, 320, 1125, 539, 320, 2368, 49407, 49407]);
+  const { unet } = model.modules();
+  assert.ok(unet.parameterCount > 1000);
+  model.dispose();
+  await rejectsWithCode(model.encodePrompt('x'), 'ERR_DISPOSED');
+  assert.equal(memory().liveModels, 0);
+});
+
+test('missing bundle, missing file, bad JSON and bad fields reject naming the file and field', async () => {
+  await rejectsNaming(loadModel('/nonexistent/bundle'), 'ERR_MODEL_NOT_FOUND', '/nonexistent/bundle');
+  await rejectsNaming(loadModel(brokenCopy((d) => rmSync(join(d, 'unet.pt')))), 'ERR_MODEL_NOT_FOUND', 'unet.pt');
+  await rejectsNaming(loadModel(brokenCopy((d) => rmSync(join(d, 'tokenizer', 'merges.txt')))), 'ERR_MODEL_NOT_FOUND', 'merges.txt');
+  await rejectsNaming(loadModel(brokenCopy((d) => writeFileSync(join(d, 'model.json'), '{"format": "torchedit-bundle",'))), 'ERR_MODEL_CONFIG', 'model.json', 'not valid JSON');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.formatVersion = 2; }))), 'ERR_MODEL_VERSION', 'formatVersion 2');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.format = 'diffusers'; }))), 'ERR_MODEL_CONFIG', 'format');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.scheduler.betaStart = -1; }))), 'ERR_MODEL_CONFIG', 'scheduler.betaStart');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.predictionType = 'sample'; }))), 'ERR_MODEL_CONFIG', 'predictionType');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { delete j.textEncoder.padTokenId; }))), 'ERR_MODEL_CONFIG', 'textEncoder.padTokenId');
+  await rejectsNaming(loadModel(brokenCopy((d) => writeFileSync(join(d, 'vae_decoder.pt'), 'garbage'))), 'ERR_MODULE_LOAD', 'vae_decoder.pt');
+});
+
+test('modules that disagree with model.json are rejected at load, naming file and field', async () => {
+  await rejectsNaming(loadModel(testBundle('bad-unet-channels', ['--variant', 'bad-unet-channels'])), 'ERR_MODEL_MISMATCH', 'unet.pt', 'latentChannels');
+  await rejectsNaming(loadModel(testBundle('bad-hidden-size', ['--variant', 'bad-hidden-size'])), 'ERR_MODEL_MISMATCH', 'text_encoder.pt', 'hiddenSize');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.latentChannels = 8; }))), 'ERR_MODEL_MISMATCH', 'latentChannels');
+});
+
+test('a TorchScript file written by a newer torch is reported as such', async () => {
+  const dir = brokenCopy((d) => {
+    // Rewrite the archive's format version as a newer torch would write it.
+    const code = `import zipfile, sys
+src = sys.argv[1]; dst = src + '.new'
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w') as zout:
+    for item in zin.infolist():
+        data = zin.read(item.filename)
+        if item.filename.endswith('/version'): data = b'99\\n'
+        zout.writestr(item, data)
+import os; os.replace(dst, src)`;
+    const r = spawnSync(python, ['-c', code, join(d, 'unet.pt')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    editJson(d, (j) => { j.exportedWith = { torch: '2.4.0' }; });
+  });
+  await rejectsNaming(loadModel(dir), 'ERR_MODEL_TORCH_VERSION', 'unet.pt', '2.4.0', '1.13');
+});
+
+test('bad load options reject', async () => {
+  await rejectsWithCode(loadModel(testBundle(), { device: 'cuda:0' }), 'ERR_DEVICE_UNAVAILABLE');
+  await rejectsWithCode(loadModel(testBundle(), { dtype: 'int8' as never }), 'ERR_INVALID_OPTION');
+  await rejectsWithCode(loadModel(''), 'ERR_INVALID_OPTION');
+  assert.ok(Tensor);
+});
