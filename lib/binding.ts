@@ -79,6 +79,17 @@ export interface NativeTextToImageOptions {
   latentWidth: number;
 }
 
+export interface NativeEditOptions {
+  steps: number;
+  eta: number;
+  skip: number;
+  guidanceScale: number;
+  momentumScale: number;
+  momentumBeta: number;
+  maskMode: 'channel' | 'sum';
+  concepts: Array<{ scale: number; remove: boolean; warmup: number; cooldown: number | null; threshold: number; weight: number }>;
+}
+
 export interface NativeModel {
   readonly device: string;
   readonly dtype: string;
@@ -112,9 +123,17 @@ export interface NativeBinding {
   resolveDevice(name: string): { name: string; fallback?: string };
   setThreads(threads: number): void;
   memory(): { liveTensors: number; tensorBytes: number; liveModules: number; liveModels: number };
+  ledits: {
+    invert(model: NativeModel, x0: NativeTensor, unconditional: NativeTensor, source: NativeTensor | null,
+      options: { steps: number; eta: number; sourceGuidanceScale: number; seed: bigint }, onProgress?: NativeProgressCallback): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
+    edit(model: NativeModel, timesteps: NativeTensor, xts: NativeTensor, zs: NativeTensor, unconditional: NativeTensor,
+      target: NativeTensor | null, concepts: NativeTensor | null, options: NativeEditOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
+  };
   /** Test support: a job of `steps` sleeps of `msPerStep`, checking for abort between steps. */
   testing: {
     stepJob(device: string, steps: number, msPerStep: number, onProgress?: NativeProgressCallback): NativeJob<number>;
+    /** The SEGA term of each of `steps` edit steps for fixed ε_∅ and concept ε's. */
+    semanticGuidance(epsUncond: NativeTensor, epsConcepts: NativeTensor, options: Omit<NativeEditOptions, 'steps' | 'eta' | 'skip' | 'guidanceScale'>, steps: number): NativeTensor[];
   };
 }
 

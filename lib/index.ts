@@ -12,3 +12,6 @@ export { type BundleConfig, type SchedulerConfig, type TextEncoderConfig } from 
 export { textToImage, type TextToImageOptions } from './pipelines/textToImage.js';
 export { GenerationResult } from './pipelines/result.js';
 export { ClipTokenizer, type ClipTokenizerOptions } from './tokenizer/clipTokenizer.js';
+export { invert, type InvertOptions } from './pipelines/ledits/invert.js';
+export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
+export { edit, type EditOptions, type EditConcept } from './pipelines/ledits/edit.js';

@@ -19,6 +19,9 @@ import { compareVersions, readBundleConfig, type BundleConfig } from './config.j
 import { checkImageSize } from '../image/read.js';
 import type { GenerationResult } from '../pipelines/result.js';
 import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.js';
+import { invert, type InvertOptions } from '../pipelines/ledits/invert.js';
+import type { Inversion } from '../pipelines/ledits/inversion.js';
+import { bundleFingerprint } from './fingerprint.js';
 
 /** The model shipped inside the package, used when loadModel() gets no path. */
 export const defaultModelPath = join(packageRoot, 'models', 'shapes-64');
@@ -52,6 +55,7 @@ export class StableDiffusionModel implements Disposable {
   #handle: NativeModel;
   /** Prompt → its [1, L, D] states, so repeated prompts skip the text encoder. */
   #promptCache = new Map<string, Float32Array>();
+  #fingerprint: Promise<string> | undefined;
 
   private constructor(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel) {
     this.path = path;
@@ -144,6 +148,17 @@ export class StableDiffusionModel implements Disposable {
   /** Text-to-image with DDIM and classifier-free guidance (see {@link TextToImageOptions}). */
   generate(prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
     return textToImage(this, prompt, options);
+  }
+
+  /** LEDITS step 1: edit-friendly DDPM inversion of an image; edit the result many times. */
+  invert(image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
+    return invert(this, image, options);
+  }
+
+  /** A content fingerprint of the bundle (computed once), stored in files made with this model. */
+  fingerprint(): Promise<string> {
+    this.#fingerprint ??= bundleFingerprint(this.path);
+    return this.#fingerprint;
   }
 
   /** Frees the weights. Jobs already queued finish first; new calls throw ERR_DISPOSED. */

@@ -5,3 +5,29 @@ export const textToImageDefaults = {
   guidanceScale: 7.5,
   eta: 0,
 } as const;
+
+/** LEDITS inversion (demo defaults of Tsaban & Passos; ALGORITHMS.md §3). */
+export const inversionDefaults = {
+  sourcePrompt: '',
+  sourceGuidanceScale: 3.5,
+  steps: 100,
+  eta: 1,
+} as const;
+
+/** LEDITS edit: target-prompt CFG and where the replay starts. */
+export const editDefaults = {
+  guidanceScale: 15,
+  skip: 36,
+  momentumScale: 0.3,
+  momentumBeta: 0.6,
+  maskMode: 'channel',
+} as const;
+
+/** One SEGA concept (LEDITS demo values, tuned for DDPM-inversion edits; SEGA's own are 5, 10, 0.9). */
+export const conceptDefaults = {
+  scale: 7,
+  remove: false,
+  warmup: 2,
+  threshold: 0.95,
+  weight: 1,
+} as const;

@@ -10,6 +10,7 @@
 #include "AddonModule.h"
 #include "AddonTensor.h"
 #include "errors.h"
+#include "ledits_bindings.h"
 #include "testing.h"
 
 namespace torchedit::napi {
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonTensor::Init(env, exports);
   AddonModule::Init(env, exports);
   AddonModel::Init(env, exports);
+  InitLedits(env, exports);
   InitTesting(env, exports);
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));

@@ -5,8 +5,11 @@
 #include <chrono>
 #include <thread>
 
+#include "../core/edit/semantic_guidance.h"
+#include "AddonTensor.h"
 #include "errors.h"
 #include "jobs.h"
+#include "ledits_bindings.h"
 
 namespace torchedit::napi {
 
@@ -27,11 +30,27 @@ Napi::Value StepJob(const Napi::CallbackInfo& info) {
     return [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(done)); };
   }, info[3]);
 }
+// semanticGuidance(epsUncond [B,C,h,w], epsConcepts [K,B,C,h,w], options, steps) -> Tensor[steps]:
+// the SEGA term of each edit step from the core's SemanticGuidance, for tests of the recursion.
+Napi::Value SemanticGuidanceSteps(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  torch::Tensor uncond = AddonTensor::tensorOf(env, info[0], "epsUncond");
+  torch::Tensor concepts = AddonTensor::tensorOf(env, info[1], "epsConcepts");
+  SemanticGuidance guidance(toGuidanceOptions(info[2].As<Napi::Object>()));
+  int64_t steps = info[3].ToNumber().Int64Value();
+  Napi::Array out = Napi::Array::New(env, steps);
+  guard(env, [&] {
+    for (int64_t i = 0; i < steps; ++i) out.Set(static_cast<uint32_t>(i), AddonTensor::wrap(env, guidance.step(i, uncond, concepts)));
+    return 0;
+  });
+  return out;
+}
 }  // namespace
 
 void InitTesting(Napi::Env env, Napi::Object exports) {
   Napi::Object testing = Napi::Object::New(env);
   testing.Set("stepJob", Napi::Function::New<StepJob>(env, "stepJob"));
+  testing.Set("semanticGuidance", Napi::Function::New<SemanticGuidanceSteps>(env, "semanticGuidance"));
   exports.Set("testing", testing);
 }
 

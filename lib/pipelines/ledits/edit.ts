@@ -1,0 +1,104 @@
+/**
+ * LEDITS step 2: replay an inversion's noise maps while guiding with a target prompt and/or SEGA
+ * concepts (arXiv:2307.00522, SEGA arXiv:2301.12247). The loop and the guidance recursion run
+ * natively (native/core/edit/ledits.cc, semantic_guidance.cc); this file validates and packages.
+ */
+import { native } from '../../binding.js';
+import { invalidOption } from '../../errors.js';
+import { runJob, type JobOptions } from '../../jobs.js';
+import { conceptDefaults, editDefaults } from '../../options/defaults.js';
+import { integerIn, isPlainObject, nonEmptyString, numberIn, oneOf } from '../../options/validate.js';
+import { Tensor } from '../../tensor.js';
+import { GenerationResult, toImages } from '../result.js';
+import type { Inversion } from './inversion.js';
+
+/** One SEGA edit concept. */
+export interface EditConcept {
+  /** What to add (or, with `remove`, take away), e.g. `'blue'`. Required, non-empty. */
+  prompt: string;
+  /** Guidance scale s_c ≥ 0. Defaults to `7`. diffusers: `edit_guidance_scale`. */
+  scale?: number;
+  /** Guide away from the concept instead of towards it. Defaults to `false`. diffusers: `reverse_editing_direction`. */
+  remove?: boolean;
+  /** Edit steps before the concept applies (counted from the first replayed step). Defaults to `2`. diffusers: `edit_warmup_steps`. */
+  warmup?: number;
+  /** Edit step from which the concept stops applying. Defaults to never. diffusers: `edit_cooldown_steps`. */
+  cooldown?: number;
+  /** Share λ in [0, 1) of the guidance entries masked out (smallest first). Defaults to `0.95`. diffusers: `edit_threshold`. */
+  threshold?: number;
+  /** Relative weight w_c ≥ 0 among concepts. Defaults to `1`. diffusers: `edit_weights`. */
+  weight?: number;
+}
+
+export interface EditOptions extends JobOptions {
+  /** A prompt describing the wanted image; omit (or `''`) for concepts-only edits. */
+  targetPrompt?: string;
+  /** CFG scale of the target prompt. Defaults to `15`. */
+  guidanceScale?: number;
+  /**
+   * Inversion steps not replayed: the edit starts from the noisy latent after `skip` steps. An
+   * integer count (DDPM-inversion style, `36` of 100), or a fraction in (0, 1) of the inversion's
+   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to `36`.
+   */
+  skip?: number;
+  /** SEGA concepts, each added or removed. Defaults to none. */
+  concepts?: EditConcept[];
+  /** Momentum scale s_m of SEGA's guidance. Defaults to `0.3`. diffusers: `edit_momentum_scale`. */
+  momentumScale?: number;
+  /** Momentum β in [0, 1). Defaults to `0.6`. diffusers: `edit_mom_beta`. */
+  momentumBeta?: number;
+  /** How λ masks: `'channel'` (SEGA: quantile per channel) or `'sum'` (LEDITS++: over the channel-summed magnitude). Defaults to `'channel'`. */
+  maskMode?: 'channel' | 'sum';
+}
+
+function concept(value: unknown, i: number) {
+  if (!isPlainObject(value)) throw invalidOption(`concepts[${i}]`, 'object with a prompt', value);
+  const d = conceptDefaults;
+  const name = (key: string) => `concepts[${i}].${key}`;
+  const remove = value.remove ?? d.remove;
+  if (typeof remove !== 'boolean') throw invalidOption(name('remove'), 'boolean', remove);
+  return {
+    prompt: nonEmptyString(name('prompt'), value.prompt),
+    scale: numberIn(name('scale'), value.scale ?? d.scale, 0, 1000),
+    remove,
+    warmup: integerIn(name('warmup'), value.warmup ?? d.warmup, 0, 100000),
+    cooldown: value.cooldown === undefined ? null : integerIn(name('cooldown'), value.cooldown, 0, 100000),
+    threshold: numberIn(name('threshold'), value.threshold ?? d.threshold, 0, 1, { maxExclusive: true }),
+    weight: numberIn(name('weight'), value.weight ?? d.weight, 0, 1000),
+  };
+}
+
+export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
+  const d = editDefaults;
+  const steps = inversion.settings.steps;
+  const targetPrompt = options.targetPrompt ?? '';
+  if (typeof targetPrompt !== 'string') throw invalidOption('targetPrompt', 'string', targetPrompt);
+  const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
+  const rawSkip = options.skip ?? d.skip;
+  const skip = typeof rawSkip === 'number' && rawSkip > 0 && rawSkip < 1
+    ? Math.round(rawSkip * steps)
+    : integerIn('skip', rawSkip, 0, steps - 1);
+  if (skip >= steps) throw invalidOption('skip', `integer below the inversion's ${steps} steps`, rawSkip);
+  const concepts = options.concepts ?? [];
+  if (!Array.isArray(concepts)) throw invalidOption('concepts', 'array', concepts);
+  const parsed = concepts.map(concept);
+  const momentumScale = numberIn('momentumScale', options.momentumScale ?? d.momentumScale, 0, 1000);
+  const momentumBeta = numberIn('momentumBeta', options.momentumBeta ?? d.momentumBeta, 0, 1, { maxExclusive: true });
+  const maskMode = oneOf('maskMode', options.maskMode ?? d.maskMode, ['channel', 'sum'] as const);
+
+  const model = inversion.model;
+  const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
+  const conceptStates = parsed.length === 0 ? null : await model.encodePrompt(parsed.map((c) => c.prompt));
+  const t = inversion.tensors;
+  const handle = model.native;
+  try {
+    const latents = Tensor.fromNative(await runJob((onProgress) => native().ledits.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
+      t.unconditional.native, target?.native ?? null, conceptStates?.native ?? null,
+      { steps, eta: inversion.settings.eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
+    using decoded = await model.decodeLatents(latents, { signal: options.signal });
+    return new GenerationResult(await toImages(decoded), latents, BigInt(inversion.settings.seed));
+  } finally {
+    target?.dispose();
+    conceptStates?.dispose();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * An inversion: everything an edit replays (x_0, the x_t it sampled, the noise maps z_t,
+ * timesteps, the prompt states) and its settings. Invert once, edit many times: edits only read
+ * these tensors. Saved as safetensors (BUNDLE.md "Artifacts"), readable from Python.
+ */
+import { TorchEditError } from '../../errors.js';
+import { fromTensor, readSafetensors, toTensor, writeSafetensors, type RawTensor } from '../../io/safetensors.js';
+import type { StableDiffusionModel } from '../../model/model.js';
+import type { Tensor } from '../../tensor.js';
+import type { GenerationResult } from '../result.js';
+import { edit, type EditOptions } from './edit.js';
+
+export interface InversionTensors {
+  /** VAE latents of the input × scalingFactor, `[1, C, h, w]`. */
+  x0: Tensor;
+  /** Timesteps in sampling order (largest first), int64 `[T]`. */
+  timesteps: Tensor;
+  /** The noisy latents at each timestep, `[T, 1, C, h, w]`. */
+  xts: Tensor;
+  /** The noise map of each step, `[T, 1, C, h, w]`; `zs[T−1]` is z_1 (kept, so reconstruction is exact). */
+  zs: Tensor;
+  /** Text states of the empty prompt, `[1, L, D]`. */
+  unconditional: Tensor;
+  /** Text states of the source prompt, or null when there was none. */
+  source: Tensor | null;
+}
+
+export interface InversionSettings {
+  sourcePrompt: string;
+  sourceGuidanceScale: number;
+  steps: number;
+  eta: number;
+  /** The seed, as a decimal string (seeds may exceed 2^53). */
+  seed: string;
+  width: number;
+  height: number;
+}
+
+const FORMAT = 'torchedit-inversion';
+const VERSION = '1';
+
+export class Inversion implements Disposable {
+  readonly model: StableDiffusionModel;
+  readonly tensors: InversionTensors;
+  readonly settings: InversionSettings;
+  /** Fingerprint of the model that made it (lib/model/fingerprint.ts). */
+  readonly fingerprint: string;
+
+  constructor(model: StableDiffusionModel, init: { tensors: InversionTensors; settings: InversionSettings; fingerprint: string }) {
+    this.model = model;
+    this.tensors = init.tensors;
+    this.settings = init.settings;
+    this.fingerprint = init.fingerprint;
+  }
+
+  /** Edits the inverted image (see {@link EditOptions}); the inversion is left unchanged. */
+  edit(options: EditOptions = {}): Promise<GenerationResult> {
+    return edit(this, options);
+  }
+
+  /** Writes the inversion as safetensors with its settings and the model fingerprint as metadata. */
+  async save(path: string): Promise<void> {
+    const t = this.tensors;
+    const tensors = new Map<string, RawTensor>();
+    for (const [name, tensor] of [['x0', t.x0], ['timesteps', t.timesteps], ['xts', t.xts], ['zs', t.zs], ['uncond_embeddings', t.unconditional], ['source_embeddings', t.source]] as const) {
+      if (tensor) tensors.set(name, await fromTensor(tensor));
+    }
+    await writeSafetensors(path, tensors, {
+      format: FORMAT,
+      version: VERSION,
+      settings: JSON.stringify(this.settings),
+      modelFingerprint: this.fingerprint,
+      modelName: this.model.config.name,
+    });
+  }
+
+  dispose(): void {
+    for (const t of Object.values(this.tensors)) (t as Tensor | null)?.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Reads an inversion saved by {@link Inversion.save}; refuses a file made with another model or not an inversion. */
+export async function loadInversion(path: string, model: StableDiffusionModel): Promise<Inversion> {
+  const { tensors, metadata } = await readSafetensors(path);
+  if (metadata.format !== FORMAT) {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is not a torchedit inversion (format ${JSON.stringify(metadata.format)})`);
+  }
+  if (metadata.version !== VERSION) {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is an inversion of format version ${metadata.version}; this torchedit reads version ${VERSION}`);
+  }
+  const fingerprint = await model.fingerprint();
+  if (metadata.modelFingerprint !== fingerprint) {
+    throw new TorchEditError('ERR_MODEL_MISMATCH', `${path} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`);
+  }
+  const need = (name: string): RawTensor => {
+    const raw = tensors.get(name);
+    if (!raw) throw new TorchEditError('ERR_FILE_FORMAT', `${path} lacks the tensor ${name}`);
+    return raw;
+  };
+  let settings: InversionSettings;
+  try {
+    settings = JSON.parse(metadata.settings) as InversionSettings;
+  } catch {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${path} has unreadable settings metadata`);
+  }
+  const source = tensors.get('source_embeddings');
+  return new Inversion(model, {
+    tensors: {
+      x0: toTensor(need('x0')), timesteps: toTensor(need('timesteps')), xts: toTensor(need('xts')), zs: toTensor(need('zs')),
+      unconditional: toTensor(need('uncond_embeddings')), source: source ? toTensor(source) : null,
+    },
+    settings,
+    fingerprint,
+  });
+}

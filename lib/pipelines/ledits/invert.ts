@@ -1,0 +1,61 @@
+/**
+ * LEDITS step 1: edit-friendly DDPM inversion of an image (arXiv:2304.06140). The loop runs
+ * natively in one job (native/core/edit/ddpm_inversion.cc); this file validates and packages.
+ */
+import { native } from '../../binding.js';
+import type { ImageInput, ResizeMode } from '../../image/read.js';
+import { runJob, type JobOptions } from '../../jobs.js';
+import type { StableDiffusionModel } from '../../model/model.js';
+import { inversionDefaults } from '../../options/defaults.js';
+import { integerIn, numberIn, seed as seedOption } from '../../options/validate.js';
+import { invalidOption } from '../../errors.js';
+import { Tensor } from '../../tensor.js';
+import { randomSeed } from '../textToImage.js';
+import { Inversion } from './inversion.js';
+
+export interface InvertOptions extends JobOptions {
+  /** A prompt describing the input image; guides the inversion (s_src). Defaults to `''` (none). diffusers LEDITS++: `source_prompt`. */
+  sourcePrompt?: string;
+  /** CFG scale of the source prompt during inversion; ignored without one. Defaults to `3.5`. diffusers LEDITS++: `source_guidance_scale`. */
+  sourceGuidanceScale?: number;
+  /** Inversion steps T (every edit replays up to T − skip of them). Defaults to `100`. diffusers LEDITS++: `num_inversion_steps`. */
+  steps?: number;
+  /** η of the DDPM posterior, in (0, 1]; 1 is the method's choice. Defaults to `1`. */
+  eta?: number;
+  /** Seed of the independent noise draws; the same seed gives a bit-identical inversion. Defaults to a random seed. */
+  seed?: number | bigint;
+  /** Image width in pixels (multiple of 8 × vaeScaleFactor). Defaults to the model's size. */
+  width?: number;
+  /** Image height in pixels (multiple of 8 × vaeScaleFactor). Defaults to the model's size. */
+  height?: number;
+  /** How the image is fitted: `'cover'`, `'contain'` or `'fill'`. Defaults to `'cover'`. */
+  resize?: ResizeMode;
+}
+
+export async function invert(model: StableDiffusionModel, image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
+  const d = inversionDefaults;
+  const sourcePrompt = options.sourcePrompt ?? d.sourcePrompt;
+  if (typeof sourcePrompt !== 'string') throw invalidOption('sourcePrompt', 'string', sourcePrompt);
+  const sourceGuidanceScale = numberIn('sourceGuidanceScale', options.sourceGuidanceScale ?? d.sourceGuidanceScale, 0, 1000);
+  const steps = integerIn('steps', options.steps ?? d.steps, 1, model.config.scheduler.numTrainTimesteps);
+  const eta = numberIn('eta', options.eta ?? d.eta, 0, 1, { minExclusive: true });
+  const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
+
+  const x0 = await model.encodeImage(image, { width: options.width, height: options.height, resize: options.resize, signal: options.signal });
+  const unconditional = await model.encodePrompt('');
+  const source = sourcePrompt === '' ? null : await model.encodePrompt(sourcePrompt);
+  const handle = model.native;
+  try {
+    const [timesteps, xts, zs] = await runJob((onProgress) => native().ledits.invert(handle, x0.native, unconditional.native, source?.native ?? null,
+      { steps, eta, sourceGuidanceScale, seed }, onProgress), options);
+    const [, , h, w] = x0.shape;
+    return new Inversion(model, {
+      tensors: { x0, timesteps: Tensor.fromNative(timesteps), xts: Tensor.fromNative(xts), zs: Tensor.fromNative(zs), unconditional, source },
+      settings: { sourcePrompt, sourceGuidanceScale, steps, eta, seed: seed.toString(), width: w * model.config.vaeScaleFactor, height: h * model.config.vaeScaleFactor },
+      fingerprint: await model.fingerprint(),
+    });
+  } catch (error) {
+    for (const t of [x0, unconditional, source]) t?.dispose();
+    throw error;
+  }
+}

@@ -1,0 +1,37 @@
+// Edit-friendly DDPM inversion (Huberman-Spiegelglas, Kulikov, Michaeli, "An Edit Friendly
+// DDPM Noise Space", arXiv:2304.06140; ALGORITHMS.md §1).
+#pragma once
+
+#include <torch/types.h>
+
+#include "../models/stable_diffusion.h"
+#include "../runtime/job.h"
+
+namespace torchedit {
+
+struct InversionOptions {
+  int64_t steps = 100;
+  double eta = 1.0;                   // must be > 0: σ_t = 0 leaves z_t undefined
+  double sourceGuidanceScale = 3.5;   // s_src; unused when there is no source prompt
+  uint64_t seed = 0;
+};
+
+// Tensors in sampling order (largest t first): timesteps [T]; xts [T, B, C, h, w], xts[k] the
+// latent at timesteps[k]; zs [T, B, C, h, w], zs[k] the noise of the step leaving timesteps[k]
+// (zs[T−1] is z_1, kept: zeroing it, as the authors' repository does, loses exact reconstruction).
+struct Inversion {
+  torch::Tensor timesteps;
+  torch::Tensor xts;
+  torch::Tensor zs;
+};
+
+// ε̂ with the source prompt: ε(x, t, ∅) + s_src·(ε(x, t, c_src) − ε(x, t, ∅)), one batched
+// UNet call; the unconditional term alone when `source` is undefined.
+torch::Tensor sourceNoise(StableDiffusion& model, const torch::Tensor& x, int64_t t,
+                          const torch::Tensor& unconditional, const torch::Tensor& source,
+                          double sourceGuidanceScale);
+
+Inversion invert(StableDiffusion& model, const torch::Tensor& x0, const torch::Tensor& unconditional,
+                 const torch::Tensor& source, const InversionOptions& options, JobContext& job);
+
+}  // namespace torchedit

@@ -1,0 +1,45 @@
+#include "ledits.h"
+
+#include "../schedulers/ddim.h"
+
+namespace torchedit {
+
+torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion,
+                     const torch::Tensor& unconditional, const torch::Tensor& target,
+                     const torch::Tensor& concepts, const EditOptions& options, JobContext& job) {
+  torch::NoGradGuard noGrad;
+  DdimScheduler scheduler(model.config().scheduler, options.steps, options.eta);
+  SemanticGuidance guidance(options.guidance);
+  const auto device = model.device();
+  const int64_t T = inversion.timesteps.size(0);
+  const int64_t conceptCount = concepts.defined() ? concepts.size(0) : 0;
+  auto timesteps = inversion.timesteps.to(torch::kCPU);
+
+  // One UNet batch per step: [∅, target?, concept_1..concept_C] (not C+2 calls).
+  std::vector<torch::Tensor> states{unconditional.to(device)};
+  if (target.defined()) states.push_back(target.to(device));
+  if (conceptCount > 0) states.push_back(concepts.to(device));
+  torch::Tensor context = torch::cat(states);
+  const int64_t batch = context.size(0);
+
+  torch::Tensor x = inversion.xts[options.skip].to(device).clone();
+  for (int64_t k = options.skip; k < T; ++k) {
+    job.check();
+    const int64_t t = timesteps[k].item<int64_t>();
+    const int64_t i = k - options.skip;  // edit-step counter for warm-up and cooldown
+    torch::Tensor eps = model.predictNoise(x.repeat({batch, 1, 1, 1}), t, context);
+    torch::Tensor epsUncond = eps.narrow(0, 0, 1);
+    torch::Tensor noiseGuidance = torch::zeros_like(epsUncond);
+    if (target.defined()) noiseGuidance = options.guidanceScale * (eps.narrow(0, 1, 1) - epsUncond);
+    if (conceptCount > 0) {
+      torch::Tensor epsConcepts = eps.narrow(0, batch - conceptCount, conceptCount).unsqueeze(1);
+      noiseGuidance = noiseGuidance + guidance.step(i, epsUncond, epsConcepts);
+    }
+    // x_{t−1} = μ_t(x_t, ε̃) + σ_t·z_t with the inversion's z_t (arXiv:2304.06140 §4)
+    x = scheduler.step(x, epsUncond + noiseGuidance, t, inversion.zs[k].to(device));
+    job.progress(Progress{"edit", k - options.skip + 1, T - options.skip, static_cast<double>(t), true});
+  }
+  return x;
+}
+
+}  // namespace torchedit

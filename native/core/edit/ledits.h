@@ -1,0 +1,29 @@
+// LEDITS (Tsaban & Passos, "LEDITS: Real Image Editing with DDPM Inversion and Semantic
+// Guidance", arXiv:2307.00522): replay an edit-friendly inversion's noise maps while guiding
+// with a target prompt and/or SEGA concepts (ALGORITHMS.md §3).
+#pragma once
+
+#include <torch/types.h>
+
+#include "../models/stable_diffusion.h"
+#include "../runtime/job.h"
+#include "ddpm_inversion.h"
+#include "semantic_guidance.h"
+
+namespace torchedit {
+
+struct EditOptions {
+  int64_t steps = 100;           // of the inversion
+  double eta = 1.0;              // of the inversion
+  int64_t skip = 36;             // inversion steps not replayed: the edit starts at xts[skip]
+  double guidanceScale = 15.0;   // s_tar, for the target prompt
+  SemanticGuidanceOptions guidance;
+};
+
+// `target` [1, L, D] or undefined (concepts only); `concepts` [C, L, D] or undefined.
+// Returns the edited latents x_0 [1, C, h, w]. Reads the inversion, never writes it.
+torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion,
+                     const torch::Tensor& unconditional, const torch::Tensor& target,
+                     const torch::Tensor& concepts, const EditOptions& options, JobContext& job);
+
+}  // namespace torchedit

@@ -1,0 +1,61 @@
+#include "semantic_guidance.h"
+
+namespace torchedit {
+
+SemanticGuidance::SemanticGuidance(SemanticGuidanceOptions options) : options_(std::move(options)) {}
+
+torch::Tensor SemanticGuidance::masked(const torch::Tensor& psi, double threshold, MaskMode mode) {
+  // Keep the entries whose magnitude reaches the λ-quantile over H·W (torch's linear
+  // interpolation, ≥): SEGA per sample and channel; LEDITS++ on the channel-summed magnitude.
+  torch::Tensor magnitude = psi.abs();
+  if (mode == MaskMode::Sum) magnitude = magnitude.sum(1, true).expand_as(psi);
+  torch::Tensor q = torch::quantile(magnitude.flatten(2).to(torch::kFloat), threshold, 2, false);
+  return torch::where(magnitude >= q.unsqueeze(-1).unsqueeze(-1), psi, torch::zeros_like(psi));
+}
+
+torch::Tensor SemanticGuidance::step(int64_t i, const torch::Tensor& epsUnconditional,
+                                     const torch::Tensor& epsConcepts) {
+  const auto& concepts = options_.concepts;
+  const int64_t count = static_cast<int64_t>(concepts.size());
+  if (!momentum_.defined()) momentum_ = torch::zeros_like(epsUnconditional);
+  torch::Tensor guidance = torch::zeros_like(epsUnconditional);
+  if (count == 0) return guidance;
+
+  std::vector<torch::Tensor> terms(count);
+  std::vector<double> weights(count, 0.0);
+  std::vector<int64_t> warmedUp;
+  for (int64_t c = 0; c < count; ++c) {
+    const EditConcept& concept = concepts[c];
+    if (i >= concept.warmup) warmedUp.push_back(c);
+    if (concept.cooldown && i >= *concept.cooldown) {
+      terms[c] = torch::zeros_like(epsUnconditional);  // cooled down: no term, weight 0
+      continue;
+    }
+    // ψ_c = s_c·d_c·(ε_c − ε_∅), eq. (6) of 2301.12247, masked by λ_c, eq. (7)
+    torch::Tensor psi = (epsConcepts[c] - epsUnconditional) * (concept.remove ? -concept.scale : concept.scale);
+    terms[c] = masked(psi, concept.threshold, options_.maskMode);
+    weights[c] = std::max(concept.weight, 0.0);
+  }
+  const int64_t warm = static_cast<int64_t>(warmedUp.size());
+  if (warm > 0 && warm < count) {
+    // Some concepts still warming up: the warmed-up ones apply with normalised weights and
+    // without momentum (diffusers' recursion). A zero weight sum adds nothing (diffusers: NaN).
+    double sum = 0.0;
+    for (int64_t c : warmedUp) sum += weights[c];
+    if (sum > 0) {
+      for (int64_t c : warmedUp) guidance = guidance + (weights[c] / sum) * terms[c];
+    }
+  }
+  // G = Σ_c w_c·ψ_c + s_m·ν, then ν ← β·ν + (1−β)·G (eq. (8)); ν accumulates during warm-up
+  // too, and G applies once every concept is warmed up.
+  torch::Tensor edit = torch::zeros_like(epsUnconditional);
+  for (int64_t c = 0; c < count; ++c) {
+    if (weights[c] != 0.0) edit = edit + weights[c] * terms[c];
+  }
+  edit = edit + options_.momentumScale * momentum_;
+  momentum_ = options_.momentumBeta * momentum_ + (1.0 - options_.momentumBeta) * edit;
+  if (warm == count) guidance = guidance + edit;
+  return guidance;
+}
+
+}  // namespace torchedit

@@ -1,0 +1,47 @@
+// SEGA semantic guidance (Brack et al., "SEGA: Instructing Text-to-Image Models using Semantic
+// Guidance", arXiv:2301.12247; ALGORITHMS.md §2), with the recursion of diffusers'
+// SemanticStableDiffusionPipeline and LEDITS++'s channel-sum mask as an option.
+#pragma once
+
+#include <torch/types.h>
+
+#include <optional>
+#include <vector>
+
+namespace torchedit {
+
+struct EditConcept {
+  double scale = 5.0;       // s_c
+  bool remove = false;      // d_c = −1: guide away from the concept
+  int64_t warmup = 10;      // edit steps before the concept applies
+  std::optional<int64_t> cooldown;  // edit step from which it stops; none = never
+  double threshold = 0.9;   // λ_c: share of |ψ_c| masked out, in [0, 1)
+  double weight = 1.0;      // w_c
+};
+
+enum class MaskMode { Channel, Sum };
+
+struct SemanticGuidanceOptions {
+  std::vector<EditConcept> concepts;
+  double momentumScale = 0.1;  // s_m
+  double momentumBeta = 0.4;   // β
+  MaskMode maskMode = MaskMode::Channel;
+};
+
+class SemanticGuidance {
+ public:
+  explicit SemanticGuidance(SemanticGuidanceOptions options);
+
+  // The guidance to add to ε̃ at edit step i, given ε_∅ [B,C,h,w] and the concepts' ε [C, B,C,h,w].
+  // Updates the momentum ν, so call it once per step, in order.
+  torch::Tensor step(int64_t i, const torch::Tensor& epsUnconditional, const torch::Tensor& epsConcepts);
+
+  // ψ_c masked by its threshold (exposed for tests of the mask alone).
+  static torch::Tensor masked(const torch::Tensor& psi, double threshold, MaskMode mode);
+
+ private:
+  SemanticGuidanceOptions options_;
+  torch::Tensor momentum_;
+};
+
+}  // namespace torchedit
