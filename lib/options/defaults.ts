@@ -17,7 +17,8 @@ export const inversionDefaults = {
 /** LEDITS edit: target-prompt CFG and where the replay starts. */
 export const editDefaults = {
   guidanceScale: 15,
-  skip: 36,
+  /** Share of the inversion's steps not replayed: 36 of 100 (DDPM-inversion demo). */
+  skipFraction: 0.36,
   momentumScale: 0.3,
   momentumBeta: 0.6,
   maskMode: 'channel',

@@ -38,7 +38,8 @@ export interface EditOptions extends JobOptions {
   /**
    * Inversion steps not replayed: the edit starts from the noisy latent after `skip` steps. An
    * integer count (DDPM-inversion style, `36` of 100), or a fraction in (0, 1) of the inversion's
-   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to `36`.
+   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to 36% of the
+   * inversion's steps: `36` for the default 100.
    */
   skip?: number;
   /** SEGA concepts, each added or removed. Defaults to none. */
@@ -74,7 +75,7 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   const targetPrompt = options.targetPrompt ?? '';
   if (typeof targetPrompt !== 'string') throw invalidOption('targetPrompt', 'string', targetPrompt);
   const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
-  const rawSkip = options.skip ?? d.skip;
+  const rawSkip = options.skip ?? d.skipFraction;
   const skip = typeof rawSkip === 'number' && rawSkip > 0 && rawSkip < 1
     ? Math.round(rawSkip * steps)
     : integerIn('skip', rawSkip, 0, steps - 1);
