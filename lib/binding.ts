@@ -50,6 +50,8 @@ export interface NativeModule {
   readonly disposed: boolean;
   forward(args: NativeArgument[], onProgress?: NativeProgressCallback): NativeJob<NativeValue>;
   setTraining(on: boolean): NativeJob<void>;
+  save(path: string): NativeJob<void>;
+  parameters(): NativeJob<Record<string, NativeTensor>>;
   dispose(): void;
 }
 
@@ -128,6 +130,14 @@ export interface NativeBinding {
       options: { steps: number; eta: number; sourceGuidanceScale: number; seed: bigint }, onProgress?: NativeProgressCallback): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
     edit(model: NativeModel, timesteps: NativeTensor, xts: NativeTensor, zs: NativeTensor, unconditional: NativeTensor,
       target: NativeTensor | null, concepts: NativeTensor | null, options: NativeEditOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
+  };
+  imagic: {
+    train(model: NativeModel, x0: NativeTensor, targetEmbedding: NativeTensor,
+      options: { embedding: { steps: number; lr: number }; finetune: { steps: number; lr: number }; seed: bigint },
+      onProgress?: NativeProgressCallback): NativeJob<{ targetEmbedding: NativeTensor; optimizedEmbedding: NativeTensor; unet: NativeModule; embeddingLosses: Float32Array; finetuneLosses: Float32Array }>;
+    generate(model: NativeModel, unet: NativeModule, targetEmbedding: NativeTensor, optimizedEmbedding: NativeTensor, eta: number,
+      unconditional: NativeTensor, options: NativeTextToImageOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
+    lossGradient(model: NativeModel, x0: NativeTensor, embedding: NativeTensor, t: number, noise: NativeTensor): NativeJob<[NativeTensor, NativeTensor]>;
   };
   /** Test support: a job of `steps` sleeps of `msPerStep`, checking for abort between steps. */
   testing: {

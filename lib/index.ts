@@ -15,3 +15,5 @@ export { ClipTokenizer, type ClipTokenizerOptions } from './tokenizer/clipTokeni
 export { invert, type InvertOptions } from './pipelines/ledits/invert.js';
 export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
 export { edit, type EditOptions, type EditConcept } from './pipelines/ledits/edit.js';
+export { imagic, type ImagicOptions, type ImagicStageOptions } from './pipelines/imagic/train.js';
+export { ImagicResult, loadImagic, type ImagicGenerateOptions, type ImagicSettings } from './pipelines/imagic/result.js';

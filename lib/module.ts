@@ -79,6 +79,20 @@ export class Module implements Disposable {
     await runJob(() => handle.setTraining(on));
   }
 
+  /** Writes the module with torch.jit.save (loadable by loadModule and by Python's torch.jit.load). */
+  async save(path: string, options: JobOptions = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'non-empty string', path);
+    const handle = this.native;
+    await runJob(() => handle.save(resolve(path)), options);
+  }
+
+  /** Copies of every parameter by dotted name (e.g. to hash or inspect weights). */
+  async parameters(options: JobOptions = {}): Promise<Map<string, Tensor>> {
+    const handle = this.native;
+    const params = await runJob(() => handle.parameters(), options);
+    return new Map(Object.entries(params).map(([name, t]) => [name, Tensor.fromNative(t)]));
+  }
+
   /** Puts the module in evaluation mode, as it is after loading. */
   eval(): Promise<void> {
     return this.train(false);

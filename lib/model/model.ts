@@ -22,6 +22,8 @@ import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.j
 import { invert, type InvertOptions } from '../pipelines/ledits/invert.js';
 import type { Inversion } from '../pipelines/ledits/inversion.js';
 import { bundleFingerprint } from './fingerprint.js';
+import { imagic, type ImagicOptions } from '../pipelines/imagic/train.js';
+import type { ImagicResult } from '../pipelines/imagic/result.js';
 
 /** The model shipped inside the package, used when loadModel() gets no path. */
 export const defaultModelPath = join(packageRoot, 'models', 'shapes-64');
@@ -153,6 +155,11 @@ export class StableDiffusionModel implements Disposable {
   /** LEDITS step 1: edit-friendly DDPM inversion of an image; edit the result many times. */
   invert(image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
     return invert(this, image, options);
+  }
+
+  /** Imagic stages A and B for an image and a target prompt; generate from the result at any η. */
+  imagic(image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
+    return imagic(this, image, targetPrompt, options);
   }
 
   /** A content fingerprint of the bundle (computed once), stored in files made with this model. */

@@ -32,3 +32,16 @@ export const conceptDefaults = {
   threshold: 0.95,
   weight: 1,
 } as const;
+
+/** Imagic (paper's Stable Diffusion settings, arXiv:2210.09276 §4; ALGORITHMS.md §4). */
+export const imagicDefaults = {
+  embedding: { steps: 1000, lr: 2e-3 },
+  finetune: { steps: 1500, lr: 5e-7 },
+} as const;
+
+/** Imagic stage C sampling. */
+export const imagicGenerateDefaults = {
+  eta: 0.7,
+  steps: 50,
+  guidanceScale: 7.5,
+} as const;

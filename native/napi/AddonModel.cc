@@ -139,14 +139,7 @@ Napi::Value AddonModel::TextToImage(const Napi::CallbackInfo& info) {
   torch::Tensor context = AddonTensor::tensorOf(env, info[0], "context");
   torch::Tensor uncond = AddonTensor::tensorOf(env, info[1], "unconditional");
   if (!info[2].IsObject()) throwError(env, code::kInvalidArgument, "Expected an options object");
-  Napi::Object o = info[2].As<Napi::Object>();
-  TextToImageOptions options;
-  options.steps = o.Get("steps").ToNumber().Int64Value();
-  options.guidanceScale = o.Get("guidanceScale").ToNumber().DoubleValue();
-  options.eta = o.Get("eta").ToNumber().DoubleValue();
-  options.seed = toSeed(env, o.Get("seed"));
-  options.latentHeight = o.Get("latentHeight").ToNumber().Int64Value();
-  options.latentWidth = o.Get("latentWidth").ToNumber().Int64Value();
+  TextToImageOptions options = toTextToImageOptions(env, info[2].As<Napi::Object>());
   return tensorJob(env, live(env), info[3], [context, uncond, options](StableDiffusion& m, JobContext& job) {
     return textToImage(m, context, uncond, options, job);
   });

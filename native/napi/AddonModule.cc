@@ -1,6 +1,7 @@
 #include "AddonModule.h"
 
 #include "../core/runtime/device.h"
+#include "AddonTensor.h"
 #include "addon.h"
 #include "convert.h"
 #include "errors.h"
@@ -21,6 +22,8 @@ void AddonModule::Init(Napi::Env env, Napi::Object exports) {
           StaticMethod<&AddonModule::Load>("load"),
           InstanceMethod<&AddonModule::Forward>("forward"),
           InstanceMethod<&AddonModule::SetTraining>("setTraining"),
+          InstanceMethod<&AddonModule::Save>("save"),
+          InstanceMethod<&AddonModule::Parameters>("parameters"),
           InstanceMethod<&AddonModule::Dispose>("dispose"),
           InstanceAccessor<&AddonModule::Path>("path"),
           InstanceAccessor<&AddonModule::Device>("device"),
@@ -94,6 +97,7 @@ Napi::Value AddonModule::Forward(const Napi::CallbackInfo& info) {
   std::vector<c10::IValue> inputs = toIValues(env, info[0].As<Napi::Array>());
   return enqueueJob(env, module->device().str(), [module, inputs](JobContext& job) -> ResultBuilder {
     job.check();
+    torch::NoGradGuard noGrad;  // module calls from JS are inference
     std::vector<c10::IValue> onDevice;
     onDevice.reserve(inputs.size());
     for (const auto& v : inputs) {
@@ -111,6 +115,33 @@ Napi::Value AddonModule::SetTraining(const Napi::CallbackInfo& info) {
   return enqueueJob(env, module->device().str(), [module, on](JobContext&) -> ResultBuilder {
     module->setTraining(on);
     return nullptr;
+  }, env.Undefined());
+}
+
+// save(path): torch.jit.save of the module, as a job (a fine-tuned UNet can be gigabytes).
+Napi::Value AddonModule::Save(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<ScriptModule> module = live(env);
+  if (!info[0].IsString()) throwError(env, code::kInvalidArgument, "Expected a path");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return enqueueJob(env, module->device().str(), [module, path](JobContext&) -> ResultBuilder {
+    module->save(path);
+    return nullptr;
+  }, env.Undefined());
+}
+
+// parameters() -> { name: Tensor } copies of every parameter, taken in queue order.
+Napi::Value AddonModule::Parameters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<ScriptModule> module = live(env);
+  return enqueueJob(env, module->device().str(), [module](JobContext&) -> ResultBuilder {
+    std::vector<std::pair<std::string, torch::Tensor>> params;
+    for (const auto& p : module->module().named_parameters(true)) params.emplace_back(p.name, p.value.detach().clone());
+    return [params](Napi::Env env) -> Napi::Value {
+      Napi::Object out = Napi::Object::New(env);
+      for (const auto& [name, value] : params) out.Set(name, AddonTensor::wrap(env, value));
+      return out;
+    };
   }, env.Undefined());
 }
 

@@ -10,6 +10,7 @@
 #include "AddonModule.h"
 #include "AddonTensor.h"
 #include "errors.h"
+#include "imagic_bindings.h"
 #include "ledits_bindings.h"
 #include "testing.h"
 
@@ -69,6 +70,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonModule::Init(env, exports);
   AddonModel::Init(env, exports);
   InitLedits(env, exports);
+  InitImagic(env, exports);
   InitTesting(env, exports);
   exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
   exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));

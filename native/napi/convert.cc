@@ -133,6 +133,17 @@ ModelConfig toModelConfig(Napi::Env env, Napi::Object json) {
   return c;
 }
 
+TextToImageOptions toTextToImageOptions(Napi::Env env, Napi::Object o) {
+  TextToImageOptions options;
+  options.steps = o.Get("steps").ToNumber().Int64Value();
+  options.guidanceScale = o.Get("guidanceScale").ToNumber().DoubleValue();
+  options.eta = o.Get("eta").ToNumber().DoubleValue();
+  options.seed = toSeed(env, o.Get("seed"));
+  options.latentHeight = o.Get("latentHeight").ToNumber().Int64Value();
+  options.latentWidth = o.Get("latentWidth").ToNumber().Int64Value();
+  return options;
+}
+
 uint64_t toSeed(Napi::Env env, Napi::Value value) {
   if (value.IsBigInt()) {
     bool lossless = false;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../core/models/stable_diffusion.h"
+#include "../core/pipelines/text_to_image.h"
 
 namespace torchedit::napi {
 
@@ -30,6 +31,8 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& value);
 
 // model.json's fields (validated in lib/model/config.ts) -> the core's ModelConfig.
 ModelConfig toModelConfig(Napi::Env env, Napi::Object json);
+// { steps, guidanceScale, eta, seed, latentHeight, latentWidth } (validated in lib/pipelines/textToImage.ts).
+TextToImageOptions toTextToImageOptions(Napi::Env env, Napi::Object o);
 // A seed passed as a bigint (or a safe integer number).
 uint64_t toSeed(Napi::Env env, Napi::Value value);
 

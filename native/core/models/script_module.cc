@@ -23,6 +23,9 @@ std::shared_ptr<ScriptModule> ScriptModule::load(const std::string& path,
     throw Error(code::kModuleLoad, "TorchScript module " + path + " has no forward() method");
   }
   module.eval();
+  // Loaded weights are for inference: no gradients are ever allocated for them. Training works
+  // on a deep copy (deepCopy) whose parameters are made trainable there.
+  for (auto p : module.parameters()) p.set_requires_grad(false);
   return std::shared_ptr<ScriptModule>(new ScriptModule(std::move(module), path, device));
 }
 
@@ -35,10 +38,8 @@ ScriptModule::ScriptModule(torch::jit::Module module, std::string path, c10::Dev
 }
 
 c10::IValue ScriptModule::forward(std::vector<c10::IValue> inputs) {
-  return translateErrors(code::kForward, [&] {
-    torch::NoGradGuard noGrad;  // inference paths never build autograd graphs
-    return module_.forward(std::move(inputs));
-  });
+  // Grad mode is the caller's: inference jobs hold a NoGradGuard, training builds graphs.
+  return translateErrors(code::kForward, [&] { return module_.forward(std::move(inputs)); });
 }
 
 at::Tensor ScriptModule::forwardTensor(std::vector<c10::IValue> inputs) {
@@ -48,6 +49,17 @@ at::Tensor ScriptModule::forwardTensor(std::vector<c10::IValue> inputs) {
                                     " where one tensor was expected");
   }
   return out.toTensor();
+}
+
+std::shared_ptr<ScriptModule> ScriptModule::deepCopy() const {
+  return std::shared_ptr<ScriptModule>(new ScriptModule(module_.deepcopy(), path_, device_));
+}
+
+void ScriptModule::save(const std::string& path) const {
+  translateErrors(code::kInternal, [&] {
+    module_.save(path);
+    return 0;
+  });
 }
 
 void ScriptModule::setTraining(bool on) {

@@ -15,7 +15,12 @@ class ScriptModule {
   // name and libtorch's reason: not TorchScript, truncated, written by a newer torch).
   static std::shared_ptr<ScriptModule> load(const std::string& path, const c10::Device& device);
 
-  // Calls forward() without autograd. Throws ERR_FORWARD with TorchScript's message for a wrong
+  // A copy with its own parameter storage (for fine-tuning without touching this module).
+  std::shared_ptr<ScriptModule> deepCopy() const;
+  // torch.jit.save of the module (readable by torch.jit.load in Python).
+  void save(const std::string& path) const;
+
+  // Calls forward() in the caller's grad mode. Throws ERR_FORWARD with TorchScript's message for a wrong
   // argument count, shape or dtype.
   c10::IValue forward(std::vector<c10::IValue> inputs);
   // forward() for modules with one tensor output; throws ERR_FORWARD if the output is not one.

@@ -74,11 +74,12 @@ torch::Tensor StableDiffusion::encodeText(const torch::Tensor& ids) {
 }
 
 torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t t,
-                                            const torch::Tensor& context) {
+                                            const torch::Tensor& context, ScriptModule* unet) {
   const int64_t batch = sample.size(0);
   auto timesteps = torch::full({batch}, t, torch::dtype(torch::kLong).device(device_));
   torch::Tensor ctx = context.size(0) == batch ? context : context.expand({batch, context.size(1), context.size(2)});
-  torch::Tensor out = unet_->forwardTensor({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)})
+  ScriptModule& net = unet ? *unet : *unet_;
+  torch::Tensor out = net.forwardTensor({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)})
                           .to(torch::kFloat);
   if (config_.predictionType == "v_prediction") {
     // ε = √ᾱ·v + √(1−ᾱ)·x_t (arXiv:2202.00512 §4)

@@ -33,8 +33,9 @@ class StableDiffusion {
   // [B, L] int64 token ids → [B, L, D] last hidden state, float32.
   torch::Tensor encodeText(const torch::Tensor& ids);
   // ε̂(x_t, t, c) for a batch; x and context in float32, any batch size (t broadcast).
-  // v-prediction output is converted to ε with ᾱ_t from `alphaBar`.
-  torch::Tensor predictNoise(const torch::Tensor& sample, int64_t t, const torch::Tensor& context);
+  // v-prediction output is converted to ε. `unet` replaces the bundle's UNet (a fine-tuned copy).
+  torch::Tensor predictNoise(const torch::Tensor& sample, int64_t t, const torch::Tensor& context,
+                             ScriptModule* unet = nullptr);
   // Image [B, 3, H, W] in [-1, 1] → latents × scalingFactor; the posterior mean, or a sample
   // mean + exp(logvar/2)·n with n from `generator` when `sample` is true.
   torch::Tensor encodeImage(const torch::Tensor& image, bool sample, std::optional<uint64_t> seed);
@@ -42,6 +43,7 @@ class StableDiffusion {
   torch::Tensor decodeLatents(const torch::Tensor& latents);
 
   const ModelConfig& config() const { return config_; }
+  const NoiseSchedule& schedule() const { return *schedule_; }
   const c10::Device& device() const { return device_; }
   c10::ScalarType dtype() const { return dtype_; }
   ScriptModule& unet() { return *unet_; }

@@ -8,7 +8,7 @@ namespace torchedit {
 
 torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context,
                           const torch::Tensor& unconditional, const TextToImageOptions& options,
-                          JobContext& job) {
+                          JobContext& job, ScriptModule* unet) {
   torch::NoGradGuard noGrad;
   const auto& config = model.config();
   const int64_t batch = context.size(0);
@@ -33,11 +33,11 @@ torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context,
     const int64_t t = timesteps[i];
     torch::Tensor eps;
     if (guided) {
-      auto parts = model.predictNoise(torch::cat({latents, latents}), t, states).chunk(2);
+      auto parts = model.predictNoise(torch::cat({latents, latents}), t, states, unet).chunk(2);
       // ε̃ = ε_∅ + s·(ε_c − ε_∅), classifier-free guidance (arXiv:2207.12598 eq. (6))
       eps = parts[0] + options.guidanceScale * (parts[1] - parts[0]);
     } else {
-      eps = model.predictNoise(latents, t, states);
+      eps = model.predictNoise(latents, t, states, unet);
     }
     torch::Tensor noise;
     if (options.eta > 0) noise = torch::randn(latents.sizes(), gen, torch::kFloat).to(model.device());

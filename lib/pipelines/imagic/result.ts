@@ -1,0 +1,153 @@
+/**
+ * A trained Imagic edit: e_tgt, e_opt and the fine-tuned UNet. Generate at any η, sweep several,
+ * save and reload without retraining (a folder: imagic.safetensors + unet.pt).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { native } from '../../binding.js';
+import { TorchEditError } from '../../errors.js';
+import { checkImageSize } from '../../image/read.js';
+import { fromTensor, readSafetensors, toTensor, writeSafetensors } from '../../io/safetensors.js';
+import { runJob, type JobOptions } from '../../jobs.js';
+import type { StableDiffusionModel } from '../../model/model.js';
+import type { Device } from '../../device.js';
+import { loadModule, type Module } from '../../module.js';
+import { imagicGenerateDefaults } from '../../options/defaults.js';
+import { integerIn, numberIn, seed as seedOption } from '../../options/validate.js';
+import { Tensor } from '../../tensor.js';
+import { GenerationResult, toImages } from '../result.js';
+import { randomSeed } from '../textToImage.js';
+
+export interface ImagicSettings {
+  targetPrompt: string;
+  embedding: { steps: number; lr: number };
+  finetune: { steps: number; lr: number };
+  /** Decimal string: seeds may exceed 2^53. */
+  seed: string;
+  width: number;
+  height: number;
+}
+
+export interface ImagicGenerateOptions extends JobOptions {
+  /** η: 1 is the target text, 0 the embedding optimised to the image, > 1 extrapolates. Defaults to `0.7`. diffusers community: `alpha`. */
+  eta?: number;
+  /** Seed of the sampler's initial noise. Defaults to a random seed. */
+  seed?: number | bigint;
+  /** DDIM steps. Defaults to `50`. */
+  steps?: number;
+  /** Classifier-free guidance scale ("" as unconditional). Defaults to `7.5`. */
+  guidanceScale?: number;
+}
+
+const FORMAT = 'torchedit-imagic';
+const VERSION = '1';
+
+export class ImagicResult implements Disposable {
+  readonly model: StableDiffusionModel;
+  /** e_tgt: the target prompt's text states `[1, L, D]`. */
+  readonly targetEmbedding: Tensor;
+  /** e_opt: the embedding optimised in stage A `[1, L, D]`. */
+  readonly optimizedEmbedding: Tensor;
+  /** The fine-tuned UNet (stage B); the model's own UNet is unchanged. */
+  readonly unet: Module;
+  /** Loss of every training step of each stage. */
+  readonly losses: { embedding: number[]; finetune: number[] };
+  readonly settings: ImagicSettings;
+  readonly fingerprint: string;
+
+  constructor(model: StableDiffusionModel, init: Omit<ImagicResult, 'model' | 'generate' | 'sweep' | 'save' | 'dispose' | typeof Symbol.dispose>) {
+    this.model = model;
+    this.targetEmbedding = init.targetEmbedding;
+    this.optimizedEmbedding = init.optimizedEmbedding;
+    this.unet = init.unet;
+    this.losses = init.losses;
+    this.settings = init.settings;
+    this.fingerprint = init.fingerprint;
+  }
+
+  /** Samples with ē = η·e_tgt + (1−η)·e_opt and the fine-tuned UNet (stage C). */
+  async generate(options: ImagicGenerateOptions = {}): Promise<GenerationResult> {
+    return (await this.sweep({ ...options, etas: [options.eta ?? imagicGenerateDefaults.eta] }))[0];
+  }
+
+  /** One image per η with the same seed, reusing the fine-tuned UNet and the prompt states. */
+  async sweep(options: Omit<ImagicGenerateOptions, 'eta'> & { etas: number[] }): Promise<GenerationResult[]> {
+    const d = imagicGenerateDefaults;
+    if (!Array.isArray(options?.etas) || options.etas.length === 0) throw new TorchEditError('ERR_INVALID_OPTION', 'Expected a non-empty array of numbers for etas');
+    const etas = options.etas.map((eta, i) => numberIn(`etas[${i}]`, eta, -10, 10));
+    const steps = integerIn('steps', options.steps ?? d.steps, 1, this.model.config.scheduler.numTrainTimesteps);
+    const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
+    const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
+    const { width, height } = this.settings;
+    checkImageSize(width, height, this.model.sizeMultiple);
+    const scale = this.model.config.vaeScaleFactor;
+    const unconditional = await this.model.encodePrompt('');
+    const results: GenerationResult[] = [];
+    try {
+      for (const eta of etas) {
+        const handle = this.model.native;
+        const latents = Tensor.fromNative(await runJob((onProgress) => native().imagic.generate(handle, this.unet.native, this.targetEmbedding.native,
+          this.optimizedEmbedding.native, eta, unconditional.native,
+          { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale }, onProgress), options));
+        using decoded = await this.model.decodeLatents(latents, { signal: options.signal });
+        results.push(new GenerationResult(await toImages(decoded), latents, seed));
+      }
+      return results;
+    } finally {
+      unconditional.dispose();
+    }
+  }
+
+  /** Writes `dir/imagic.safetensors` (embeddings, losses, settings, model fingerprint) and `dir/unet.pt`. */
+  async save(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    await this.unet.save(join(dir, 'unet.pt'));
+    const tensors = new Map([
+      ['target_embedding', await fromTensor(this.targetEmbedding)],
+      ['optimized_embedding', await fromTensor(this.optimizedEmbedding)],
+      ['embedding_losses', { dtype: 'float32' as const, shape: [this.losses.embedding.length], data: Float32Array.from(this.losses.embedding) }],
+      ['finetune_losses', { dtype: 'float32' as const, shape: [this.losses.finetune.length], data: Float32Array.from(this.losses.finetune) }],
+    ]);
+    await writeSafetensors(join(dir, 'imagic.safetensors'), tensors, {
+      format: FORMAT, version: VERSION, settings: JSON.stringify(this.settings), modelFingerprint: this.fingerprint, modelName: this.model.config.name,
+    });
+  }
+
+  /** Frees the fine-tuned UNet and the embeddings. */
+  dispose(): void {
+    this.unet.dispose();
+    this.targetEmbedding.dispose();
+    this.optimizedEmbedding.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Reloads a saved Imagic result for `model`; refuses one made with another model or a folder that is not one. */
+export async function loadImagic(dir: string, model: StableDiffusionModel): Promise<ImagicResult> {
+  const file = join(dir, 'imagic.safetensors');
+  const { tensors, metadata } = await readSafetensors(file);
+  if (metadata.format !== FORMAT || metadata.version !== VERSION) {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${file} is not a torchedit Imagic result of version ${VERSION}`);
+  }
+  const fingerprint = await model.fingerprint();
+  if (metadata.modelFingerprint !== fingerprint) {
+    throw new TorchEditError('ERR_MODEL_MISMATCH', `${dir} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`);
+  }
+  const need = (name: string) => {
+    const raw = tensors.get(name);
+    if (!raw) throw new TorchEditError('ERR_FILE_FORMAT', `${file} lacks the tensor ${name}`);
+    return raw;
+  };
+  const unet = await loadModule(join(dir, 'unet.pt'), { device: model.device as Device });
+  return new ImagicResult(model, {
+    targetEmbedding: toTensor(need('target_embedding')),
+    optimizedEmbedding: toTensor(need('optimized_embedding')),
+    unet,
+    losses: { embedding: Array.from(need('embedding_losses').data as Float32Array), finetune: Array.from(need('finetune_losses').data as Float32Array) },
+    settings: JSON.parse(metadata.settings) as ImagicSettings,
+    fingerprint,
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * Imagic stages A and B (arXiv:2210.09276): optimise the target text's embedding towards the
+ * image, then fine-tune a copy of the UNet on it. Both loops run natively with autograd and Adam
+ * (native/core/edit/imagic_trainer.cc); only progress crosses into JavaScript.
+ */
+import { native } from '../../binding.js';
+import { invalidOption } from '../../errors.js';
+import type { ImageInput, ResizeMode } from '../../image/read.js';
+import { runJob, type JobOptions } from '../../jobs.js';
+import type { StableDiffusionModel } from '../../model/model.js';
+import { Module } from '../../module.js';
+import { imagicDefaults } from '../../options/defaults.js';
+import { integerIn, isPlainObject, nonEmptyString, numberIn, seed as seedOption } from '../../options/validate.js';
+import { Tensor } from '../../tensor.js';
+import { randomSeed } from '../textToImage.js';
+import { ImagicResult } from './result.js';
+
+export interface ImagicStageOptions {
+  /** Adam steps, ≥ 1. */
+  steps?: number;
+  /** Adam learning rate, > 0. */
+  lr?: number;
+}
+
+export interface ImagicOptions extends JobOptions {
+  /** Stage A, the text-embedding optimisation (UNet frozen). Defaults to `{ steps: 1000, lr: 2e-3 }` (paper). */
+  embedding?: ImagicStageOptions;
+  /** Stage B, the UNet fine-tune (embedding frozen). Defaults to `{ steps: 1500, lr: 5e-7 }` (paper). */
+  finetune?: ImagicStageOptions;
+  /** Seed of the timestep and noise draws of both stages. Defaults to a random seed. */
+  seed?: number | bigint;
+  /** Image width in pixels (multiple of 8 × vaeScaleFactor). Defaults to the model's size. */
+  width?: number;
+  /** Image height in pixels (multiple of 8 × vaeScaleFactor). Defaults to the model's size. */
+  height?: number;
+  /** How the image is fitted: `'cover'`, `'contain'` or `'fill'`. Defaults to `'cover'`. */
+  resize?: ResizeMode;
+}
+
+function stage(name: string, value: unknown, defaults: { steps: number; lr: number }) {
+  if (value !== undefined && !isPlainObject(value)) throw invalidOption(name, 'object { steps, lr }', value);
+  const v = (value ?? {}) as ImagicStageOptions;
+  return {
+    steps: integerIn(`${name}.steps`, v.steps ?? defaults.steps, 1, 1_000_000),
+    lr: numberIn(`${name}.lr`, v.lr ?? defaults.lr, 0, 1, { minExclusive: true }),
+  };
+}
+
+export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
+  const prompt = nonEmptyString('targetPrompt', targetPrompt);
+  const embedding = stage('embedding', options.embedding, imagicDefaults.embedding);
+  const finetune = stage('finetune', options.finetune, imagicDefaults.finetune);
+  const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
+
+  const x0 = await model.encodeImage(image, { width: options.width, height: options.height, resize: options.resize, signal: options.signal });
+  const target = await model.encodePrompt(prompt);
+  const handle = model.native;
+  try {
+    const out = await runJob((onProgress) => native().imagic.train(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
+    const [, , h, w] = x0.shape;
+    return new ImagicResult(model, {
+      targetEmbedding: Tensor.fromNative(out.targetEmbedding),
+      optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
+      unet: Module.fromNative(out.unet),
+      losses: { embedding: Array.from(out.embeddingLosses), finetune: Array.from(out.finetuneLosses) },
+      settings: { targetPrompt: prompt, embedding, finetune, seed: seed.toString(), width: w * model.config.vaeScaleFactor, height: h * model.config.vaeScaleFactor },
+      fingerprint: await model.fingerprint(),
+    });
+  } finally {
+    x0.dispose();
+    target.dispose();
+  }
+}

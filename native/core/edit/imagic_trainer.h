@@ -1,0 +1,43 @@
+// Imagic stages A and B (Kawar et al., "Imagic: Text-Based Real Image Editing with Diffusion
+// Models", arXiv:2210.09276 §3.1; ALGORITHMS.md §4): optimise the text embedding with the UNet
+// frozen, then fine-tune a copy of the UNet with that embedding frozen. Adam, no EMA, no clipping.
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <vector>
+
+#include "../models/stable_diffusion.h"
+#include "../runtime/job.h"
+
+namespace torchedit {
+
+struct ImagicStage {
+  int64_t steps = 0;
+  double lr = 0.0;
+};
+
+struct ImagicTrainOptions {
+  ImagicStage embedding{1000, 2e-3};  // paper, Stable Diffusion variant
+  ImagicStage finetune{1500, 5e-7};
+  uint64_t seed = 0;
+};
+
+struct ImagicState {
+  torch::Tensor targetEmbedding;     // e_tgt [1, L, D]
+  torch::Tensor optimizedEmbedding;  // e_opt [1, L, D]
+  std::shared_ptr<ScriptModule> unet;  // the fine-tuned copy; the model's own UNet is untouched
+  std::vector<float> embeddingLosses;
+  std::vector<float> finetuneLosses;
+};
+
+// The diffusion loss mean‖ε − ε_θ(x_t, t, e)‖² with x_t = √ᾱ_t·x_0 + √(1−ᾱ_t)·ε, evaluated with
+// autograd on. Both stages minimise it; `unet` null means the bundle's UNet.
+torch::Tensor imagicLoss(StableDiffusion& model, ScriptModule* unet, const torch::Tensor& x0,
+                         const torch::Tensor& embedding, int64_t t, const torch::Tensor& noise);
+
+ImagicState trainImagic(StableDiffusion& model, const torch::Tensor& x0, const torch::Tensor& targetEmbedding,
+                        const ImagicTrainOptions& options, JobContext& job);
+
+}  // namespace torchedit

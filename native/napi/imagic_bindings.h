@@ -1,0 +1,7 @@
+#pragma once
+
+#include <napi.h>
+
+namespace torchedit::napi {
+void InitImagic(Napi::Env env, Napi::Object exports);
+}
