@@ -1,13 +1,19 @@
 /**
- * Loads the native addon (a prebuild from prebuilds/ or build/Release from a source build,
- * chosen by node-gyp-build) once, lazily: loading links libtorch, which costs ~0.5 s and
- * ~160 MB, so importing torchedit stays cheap until the first tensor or model.
+ * Loads the native addon once, lazily: loading links libtorch, which costs ~0.5 s and ~160 MB,
+ * so importing torchedit stays cheap until the first tensor or model.
+ *
+ * Which binary and which libtorch is decided by lib/loader/ (not node-gyp-build, which cannot
+ * tell builds for different libtorches apart): the libtorch found first (explicit option,
+ * TORCHEDIT_LIBTORCH, LIBTORCH, Python's torch, system paths), the addon that fits it (a source
+ * build in build/Release, else a prebuild from prebuilds/ tagged with libtorch's version, C++ ABI
+ * and cpu/cuda), libtorch preloaded by absolute path, then the addon.
  *
  * `NativeBinding` is the whole native surface, so the rest of lib/ is typed against it.
  */
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { TorchEditError } from './errors.js';
+import { describeLibtorch } from './loader/libtorch.js';
+import { inspectLoad, loadPlan, type LoadPlan } from './loader/load.js';
 
 export interface NativeProgress {
   phase: string;
@@ -115,6 +121,19 @@ export interface NativeRuntimeInfo {
   cudaDeviceCount: number;
   intraOpThreads: number;
   parallelInfo: string;
+  /** What the addon was built for: `'cpu'` or `'cuda'` (TORCHEDIT_COMPUTE from CMake). Older builds lack it. */
+  compute?: 'cpu' | 'cuda';
+  /** The CUDA version of the libtorch it was built against; `''` for CPU. */
+  cudaVersion?: string;
+  /** libtorch's build settings (`at::show_config()`: BLAS, LAPACK, CPU capability, flags). */
+  buildConfig?: string;
+}
+
+/** Free and total memory of a CUDA device that has an active context (none on CPU builds). */
+export interface NativeGpuMemory {
+  device: string;
+  freeBytes: number;
+  totalBytes: number;
 }
 
 export interface NativeBinding {
@@ -124,7 +143,10 @@ export interface NativeBinding {
   runtimeInfo(): NativeRuntimeInfo;
   resolveDevice(name: string): { name: string; fallback?: string };
   setThreads(threads: number): void;
-  memory(): { liveTensors: number; tensorBytes: number; liveModules: number; liveModels: number };
+  memory(): { liveTensors: number; tensorBytes: number; liveModules: number; liveModels: number;
+    cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number } };
+  setCpuCache(enabled: boolean, limitBytes?: number): void;
+  emptyCpuCache(): void;
   ledits: {
     invert(model: NativeModel, x0: NativeTensor, unconditional: NativeTensor, source: NativeTensor | null,
       options: { steps: number; eta: number; sourceGuidanceScale: number; seed: bigint }, onProgress?: NativeProgressCallback): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
@@ -151,19 +173,38 @@ export interface NativeBinding {
 export const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 let binding: NativeBinding | undefined;
+let plan: LoadPlan | undefined;
+let libtorchOption: string | undefined;
+
+/**
+ * An explicit libtorch folder for the next load (its root, its lib/ folder, or Python's torch
+ * package): the only place looked at, ahead of TORCHEDIT_LIBTORCH and LIBTORCH. Throws once
+ * the addon is loaded — a process links one libtorch.
+ */
+export function setLibtorchPath(path: string | undefined): void {
+  if (binding && path !== libtorchOption) {
+    throw new TorchEditError('ERR_INVALID_OPTION', `libtorch is already loaded from ${plan?.libtorch.libDir}; set the libtorch path before the first tensor or model`);
+  }
+  libtorchOption = path;
+}
+
+/** The libtorch and addon the loaded binding uses; undefined before the first load. */
+export function loadedPlan(): LoadPlan | undefined {
+  return plan;
+}
 
 export function native(): NativeBinding {
   if (binding) return binding;
-  const require = createRequire(import.meta.url);
-  const load = require('node-gyp-build') as (dir: string) => unknown;
-  try {
-    binding = load(packageRoot) as NativeBinding;
-  } catch (error) {
-    throw new TorchEditError(
-      'ERR_BINDING_LOAD',
-      `Cannot load torchedit's native addon: ${(error as Error).message}. ` +
-        'Build it with `npm rebuild torchedit` on a machine with libtorch (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread).',
-      { cause: error },
+  const inspection = inspectLoad({ root: packageRoot, libtorch: libtorchOption });
+  if (!inspection.plan) throw inspection.error!;
+  binding = loadPlan(inspection.plan, import.meta.url) as NativeBinding;
+  plan = inspection.plan;
+  for (const skipped of plan.passedOver) {
+    process.emitWarning(
+      `libtorch ${describeLibtorch(skipped)} in ${skipped.libDir} (${skipped.origin}) has no matching torchedit addon; ` +
+        `using libtorch ${describeLibtorch(plan.libtorch)} in ${plan.libtorch.libDir} instead. ` +
+        'To use the first one, build for it: npm rebuild torchedit --build-from-source.',
+      { code: 'TORCHEDIT_LIBTORCH_PASSED_OVER' },
     );
   }
   return binding;

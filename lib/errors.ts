@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_UNSUPPORTED'
   | 'ERR_BINDING_LOAD'
+  | 'ERR_LIBTORCH_NOT_FOUND'
+  | 'ERR_LIBTORCH_MISMATCH'
   | 'ERR_INTERNAL';
 
 export class TorchEditError extends Error {

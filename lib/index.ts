@@ -4,7 +4,7 @@ export { Tensor, type DType, type DTypeArrays, type TypedArray } from './tensor.
 export { Module, loadModule, type LoadModuleOptions, type ModuleArgument, type ModuleOutput } from './module.js';
 export { type Device, resolveDevice } from './device.js';
 export { type JobOptions, type JobProgress } from './jobs.js';
-export { configure, runtimeInfo, memory, type RuntimeOptions, type RuntimeInfo, type MemoryReport } from './runtime.js';
+export { configure, runtimeInfo, memory, emptyCache, type RuntimeOptions, type RuntimeInfo, type MemoryReport } from './runtime.js';
 export { readImage, checkImageSize, type ImageInput, type ResizeMode, type ReadImageOptions } from './image/read.js';
 export { ImageResult, type ImageFormat, type EncodeOptions } from './image/write.js';
 export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOptions, type EncodeImageOptions } from './model/model.js';

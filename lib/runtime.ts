@@ -1,7 +1,8 @@
 /** Process-wide runtime settings and reports: threads, libtorch build, live handles. */
 import { native } from './binding.js';
 import { callNative } from './errors.js';
-import { integerIn } from './options/validate.js';
+import { invalidOption } from './errors.js';
+import { integerIn, numberIn } from './options/validate.js';
 
 export interface RuntimeOptions {
   /**
@@ -9,6 +10,14 @@ export interface RuntimeOptions {
    * worker's next job. No default: libtorch's own choice stands until this is set.
    */
   threads?: number;
+  /**
+   * Keep freed large CPU buffers for reuse instead of returning them to the kernel, so loops
+   * do not page-fault their activations in again every step (bench/NOTES.md). Defaults to `true`
+   * (environment `TORCHEDIT_CPU_CACHE=0` turns it off at start).
+   */
+  cpuCache?: boolean;
+  /** Most bytes the CPU cache may hold unused. Defaults to a quarter of physical memory. */
+  cpuCacheLimit?: number;
 }
 
 export function configure(options: RuntimeOptions): void {
@@ -16,6 +25,17 @@ export function configure(options: RuntimeOptions): void {
     const threads = integerIn('threads', options.threads, 1, 1024);
     callNative(() => native().setThreads(threads));
   }
+  if (options.cpuCache !== undefined || options.cpuCacheLimit !== undefined) {
+    if (options.cpuCache !== undefined && typeof options.cpuCache !== 'boolean') throw invalidOption('cpuCache', 'boolean', options.cpuCache);
+    const limit = options.cpuCacheLimit === undefined ? undefined : numberIn('cpuCacheLimit', options.cpuCacheLimit, 0, Number.MAX_SAFE_INTEGER);
+    const enabled = options.cpuCache ?? native().memory().cpuCache.enabled;
+    callNative(() => native().setCpuCache(enabled, limit));
+  }
+}
+
+/** Frees every CPU buffer the cache holds for reuse (tensors in use are not affected). */
+export function emptyCache(): void {
+  callNative(() => native().emptyCpuCache());
 }
 
 export interface RuntimeInfo {
@@ -44,6 +64,8 @@ export interface MemoryReport {
   liveModules: number;
   /** Model handles (loaded bundles) not yet disposed. */
   liveModels: number;
+  /** The caching CPU allocator: bytes held for reuse, its limit, and how often it served a request. */
+  cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number };
 }
 
 /** Live handles and their bytes: a long run that does not dispose what it creates shows here. */

@@ -42,7 +42,7 @@ AddonModel::AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonM
   if (info.Length() != 1 || !info[0].IsExternal()) {
     throwError(info.Env(), code::kInvalidArgument, "NativeModel cannot be constructed directly; use loadModel()");
   }
-  model_ = *info[0].As<Napi::External<std::shared_ptr<StableDiffusion>>>().Data();
+  model_ = std::move(*info[0].As<Napi::External<std::shared_ptr<StableDiffusion>>>().Data());  // see AddonTensor
   info.This().As<Napi::Object>().TypeTag(&kModelTag);
   liveHandles++;
 }

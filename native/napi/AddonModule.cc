@@ -47,7 +47,7 @@ AddonModule::AddonModule(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Addo
     throwError(info.Env(), code::kInvalidArgument,
                "NativeModule cannot be constructed directly; use loadModule()");
   }
-  module_ = *info[0].As<Napi::External<std::shared_ptr<ScriptModule>>>().Data();
+  module_ = std::move(*info[0].As<Napi::External<std::shared_ptr<ScriptModule>>>().Data());  // see AddonTensor
   info.This().As<Napi::Object>().TypeTag(&kModuleTag);
   liveHandles++;
 }

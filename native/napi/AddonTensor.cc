@@ -58,7 +58,8 @@ AddonTensor::AddonTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Addo
     throwError(env, code::kInvalidArgument,
                "NativeTensor cannot be constructed directly; use the Tensor factories");
   }
-  tensor_ = *info[0].As<Napi::External<at::Tensor>>().Data();
+  // Move out of the External: it lives until GC, and dispose() must free the memory now.
+  tensor_ = std::move(*info[0].As<Napi::External<at::Tensor>>().Data());
   bytes_ = static_cast<int64_t>(tensor_.numel()) * static_cast<int64_t>(tensor_.element_size());
   info.This().As<Napi::Object>().TypeTag(&kTensorTag);
   liveHandles++;

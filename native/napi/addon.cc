@@ -3,7 +3,13 @@
 
 #include <torch/version.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <unistd.h>
 
+#include <cstdlib>
+
+#include "../core/runtime/cpu_allocator.h"
+#include "../core/runtime/cuda_memory.h"
 #include "../core/runtime/device.h"
 #include "../core/runtime/job_queue.h"
 #include "AddonModel.h"
@@ -18,6 +24,14 @@ namespace torchedit::napi {
 
 AddonState& state(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
 
+// What CMake built this addon for (cmake/FindLibtorch.cmake); defaults keep other builds compiling.
+#ifndef TORCHEDIT_COMPUTE
+#define TORCHEDIT_COMPUTE "cpu"
+#endif
+#ifndef TORCHEDIT_CUDA_VERSION
+#define TORCHEDIT_CUDA_VERSION ""
+#endif
+
 namespace {
 
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
@@ -31,6 +45,9 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   out.Set("cudaDeviceCount", static_cast<double>(cudaAvailable() ? cudaDeviceCount() : 0));
   out.Set("intraOpThreads", static_cast<double>(at::get_num_threads()));
   out.Set("parallelInfo", at::get_parallel_info());
+  out.Set("compute", TORCHEDIT_COMPUTE);
+  out.Set("cudaVersion", TORCHEDIT_CUDA_VERSION);
+  out.Set("buildConfig", at::show_config());
   return out;
 }
 
@@ -57,13 +74,54 @@ Napi::Value Memory(const Napi::CallbackInfo& info) {
   out.Set("tensorBytes", static_cast<double>(AddonTensor::liveBytes.load()));
   out.Set("liveModules", static_cast<double>(AddonModule::liveHandles.load()));
   out.Set("liveModels", static_cast<double>(AddonModel::liveHandles.load()));
+  Napi::Array gpu = Napi::Array::New(env);
+  for (const GpuMemory& m : gpuMemory()) {
+    Napi::Object device = Napi::Object::New(env);
+    device.Set("device", "cuda:" + std::to_string(m.index));
+    device.Set("freeBytes", static_cast<double>(m.freeBytes));
+    device.Set("totalBytes", static_cast<double>(m.totalBytes));
+    gpu.Set(gpu.Length(), device);
+  }
+  out.Set("gpu", gpu);
+  CpuCacheStats cache = cpuCacheStats();
+  Napi::Object cpuCache = Napi::Object::New(env);
+  cpuCache.Set("enabled", Napi::Boolean::New(env, cache.enabled));
+  cpuCache.Set("cachedBytes", static_cast<double>(cache.cachedBytes));
+  cpuCache.Set("limitBytes", static_cast<double>(cache.limitBytes));
+  cpuCache.Set("hits", static_cast<double>(cache.hits));
+  cpuCache.Set("misses", static_cast<double>(cache.misses));
+  out.Set("cpuCache", cpuCache);
   return out;
+}
+
+// setCpuCache(enabled: boolean, limitBytes?: number)
+Napi::Value SetCpuCache(const Napi::CallbackInfo& info) {
+  if (info[1].IsNumber()) setCpuCacheLimit(static_cast<uint64_t>(info[1].As<Napi::Number>().DoubleValue()));
+  setCpuCacheEnabled(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
+Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
+  emptyCpuCache();
+  return info.Env().Undefined();
+}
+
+// The caching CPU allocator is on unless TORCHEDIT_CPU_CACHE=0; its default limit is a quarter
+// of physical memory (TORCHEDIT_CPU_CACHE_LIMIT in bytes overrides).
+void installAllocator() {
+  uint64_t physical = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+  uint64_t limit = physical / 4;
+  if (const char* v = std::getenv("TORCHEDIT_CPU_CACHE_LIMIT")) limit = std::strtoull(v, nullptr, 10);
+  installCpuCachingAllocator(limit);
+  const char* enabled = std::getenv("TORCHEDIT_CPU_CACHE");
+  if (enabled && std::string(enabled) == "0") setCpuCacheEnabled(false);
 }
 
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new AddonState());
+  installAllocator();
   // Workers must stop before the environment's handles go away.
   env.AddCleanupHook([] { shutdownAllQueues(); });
   AddonTensor::Init(env, exports);
@@ -76,6 +134,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));
   exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
   exports.Set("memory", Napi::Function::New<Memory>(env, "memory"));
+  exports.Set("setCpuCache", Napi::Function::New<SetCpuCache>(env, "setCpuCache"));
+  exports.Set("emptyCpuCache", Napi::Function::New<EmptyCpuCache>(env, "emptyCpuCache"));
   return exports;
 }
 

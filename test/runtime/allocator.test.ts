@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { configure, emptyCache, memory, Tensor } from '../../lib/index.js';
+import { repoRoot, rejectsWithCode, testBundle } from '../helpers.js';
+
+/** Runs a 20-step 256×256 text-to-image in a fresh process; returns its latents' checksum and page faults. */
+function run(env: Record<string, string>) {
+  const script = `
+    import { loadModel } from './dist/lib/index.js';
+    const model = await loadModel(${JSON.stringify(testBundle())});
+    await model.generate('x', { steps: 2, seed: 1, width: 256, height: 256 });
+    const before = process.resourceUsage().minorPageFault;
+    const result = await model.generate('x', { steps: 20, seed: 1, width: 256, height: 256 });
+    const faults = process.resourceUsage().minorPageFault - before;
+    const data = await result.latents.data();
+    console.log(JSON.stringify({ faults, sum: Array.from(data).reduce((a, b) => a + b, 0) }));`;
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: { ...process.env, ...env }, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { faults: number; sum: number };
+}
+
+test('the caching CPU allocator removes per-step page faults and changes no result', () => {
+  const cached = run({});
+  const uncached = run({ TORCHEDIT_CPU_CACHE: '0' });
+  console.log(`# page faults during 20 steps: ${cached.faults} cached, ${uncached.faults} uncached`);
+  assert.equal(cached.sum, uncached.sum);
+  assert.ok(cached.faults * 10 < uncached.faults, `${cached.faults} vs ${uncached.faults}`);
+});
+
+test('the CPU cache can be limited, emptied and turned off', () => {
+  configure({ cpuCache: true });
+  const big = Tensor.zeros([1024, 1024]);
+  big.dispose();
+  assert.ok(memory().cpuCache.cachedBytes >= 4 * 1024 * 1024);
+  const again = Tensor.zeros([1024, 1024]);
+  assert.ok(memory().cpuCache.hits >= 1);
+  again.dispose();
+  emptyCache();
+  assert.equal(memory().cpuCache.cachedBytes, 0);
+  configure({ cpuCacheLimit: 1024 });
+  Tensor.zeros([1024, 1024]).dispose();
+  assert.equal(memory().cpuCache.cachedBytes, 0, 'over the limit: freed, not cached');
+  configure({ cpuCache: false, cpuCacheLimit: 2 ** 30 });
+  assert.equal(memory().cpuCache.enabled, false);
+  Tensor.zeros([1024, 1024]).dispose();
+  assert.equal(memory().cpuCache.cachedBytes, 0);
+  configure({ cpuCache: true });
+  assert.throws(() => configure({ cpuCacheLimit: -1 }), { code: 'ERR_INVALID_OPTION' });
+  return rejectsWithCode(() => configure({ cpuCache: 'yes' as never }), 'ERR_INVALID_OPTION');
+});
