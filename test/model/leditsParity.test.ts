@@ -41,9 +41,9 @@ test('LEDITS inversion and edits agree with the plain-PyTorch reference', async 
     const file = join(dir, 'inversion.safetensors');
     await inversion.save(file);
     const cases: EditOptions[] = [
-      { targetPrompt: 'a blue circle', guidanceScale: 10, skip: 5 },
-      { skip: 3, concepts: [{ prompt: 'blue', scale: 6, warmup: 2, threshold: 0.8 }, { prompt: 'red', remove: true, scale: 4, warmup: 5, cooldown: 15, threshold: 0.6, weight: 0.5 }], momentumScale: 0.3, momentumBeta: 0.6 },
-      { targetPrompt: 'a green square', guidanceScale: 7, skip: 8, maskMode: 'sum', concepts: [{ prompt: 'yellow', scale: 5, warmup: 0, threshold: 0.9 }] },
+      { targetPrompt: 'a blue circle', guidanceScale: 5, skip: 5 },
+      { skip: 3, concepts: [{ prompt: 'blue', scale: 4, warmup: 2, threshold: 0.8 }, { prompt: 'red', remove: true, scale: 3, warmup: 5, cooldown: 15, threshold: 0.6, weight: 0.5 }], momentumScale: 0.3, momentumBeta: 0.6 },
+      { targetPrompt: 'a green square', guidanceScale: 4, skip: 8, maskMode: 'sum', concepts: [{ prompt: 'yellow', scale: 3, warmup: 0, threshold: 0.9 }] },
     ];
     for (const [i, options] of cases.entries()) {
       const ours = await floats((await inversion.edit(options)).latents);
