@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 / Ubuntu machine for torchedit: the system packages it needs
+# (apt, as root) and the npm dependencies with the native addon (npm ci runs the install step:
+# a matching prebuild, else a source build). Safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# libtorch (C++ and, for test fixtures and parity oracles, Python's torch), OpenBLAS (without
+# it matrix products fall back to the reference BLAS, ~20x slower), build tools for a source
+# build, python3-regex for the CLIP tokenizer oracle.
+packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex cmake g++ make)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+start=$(date +%s)
+npm ci --no-audit --no-fund
+npm run build:ts --silent
+echo "setup: npm ci and build took $(( $(date +%s) - start )) s"
