@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+// The torchedit command line: lib/cli/cli.ts, compiled to dist/ by `npm run build:ts`.
+import('../dist/lib/cli/cli.js').catch((error) => {
+  process.stderr.write(`torchedit: cannot start the command line: ${error?.message ?? error} [ERR_INTERNAL]\n`);
+  process.exitCode = 1;
+});
