@@ -1,6 +1,7 @@
 # Finds libtorch in the order of RUNTIME.md / the README:
 #   1. TORCHEDIT_LIBTORCH or LIBTORCH (environment): a libtorch folder
-#   2. Torch_DIR (CMake variable or environment)
+#   2. Torch_DIR (CMake variable or environment; scripts/install.mjs passes the libtorch the
+#      run-time loader chose, so the source build and the loader agree)
 #   3. Python's torch (its share/cmake folder, when it ships one)
 #   4. the system (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread)
 set(_torchedit_hints "")
@@ -35,20 +36,11 @@ if(NOT Torch_FOUND)
     "  - Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread\n"
     "  - a libtorch folder (pytorch.org 'LibTorch' download): export TORCHEDIT_LIBTORCH=/path/to/libtorch\n"
     "  - Python's torch: pip install torch (found through python3)\n"
-    "then run npm rebuild torchedit.")
+    "then run npm rebuild torchedit --build-from-source.")
 endif()
 if(NOT TORCHEDIT_TORCH_SOURCE)
   set(TORCHEDIT_TORCH_SOURCE "find_package (${Torch_DIR})")
 endif()
 message(STATUS "torchedit: libtorch ${Torch_VERSION} from ${TORCHEDIT_TORCH_SOURCE}")
 
-# Links the addon so a libtorch outside the system paths is found without LD_LIBRARY_PATH, and
-# so a CUDA build really loads libtorch_cuda (no --as-needed drop of a library only referenced
-# through static registration).
-function(torchedit_link_libtorch_runtime target)
-  get_filename_component(_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
-  set_target_properties(${target} PROPERTIES BUILD_RPATH "${_torch_lib_dir}" INSTALL_RPATH "${_torch_lib_dir}")
-  if(TARGET torch_cuda OR EXISTS "${_torch_lib_dir}/libtorch_cuda.so")
-    target_link_options(${target} PRIVATE "LINKER:--no-as-needed")
-  endif()
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/TorcheditLinkLibtorch.cmake)

@@ -144,7 +144,9 @@ export interface NativeBinding {
   resolveDevice(name: string): { name: string; fallback?: string };
   setThreads(threads: number): void;
   memory(): { liveTensors: number; tensorBytes: number; liveModules: number; liveModels: number;
-    cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number } };
+    cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number };
+    /** CUDA devices torchedit has used (active context): free and total bytes. Absent in older builds. */
+    gpu?: NativeGpuMemory[] };
   setCpuCache(enabled: boolean, limitBytes?: number): void;
   emptyCpuCache(): void;
   ledits: {

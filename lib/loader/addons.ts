@@ -109,7 +109,7 @@ export function listAddons(root: string, env: NodeJS.ProcessEnv = process.env): 
 export function describeAddon(path: string, kind: Addon['kind']): Addon {
   const info = readSidecar(path);
   let tags = parseAddonTags(path);
-  if (!tags && info?.torchVersion && info.cxx11Abi !== undefined && info.compute) {
+  if (!tags && info?.torchVersion && typeof info.cxx11Abi === 'boolean' && (info.compute === 'cpu' || info.compute === 'cuda')) {
     tags = { torch: majorMinor(info.torchVersion) ?? info.torchVersion, cxx11Abi: info.cxx11Abi, compute: info.compute };
   }
   const needed = readElfDynamic(path)?.needed ?? [];
@@ -137,7 +137,8 @@ export type Match = { ok: true; exact: boolean } | { ok: false; reason: string }
  *    are the same; the CUDA backend is there because the loader loads libtorch_cuda), which
  *    counts as a weaker (not exact) match;
  *  - every libtorch library the addon names in NEEDED must be the SONAME of a library in the
- *    folder — otherwise the dynamic linker would fail (or find another libtorch);
+ *    folder — otherwise the dynamic linker would fail (or find another libtorch): Debian's
+ *    sonames are versioned (libtorch_cpu.so.1.13), pytorch.org's and pip's are not;
  *  - a source build with no tags is accepted on the NEEDED check alone.
  */
 export function matchAddon(addon: Addon, lib: Libtorch): Match {
@@ -151,12 +152,10 @@ export function matchAddon(addon: Addon, lib: Libtorch): Match {
     }
     if (t.compute === 'cuda' && !lib.cuda) return { ok: false, reason: `built for CUDA, but ${lib.cudaReason}` };
   }
+  // Only SONAMEs count: a library loaded by absolute path satisfies a NEEDED entry only through
+  // its SONAME (glibc's _dl_map_object compares the names it was opened by, and the SONAME).
   const provided = new Set<string>();
-  for (const l of Object.values(lib.libraries)) {
-    if (!l) continue;
-    provided.add(basename(l.path));
-    if (l.soname) provided.add(l.soname);
-  }
+  for (const l of Object.values(lib.libraries)) if (l?.soname) provided.add(l.soname);
   const missing = addon.torchNeeded.filter((n) => !provided.has(n));
   if (missing.length) {
     const names = (['c10', 'torch_cpu', 'torch'] as const).map((r) => lib.libraries[r]?.soname ?? lib.libraries[r]?.path).filter(Boolean);

@@ -156,17 +156,18 @@ export function inspectLibtorch(libDir: string, source: LibtorchSource, origin: 
   const realLibDir = libraries.torch_cpu ? dirname(libraries.torch_cpu.realPath) : safeRealpath(libDir);
   // The folders a libtorch's other files sit in: the root above lib/ (zip: libtorch/, pip:
   // torch/, Debian: /usr above /usr/lib/<triplet>), for the folder as found and as resolved.
-  const roots = unique([installRoot(libDir), installRoot(realLibDir)]);
-  if (!pythonPackage && existsSync(join(installRoot(libDir), 'version.py'))) pythonPackage = installRoot(libDir);
-  const cmakeDirs = unique(roots.flatMap((r) => [join(r, 'share', 'cmake', 'Torch')])
-    .concat([join(libDir, 'cmake', 'Torch'), join(realLibDir, 'cmake', 'Torch')]))
+  const libDirs = realLibDir === libDir ? [libDir] : [libDir, realLibDir];
+  const roots = libDirs.map(installRoot);
+  if (!pythonPackage && existsSync(join(roots[0], 'version.py'))) pythonPackage = roots[0];
+  // Own files first, as for the version.
+  const cmakeDirs = unique(libDirs.flatMap((d, i) => [join(roots[i], 'share', 'cmake', 'Torch'), join(d, 'cmake', 'Torch')]))
     .filter((d) => existsSync(join(d, 'TorchConfig.cmake')));
 
   const pythonVersion = pythonPackage ? readPythonVersion(pythonPackage) : null;
-  const version = readVersion(roots, cmakeDirs, pythonVersion, libraries);
+  const version = readVersion(roots, libDirs, pythonVersion, libraries);
   const abi = readAbi(cmakeDirs, libraries);
   const cuda = libraries.torch_cuda !== undefined;
-  const cudaVersion = pythonVersion?.cuda ?? cudaFromVersion(version.value) ?? readBuildVersionCuda(roots);
+  const cudaVersion = pythonVersion?.cuda ?? cudaFromVersion(version.value) ?? readBuildVersionCuda(unique(roots));
   const cudaReason = cuda
     ? `libtorch_cuda is in ${libDir}${cudaVersion ? ` (built for CUDA ${cudaVersion})` : ''}`
     : existsSync(join(libDir, 'libtorch_hip.so'))
@@ -191,24 +192,27 @@ function installRoot(libDir: string): string {
   return parent;
 }
 
-function readVersion(roots: string[], cmakeDirs: string[], python: PythonVersion | null,
+/**
+ * The version, from the files of the folder as found first and only then from those of the
+ * folder its libraries resolve into (Debian's python3-torch symlinks into /usr/lib/<triplet>):
+ * headers, a zip's build-version, Python's version.py, TorchConfigVersion.cmake, the soname.
+ */
+function readVersion(roots: string[], libDirs: string[], python: PythonVersion | null,
   libraries: Libtorch['libraries']): { value: string | null; source: string | null } {
-  for (const root of roots) {
+  for (const [i, root] of roots.entries()) {
     const header = join(root, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
     const text = readText(header);
     const parts = ['MAJOR', 'MINOR', 'PATCH'].map((p) => text?.match(new RegExp(`TORCH_VERSION_${p}\\s+(\\d+)`))?.[1]);
     if (parts.every((p) => p !== undefined)) return { value: parts.join('.'), source: header };
-  }
-  for (const root of roots) {
-    const file = join(root, 'build-version');
-    const text = readText(file)?.trim();
-    if (text) return { value: text, source: file };
-  }
-  if (python) return { value: python.version, source: python.file };
-  for (const dir of cmakeDirs) {
-    const file = join(dir, 'TorchConfigVersion.cmake');
-    const match = readText(file)?.match(/PACKAGE_VERSION\s+"([^"]+)"/);
-    if (match) return { value: match[1], source: file };
+    const buildVersion = join(root, 'build-version');
+    const build = readText(buildVersion)?.trim();
+    if (build) return { value: build, source: buildVersion };
+    if (python && i === 0) return { value: python.version, source: python.file };
+    for (const dir of [join(root, 'share', 'cmake', 'Torch'), join(libDirs[i] ?? root, 'cmake', 'Torch')]) {
+      const file = join(dir, 'TorchConfigVersion.cmake');
+      const match = readText(file)?.match(/PACKAGE_VERSION\s+"([^"]+)"/);
+      if (match) return { value: match[1], source: file };
+    }
   }
   const soname = libraries.torch_cpu?.soname?.match(/\.so\.(\d+\.\d+(?:\.\d+)?)$/);
   if (soname) return { value: soname[1], source: `soname ${libraries.torch_cpu!.soname}` };
@@ -236,7 +240,7 @@ function readPythonVersion(pkg: string): PythonVersion | null {
   const text = readText(file);
   const version = text?.match(/^__version__\s*=\s*['"]([^'"]+)['"]/m)?.[1];
   if (!version) return null;
-  const cuda = text!.match(/^cuda\s*(?::\s*\w+\s*)?=\s*['"]([^'"]+)['"]/m)?.[1] ?? null;
+  const cuda = text!.match(/^cuda\s*(?::[^=\n]*)?=\s*['"]([^'"]+)['"]/m)?.[1] ?? null;
   return { version, cuda, file };
 }
 
