@@ -111,7 +111,7 @@ export interface NativeModel {
 }
 
 export interface NativeModelClass {
-  load(dir: string, config: NativeModelConfig, device: string, dtype: string | null, onProgress?: NativeProgressCallback): NativeJob<NativeModel>;
+  load(dir: string, config: NativeModelConfig, device: string, dtype: string | null, autocast: string | null, onProgress?: NativeProgressCallback): NativeJob<NativeModel>;
 }
 
 export interface NativeRuntimeInfo {

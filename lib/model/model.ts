@@ -33,6 +33,13 @@ export interface LoadModelOptions extends JobOptions {
   device?: Device;
   /** Cast the weights to this dtype after loading. Defaults to the bundle's own dtype. */
   dtype?: 'float32' | 'float16' | 'bfloat16';
+  /**
+   * Mixed precision for the UNet: its matrix products and convolutions run in this dtype under
+   * libtorch's autocast, the rest in float32. `'bfloat16'` on CPU (about 1% relative error per
+   * UNet call; see bench/RESULTS.md for speed and accuracy); `'float16'` only on CUDA.
+   * Defaults to none (full precision).
+   */
+  autocast?: 'bfloat16' | 'float16';
 }
 
 export interface EncodeImageOptions {
@@ -201,10 +208,11 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
   }
   const device = resolveDevice(options.device ?? 'cpu');
   const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, ['float32', 'float16', 'bfloat16'] as const);
+  const autocast = options.autocast === undefined ? null : oneOf('autocast', options.autocast, device === 'cpu' ? ['bfloat16'] as const : ['bfloat16', 'float16'] as const);
   const config = await readBundleConfig(dir);
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
   try {
-    const handle = await runJob((onProgress) => native().NativeModel.load(dir, config, device, dtype, onProgress), options);
+    const handle = await runJob((onProgress) => native().NativeModel.load(dir, config, device, dtype, autocast, onProgress), options);
     return StableDiffusionModel.create(dir, config, tokenizer, handle);
   } catch (error) {
     throw explainLoadError(error as TorchEditError, config);

@@ -63,7 +63,7 @@ const std::shared_ptr<StableDiffusion>& AddonModel::live(Napi::Env env) const {
   return model_;
 }
 
-// load(dir, config, device, dtype | null, onProgress?)
+// load(dir, config, device, dtype | null, autocast | null, onProgress?)
 Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsObject() || !info[2].IsString()) {
@@ -74,16 +74,19 @@ Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
   ResolvedDevice target = guard(env, [&] { return resolveDevice(info[2].As<Napi::String>().Utf8Value()); });
   std::optional<c10::ScalarType> dtype;
   if (info[3].IsString()) dtype = guard(env, [&] { return dtypeFromName(info[3].As<Napi::String>().Utf8Value()); });
+  std::optional<c10::ScalarType> autocast;
+  if (info[4].IsString()) autocast = guard(env, [&] { return dtypeFromName(info[4].As<Napi::String>().Utf8Value()); });
   c10::Device device = target.device;
-  return enqueueJob(env, target.name, [dir, config, device, dtype](JobContext&) -> ResultBuilder {
+  return enqueueJob(env, target.name, [dir, config, device, dtype, autocast](JobContext&) -> ResultBuilder {
     auto model = StableDiffusion::load(dir, config, device, dtype);
+    model->setAutocast(autocast);
     return [model](Napi::Env env) -> Napi::Value {
       auto external = Napi::External<std::shared_ptr<StableDiffusion>>::New(
           env, new std::shared_ptr<StableDiffusion>(model),
           [](Napi::Env, std::shared_ptr<StableDiffusion>* p) { delete p; });
       return state(env).modelConstructor.New({external});
     };
-  }, info[4]);
+  }, info[5]);
 }
 
 namespace {

@@ -1,12 +1,39 @@
 #include "stable_diffusion.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 
 #include <functional>
 
 #include "../runtime/error.h"
 
 namespace torchedit {
+
+namespace {
+// Turns libtorch's autocast on for one call on this thread and restores the previous state.
+class AutocastScope {
+ public:
+  AutocastScope(const c10::Device& device, std::optional<c10::ScalarType> dtype) : cuda_(device.is_cuda()), on_(dtype.has_value()) {
+    if (!on_) return;
+    previous_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(*dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(*dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
+  }
+  ~AutocastScope() {
+    if (!on_) return;
+    if (cuda_) at::autocast::set_enabled(previous_); else at::autocast::set_cpu_enabled(previous_);
+    if (!previous_) at::autocast::clear_cache();  // the casts cached for this call
+  }
+
+ private:
+  bool cuda_, on_, previous_ = false;
+};
+}  // namespace
 
 std::shared_ptr<StableDiffusion> StableDiffusion::load(const std::string& dir,
                                                        const ModelConfig& config,
@@ -79,8 +106,12 @@ torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t
   auto timesteps = torch::full({batch}, t, torch::dtype(torch::kLong).device(device_));
   torch::Tensor ctx = context.size(0) == batch ? context : context.expand({batch, context.size(1), context.size(2)});
   ScriptModule& net = unet ? *unet : *unet_;
-  torch::Tensor out = net.forwardTensor({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)})
-                          .to(torch::kFloat);
+  torch::Tensor out;
+  {
+    AutocastScope autocast(device_, autocast_);
+    out = net.forwardTensor({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)});
+  }
+  out = out.to(torch::kFloat);
   if (config_.predictionType == "v_prediction") {
     // ε = √ᾱ·v + √(1−ᾱ)·x_t (arXiv:2202.00512 §4)
     double a = schedule_->alphaBar(t);

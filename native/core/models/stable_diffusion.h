@@ -42,6 +42,12 @@ class StableDiffusion {
   // Latents (scaled) → image [B, 3, H, W] in about [-1, 1], float32.
   torch::Tensor decodeLatents(const torch::Tensor& latents);
 
+  // Mixed precision for the UNet (the cost of every step): its matmuls and convolutions run in
+  // `dtype` (bfloat16 on CPU; float16/bfloat16 on CUDA) under libtorch's autocast, everything
+  // else in float32. nullopt = full precision.
+  void setAutocast(std::optional<c10::ScalarType> dtype) { autocast_ = dtype; }
+  std::optional<c10::ScalarType> autocast() const { return autocast_; }
+
   const ModelConfig& config() const { return config_; }
   const NoiseSchedule& schedule() const { return *schedule_; }
   const c10::Device& device() const { return device_; }
@@ -61,6 +67,7 @@ class StableDiffusion {
   c10::ScalarType dtype_ = c10::kFloat;
   std::shared_ptr<ScriptModule> textEncoder_, unet_, vaeEncoder_, vaeDecoder_;
   std::optional<NoiseSchedule> schedule_;
+  std::optional<c10::ScalarType> autocast_;
 };
 
 }  // namespace torchedit
