@@ -87,3 +87,16 @@ test('encodePrompt caches repeated prompts and batches several', async () => {
   assert.ok(!Array.isArray(direct) && direct !== null && typeof direct === 'object');
   assert.deepEqual(await (direct as { data(): Promise<unknown> }).data(), first);
 });
+
+test('bfloat16 autocast runs the UNet in mixed precision: close to float32, not identical', async () => {
+  const full = await loadModel(testBundle());
+  const mixed = await loadModel(testBundle(), { autocast: 'bfloat16' });
+  const options = { steps: 5, seed: 4, guidanceScale: 3 };
+  const a = await latents(full, 'a red circle', options);
+  const b = await latents(mixed, 'a red circle', options);
+  const scale = Math.max(...Array.from(a, Math.abs));
+  const relative = maxAbsDiff(a, b) / scale;
+  console.log(`# bfloat16 autocast: relative max difference ${relative.toExponential(2)} after 5 steps`);
+  assert.ok(relative > 0 && relative < 0.1, `${relative}`);
+  await rejectsWithCode(loadModel(testBundle(), { autocast: 'float16' }), 'ERR_INVALID_OPTION');
+});
