@@ -1,0 +1,272 @@
+"""Small Stable-Diffusion-shaped models for the shapes-64 bundle (TorchScript-exportable).
+
+  VAE        64x64x3 <-> 8x8x4 (latent factor 8). Encoder -> mean || logvar (8 channels).
+  UNet       epsilon prediction on 8x8x4 latents; SD wiring with one ResBlock + one transformer
+             block (self-attention, cross-attention to the text, GEGLU feed-forward) per level at
+             8x8 and 4x4, a mid block, skip connections. Learned 2D absolute position embeddings
+             are added to the tokens before attention (bilinearly resized for other latent sizes)
+             so attention can tell left from right.
+  TextEncoder  CLIP-vocabulary ids -> [B, L, D]. The 49408-row CLIP table would dominate the
+             bundle, so the module holds rows only for the ids of the training vocabulary plus
+             one shared "unknown" row, and an int32 id->row remap buffer over the whole vocabulary
+             (any CLIP id is accepted; unknown words all map to the unknown row).
+             Bidirectional pre-LN transformer with learned position embeddings, final LayerNorm.
+"""
+import math
+from typing import List
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def gn(c):
+    return nn.GroupNorm(min(32, c // 4), c, eps=1e-6)
+
+
+# ----------------------------------------------------------------------------- VAE
+class VResBlock(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.n1, self.c1 = gn(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.n2, self.c2 = gn(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x):
+        h = self.c1(F.silu(self.n1(x)))
+        h = self.c2(F.silu(self.n2(h)))
+        return self.skip(x) + h
+
+
+class VAEEncoder(nn.Module):
+    def __init__(self, ch=(32, 64, 96, 128), z=4):
+        super().__init__()
+        self.conv_in = nn.Conv2d(3, ch[0], 3, padding=1)
+        layers = []
+        c = ch[0]
+        for i, co in enumerate(ch):
+            layers.append(VResBlock(c, co))
+            c = co
+            if i < len(ch) - 1:
+                layers.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+        layers.append(VResBlock(c, c))
+        self.body = nn.Sequential(*layers)
+        self.norm_out = gn(c)
+        self.conv_out = nn.Conv2d(c, 2 * z, 3, padding=1)
+
+    def forward(self, image):
+        h = self.body(self.conv_in(image))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VAEDecoder(nn.Module):
+    def __init__(self, ch=(32, 64, 96, 128), z=4):
+        super().__init__()
+        ch = list(ch)[::-1]
+        self.conv_in = nn.Conv2d(z, ch[0], 3, padding=1)
+        layers = [VResBlock(ch[0], ch[0])]
+        c = ch[0]
+        for i, co in enumerate(ch):
+            layers.append(VResBlock(c, co))
+            c = co
+            if i < len(ch) - 1:
+                layers.append(nn.Upsample(scale_factor=2.0, mode="nearest"))
+                layers.append(nn.Conv2d(c, c, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        self.norm_out = gn(c)
+        self.conv_out = nn.Conv2d(c, 3, 3, padding=1)
+
+    def forward(self, latents):
+        h = self.body(self.conv_in(latents))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+# ----------------------------------------------------------------------------- text encoder
+class TBlock(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def forward(self, x):
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, known_ids: List[int], vocab_size=49408, d=128, layers=3, heads=4, max_len=32):
+        super().__init__()
+        remap = torch.zeros(vocab_size, dtype=torch.int32)  # row 0 = unknown
+        for row, tid in enumerate(sorted(set(known_ids))):
+            remap[tid] = row + 1
+        self.register_buffer("remap", remap)
+        self.tok = nn.Embedding(len(set(known_ids)) + 1, d)
+        self.pos = nn.Parameter(torch.randn(1, max_len, d) * 0.02)
+        self.blocks = nn.ModuleList([TBlock(d, heads) for _ in range(layers)])
+        self.ln = nn.LayerNorm(d)
+        self.max_len = max_len
+        self.vocab_size = vocab_size
+
+    def forward(self, input_ids):
+        ids = input_ids.clamp(0, self.vocab_size - 1)
+        rows = self.remap[ids].long()
+        L = input_ids.shape[1]
+        if L <= self.max_len:
+            pos = self.pos[:, :L]
+        else:
+            pos = F.pad(self.pos, (0, 0, 0, L - self.max_len), mode="replicate") if False else \
+                torch.cat([self.pos, self.pos[:, -1:].expand(1, L - self.max_len, self.pos.shape[2])], 1)
+        x = self.tok(rows) + pos
+        for b in self.blocks:
+            x = b(x)
+        return self.ln(x)
+
+
+# ----------------------------------------------------------------------------- UNet
+def timestep_embedding(t, dim: int):
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)  # flip_sin_to_cos like SD
+
+
+class UResBlock(nn.Module):
+    def __init__(self, cin, cout, tdim):
+        super().__init__()
+        self.n1, self.c1 = gn(cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb = nn.Linear(tdim, cout)
+        self.n2, self.c2 = gn(cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, temb):
+        h = self.c1(F.silu(self.n1(x)))
+        h = h + self.temb(F.silu(temb))[:, :, None, None]
+        h = self.c2(F.silu(self.n2(h)))
+        return self.skip(x) + h
+
+
+class Attention(nn.Module):
+    def __init__(self, c, ctx_dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(c, c, bias=False)
+        self.k = nn.Linear(ctx_dim, c, bias=False)
+        self.v = nn.Linear(ctx_dim, c, bias=False)
+        self.o = nn.Linear(c, c)
+
+    def forward(self, x, ctx):
+        B, N, C = x.shape
+        M = ctx.shape[1]
+        h = self.heads
+        q = self.q(x).view(B, N, h, C // h).transpose(1, 2)
+        k = self.k(ctx).view(B, M, h, C // h).transpose(1, 2)
+        v = self.v(ctx).view(B, M, h, C // h).transpose(1, 2)
+        w = torch.softmax(q @ k.transpose(-1, -2) * (C // h) ** -0.5, dim=-1)
+        out = (w @ v).transpose(1, 2).reshape(B, N, C)
+        return self.o(out)
+
+
+class SpatialTransformer(nn.Module):
+    def __init__(self, c, ctx_dim, heads, size):
+        super().__init__()
+        self.norm = gn(c)
+        self.proj_in = nn.Conv2d(c, c, 1)
+        self.pos = nn.Parameter(torch.randn(1, c, size, size) * 0.02)
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(c), nn.LayerNorm(c), nn.LayerNorm(c)
+        self.attn1 = Attention(c, c, heads)
+        self.attn2 = Attention(c, ctx_dim, heads)
+        self.ff_in = nn.Linear(c, 4 * c)  # GEGLU, inner 2c
+        self.ff_out = nn.Linear(2 * c, c)
+        self.proj_out = nn.Conv2d(c, c, 1)
+        self.size = size
+
+    def forward(self, x, ctx):
+        B, C, H, W = x.shape
+        h = self.proj_in(self.norm(x))
+        pos = self.pos
+        if H != self.size or W != self.size:
+            pos = F.interpolate(pos, size=(H, W), mode="bilinear", align_corners=False)
+        h = (h + pos).flatten(2).transpose(1, 2)
+        y = self.ln1(h)
+        h = h + self.attn1(y, y)
+        h = h + self.attn2(self.ln2(h), ctx)
+        a, g = self.ff_in(self.ln3(h)).chunk(2, dim=-1)
+        h = h + self.ff_out(a * F.gelu(g))
+        h = h.transpose(1, 2).reshape(B, C, H, W)
+        return x + self.proj_out(h)
+
+
+class UNet(nn.Module):
+    def __init__(self, zc=4, ch=(128, 128), ctx_dim=128, heads=4, size=8, tdim=256):
+        super().__init__()
+        c0, c1 = ch
+        self.tin = 128
+        self.time = nn.Sequential(nn.Linear(self.tin, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+        self.conv_in = nn.Conv2d(zc, c0, 3, padding=1)
+        self.d0r, self.d0a = UResBlock(c0, c0, tdim), SpatialTransformer(c0, ctx_dim, heads, size)
+        self.down = nn.Conv2d(c0, c0, 3, stride=2, padding=1)
+        self.d1r, self.d1a = UResBlock(c0, c1, tdim), SpatialTransformer(c1, ctx_dim, heads, size // 2)
+        self.m1, self.ma, self.m2 = UResBlock(c1, c1, tdim), SpatialTransformer(c1, ctx_dim, heads, size // 2), UResBlock(c1, c1, tdim)
+        # up at 4x4: skips d1 (c1), down (c0)
+        self.u1r0, self.u1a0 = UResBlock(c1 + c1, c1, tdim), SpatialTransformer(c1, ctx_dim, heads, size // 2)
+        self.u1r1, self.u1a1 = UResBlock(c1 + c0, c1, tdim), SpatialTransformer(c1, ctx_dim, heads, size // 2)
+        self.up = nn.Conv2d(c1, c1, 3, padding=1)
+        # up at 8x8: skips d0 (c0), conv_in (c0)
+        self.u0r0, self.u0a0 = UResBlock(c1 + c0, c0, tdim), SpatialTransformer(c0, ctx_dim, heads, size)
+        self.u0r1, self.u0a1 = UResBlock(c0 + c0, c0, tdim), SpatialTransformer(c0, ctx_dim, heads, size)
+        self.norm_out = gn(c0)
+        self.conv_out = nn.Conv2d(c0, zc, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        ctx = encoder_hidden_states
+        if timestep.dim() == 0:
+            timestep = timestep.reshape(1)
+        timestep = timestep.expand(sample.shape[0])
+        temb = self.time(timestep_embedding(timestep, self.tin))
+        h0 = self.conv_in(sample)
+        h1 = self.d0a(self.d0r(h0, temb), ctx)
+        h2 = self.down(h1)
+        h3 = self.d1a(self.d1r(h2, temb), ctx)
+        h = self.m2(self.ma(self.m1(h3, temb), ctx), temb)
+        h = self.u1a0(self.u1r0(torch.cat([h, h3], 1), temb), ctx)
+        h = self.u1a1(self.u1r1(torch.cat([h, h2], 1), temb), ctx)
+        h = self.up(F.interpolate(h, size=(h1.shape[2], h1.shape[3]), mode="nearest"))
+        h = self.u0a0(self.u0r0(torch.cat([h, h1], 1), temb), ctx)
+        h = self.u0a1(self.u0r1(torch.cat([h, h0], 1), temb), ctx)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def nparams(m):
+    return sum(p.numel() for p in m.parameters())
+
+
+if __name__ == "__main__":
+    import time
+    torch.set_num_threads(1)
+    enc, dec = VAEEncoder(), VAEDecoder()
+    te = TextEncoder(list(range(100)))
+    un = UNet()
+    print("vae enc", nparams(enc), "dec", nparams(dec), "text", nparams(te), "unet", nparams(un))
+    x = torch.randn(32, 3, 64, 64)
+    opt = torch.optim.Adam(list(enc.parameters()) + list(dec.parameters()))
+    for i in range(3):
+        t = time.time()
+        y = dec(enc(x)[:, :4])
+        l = F.mse_loss(y, x); l.backward(); opt.step(); opt.zero_grad()
+        print("vae step b32", time.time() - t)
+    ids = torch.randint(0, 49408, (64, 32))
+    z = torch.randn(64, 4, 8, 8)
+    opt = torch.optim.Adam(list(te.parameters()) + list(un.parameters()))
+    for i in range(3):
+        t = time.time()
+        e = un(z, torch.randint(0, 1000, (64,)), te(ids))
+        l = F.mse_loss(e, z); l.backward(); opt.step(); opt.zero_grad()
+        print("unet step b64", time.time() - t)
+    for m in (enc, dec, te, un):
+        torch.jit.script(m)
+    print(un(torch.randn(2, 4, 16, 16), torch.tensor([5]), te(ids[:2])).shape)
+    print("scripted ok")
