@@ -5,11 +5,13 @@
  * bench/RESULTS.md's "scaling" section and plots it to bench/scaling.png (an SVG rendered by sharp).
  *
  *   node dist/bench/scaling.js [--quick] [--threads T] [--no-python] [--no-write]
+ *   node dist/bench/scaling.js --replot      (re-render the PNG from the last run's numbers)
  */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { bundle, currentLoad, ensureInversion, fmt, machine, machineMarkdown, repoRoot, runOne, writeSection } from './measure.js';
+import { bundle, cacheDir, currentLoad, ensureInversion, fmt, machine, machineMarkdown, repoRoot, runOne, writeSection } from './measure.js';
 import { concept, unetEvaluations, workloads, type EditSpec, type RunResult, type Txt2ImgSpec, type WorkloadSpec } from './workloads.js';
 
 export interface ScalingOptions {
@@ -74,9 +76,17 @@ function escape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 }
 
+/** Round tick step for an axis from 0 to `max` with about `count` intervals (1, 2, 2.5 or 5 × 10^k). */
+function tickStep(max: number, count = 4): number {
+  const raw = max / count;
+  const base = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 2.5, 5, 10].map((m) => m * base).find((s) => s >= raw) ?? 10 * base;
+}
+
 /** Three panels (steps, concepts, size): seconds against the setting, torchedit solid, Python dashed. */
 export function plotSvg(points: Point[], subtitle: string): string {
-  const W = 1200, H = 440, panelW = 360, panelH = 300, top = 70, left = 60, gap = 30;
+  const panelW = 330, panelH = 290, top = 70, left = 70, gap = 70, right = 40;
+  const W = left + 3 * panelW + 2 * gap + right, H = 440;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
@@ -85,23 +95,25 @@ export function plotSvg(points: Point[], subtitle: string): string {
   ];
   (Object.keys(SERIES) as Series[]).forEach((series, i) => {
     const ps = points.filter((p) => p.series === series);
+    if (ps.length === 0) return;
     const x0 = left + i * (panelW + gap);
     const xs = ps.map((p) => p.x);
     const ys = ps.flatMap((p) => [p.torchedit?.wallSeconds, p.python?.wallSeconds]).filter((v): v is number => v !== undefined);
     const xMin = Math.min(...xs), xMax = Math.max(...xs);
-    const yMax = Math.max(...ys, 1e-3) * 1.1;
-    const px = (x: number) => x0 + (xMax === xMin ? panelW / 2 : ((x - xMin) / (xMax - xMin)) * panelW);
+    const step = tickStep(Math.max(...ys, 1e-3));
+    const yMax = step * Math.ceil((Math.max(...ys, 1e-3) * 1.05) / step);
+    const pad = 12;
+    const px = (x: number) => x0 + pad + (xMax === xMin ? (panelW - 2 * pad) / 2 : ((x - xMin) / (xMax - xMin)) * (panelW - 2 * pad));
     const py = (y: number) => top + panelH - (y / yMax) * panelH;
     parts.push(`<rect x="${x0}" y="${top}" width="${panelW}" height="${panelH}" fill="none" stroke="#999"/>`);
-    parts.push(`<text x="${x0 + panelW / 2}" y="${top - 6}" font-size="14" text-anchor="middle">${escape(SERIES[series].title)}</text>`);
-    for (let k = 0; k <= 4; k++) {
-      const y = (yMax * k) / 4;
+    parts.push(`<text x="${x0 + panelW / 2}" y="${top - 8}" font-size="14" text-anchor="middle">${escape(SERIES[series].title)}</text>`);
+    for (let y = 0; y <= yMax + 1e-9; y += step) {
       parts.push(`<line x1="${x0}" x2="${x0 + panelW}" y1="${py(y)}" y2="${py(y)}" stroke="#eee"/>`);
-      parts.push(`<text x="${x0 - 5}" y="${py(y) + 4}" font-size="11" text-anchor="end">${y.toFixed(y < 10 ? 1 : 0)}</text>`);
+      parts.push(`<text x="${x0 - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${Number(y.toFixed(3))}</text>`);
     }
     for (const x of xs) parts.push(`<text x="${px(x)}" y="${top + panelH + 16}" font-size="11" text-anchor="middle">${x}</text>`);
     parts.push(`<text x="${x0 + panelW / 2}" y="${top + panelH + 34}" font-size="12" text-anchor="middle">${escape(SERIES[series].axis)} (${escape(SERIES[series].what)})</text>`);
-    if (i === 0) parts.push(`<text x="18" y="${top + panelH / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 18 ${top + panelH / 2})">seconds</text>`);
+    parts.push(`<text x="${x0 - 40}" y="${top + panelH / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 ${x0 - 40} ${top + panelH / 2})">seconds</text>`);
     for (const [side, color, dash] of [['torchedit', '#1f77b4', ''], ['python', '#d62728', '6 4']] as const) {
       const pts = ps.filter((p) => p[side] !== undefined).map((p) => [px(p.x), py(p[side]!.wallSeconds)] as const);
       if (pts.length === 0) continue;
@@ -114,6 +126,12 @@ export function plotSvg(points: Point[], subtitle: string): string {
   parts.push(`<line x1="${W / 2 + 10}" x2="${W / 2 + 40}" y1="${ly}" y2="${ly}" stroke="#d62728" stroke-width="2" stroke-dasharray="6 4"/><text x="${W / 2 + 46}" y="${ly + 4}" font-size="12">Python (eager, TorchScript modules)</text>`);
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+const lastScaling = join(cacheDir, 'last-scaling.json');
+
+async function render(points: Point[], subtitle: string): Promise<void> {
+  await sharp(Buffer.from(plotSvg(points, subtitle))).png().toFile(join(repoRoot, 'bench', 'scaling.png'));
 }
 
 export async function runScaling(o: ScalingOptions): Promise<void> {
@@ -140,15 +158,27 @@ export async function runScaling(o: ScalingOptions): Promise<void> {
   ].join('\n');
   process.stdout.write(`${body}\n`);
   if (o.write) {
-    const svg = plotSvg(points, `${m.cpu}, ${o.threads} thread(s), ${m.date}${o.quick ? ', quick mode' : ''}`);
-    await sharp(Buffer.from(svg)).png().toFile(join(repoRoot, 'bench', 'scaling.png'));
+    const subtitle = `${m.cpu}, ${o.threads} thread(s), ${m.date}${o.quick ? ', quick mode' : ''}`;
+    await render(points, subtitle);
+    mkdirSync(cacheDir, { recursive: true });
+    writeFileSync(lastScaling, JSON.stringify({ subtitle, points }, null, 2));
     writeSection('scaling', body);
     process.stderr.write('bench: wrote bench/scaling.png and bench/RESULTS.md (scaling)\n');
   }
 }
 
+/** Re-renders bench/scaling.png from the last run's points (bench/.cache/last-scaling.json). */
+export async function replot(): Promise<void> {
+  const { subtitle, points } = JSON.parse(readFileSync(lastScaling, 'utf8')) as { subtitle: string; points: Point[] };
+  await render(points, subtitle);
+}
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const argv = process.argv.slice(2);
+  if (argv[0] === '--replot') {
+    await replot();
+    process.exit(0);
+  }
   const threadsAt = argv.indexOf('--threads');
   const unknown = argv.filter((a, i) => !['--quick', '--no-python', '--no-write', '--threads'].includes(a) && !(threadsAt >= 0 && i === threadsAt + 1));
   if (unknown.length) {
