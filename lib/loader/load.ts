@@ -111,13 +111,13 @@ export function loadPlan(plan: LoadPlan, requireFrom: string): unknown {
   if (process.platform === 'linux') {
     for (const path of plan.preload) {
       try {
-        dlopenGlobal(path);
+        dlopenLocal(path);
       } catch (error) {
         if (path === plan.libtorch.libraries.torch_global_deps?.path && plan.libtorch.cudaLibraryDirs.length) {
           // pip's layout where the RPATHs do not reach the nvidia wheels: load them first, as torch does.
           for (const lib of pipCudaLibraries(plan.libtorch.cudaLibraryDirs)) tryDlopen(lib);
           try {
-            dlopenGlobal(path);
+            dlopenLocal(path);
             continue;
           } catch {
             // report the first error below
@@ -139,8 +139,22 @@ export function loadPlan(plan: LoadPlan, requireFrom: string): unknown {
   }
 }
 
+/**
+ * Loads a library by absolute path so the addon's NEEDED entries (matched by soname) resolve to
+ * it. RTLD_LOCAL, not GLOBAL: Debian's libtorch pulls in the system GLib (through OpenCV's GTK
+ * backend), and a global GLib captures the GLib calls of sharp's libvips, which bundles its own
+ * (GLib-GObject-CRITICAL on every image operation). pip's CUDA libraries, which torch itself
+ * loads globally, still go through dlopenGlobal.
+ */
+function dlopenLocal(path: string): void {
+  dlopenWith(path, constants.dlopen.RTLD_NOW! | RTLD_NODELETE);
+}
+
 function dlopenGlobal(path: string): void {
-  const flags = constants.dlopen.RTLD_NOW! | constants.dlopen.RTLD_GLOBAL! | RTLD_NODELETE;
+  dlopenWith(path, constants.dlopen.RTLD_NOW! | constants.dlopen.RTLD_GLOBAL! | RTLD_NODELETE);
+}
+
+function dlopenWith(path: string, flags: number): void {
   try {
     process.dlopen({ exports: {} }, path, flags);
   } catch (error) {

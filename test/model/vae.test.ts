@@ -31,3 +31,21 @@ test('images of a size the model cannot take are rejected before any work', asyn
   await rejectsWithCode(model.encodeImage('/nonexistent.png'), 'ERR_IMAGE_READ');
   await rejectsWithCode(model.decodeLatents(Tensor.zeros([1, 3, 8, 8])), 'ERR_FORWARD');
 });
+
+test('sharp and libtorch share the process without GLib conflicts', async () => {
+  // Debian's libtorch pulls in the system GLib; sharp's libvips bundles its own. Loading libtorch
+  // globally made every image operation print GLib-GObject-CRITICAL (lib/loader/load.ts).
+  const { spawnSync } = await import('node:child_process');
+  const { repoRoot } = await import('../helpers.js');
+  const script = `
+    import { loadModel } from './dist/lib/index.js';
+    const model = await loadModel(${JSON.stringify(testBundle())});
+    const result = await model.generate('x', { steps: 2, seed: 1 });
+    const png = await result.image.toBuffer('png');
+    const latents = await model.encodeImage(png);
+    console.log(latents.shape.join('x'));`;
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  assert.equal(out.stdout.trim(), '1x4x8x8');
+  assert.doesNotMatch(out.stderr, /GLib|CRITICAL/);
+});
