@@ -88,6 +88,9 @@ export interface LocateOptions {
   systemDirs?: string[];
 }
 
+/** Debian's multiarch folder name for this machine (lib/x86_64-linux-gnu). */
+const MULTIARCH = `${process.arch === 'arm64' ? 'aarch64' : process.arch === 'x64' ? 'x86_64' : process.arch}-linux-gnu`;
+
 export function locateLibtorch(options: LocateOptions = {}): LocateResult {
   const env = options.env ?? process.env;
   const result: LocateResult = { candidates: [], searched: [], explicit: null };
@@ -99,10 +102,11 @@ export function locateLibtorch(options: LocateOptions = {}): LocateResult {
     result.explicit = { source, value };
     const place = resolve(value);
     const origin = source === 'option' ? `libtorch option ${value}` : `${source}=${value}`;
-    const dirs = [join(place, 'lib'), place];
+    // A libtorch root, its lib/ folder, or a prefix like /usr (lib/<triplet>, as CMake accepts).
+    const dirs = [join(place, 'lib'), place, join(place, 'lib', MULTIARCH)];
     const libDir = dirs.find((d) => hasLibrary(d, 'torch_cpu'));
     if (libDir) add(result, inspectLibtorch(libDir, source, origin), place);
-    else result.searched.push({ source, place, result: `no libtorch_cpu.so in ${dirs.join(' or ')}` });
+    else result.searched.push({ source, place, result: `no libtorch_cpu.so in ${dirs.slice(0, -1).join(', ')} or ${dirs.at(-1)}` });
     return result;
   }
   for (const python of options.pythons ?? defaultPythons(env)) {

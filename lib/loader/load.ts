@@ -110,14 +110,18 @@ const RTLD_NODELETE = 0x1000;
 export function loadPlan(plan: LoadPlan, requireFrom: string): unknown {
   if (process.platform === 'linux') {
     for (const path of plan.preload) {
+      // libtorch_global_deps (CUDA builds only) exists to put the CUDA libraries in the global
+      // scope, and `import torch` loads it with RTLD_GLOBAL: the same here. It links no GLib.
+      const globalDeps = path === plan.libtorch.libraries.torch_global_deps?.path;
+      const load = globalDeps ? dlopenGlobal : dlopenLocal;
       try {
-        dlopenLocal(path);
+        load(path);
       } catch (error) {
-        if (path === plan.libtorch.libraries.torch_global_deps?.path && plan.libtorch.cudaLibraryDirs.length) {
+        if (globalDeps && plan.libtorch.cudaLibraryDirs.length) {
           // pip's layout where the RPATHs do not reach the nvidia wheels: load them first, as torch does.
           for (const lib of pipCudaLibraries(plan.libtorch.cudaLibraryDirs)) tryDlopen(lib);
           try {
-            dlopenLocal(path);
+            load(path);
             continue;
           } catch {
             // report the first error below
@@ -143,8 +147,8 @@ export function loadPlan(plan: LoadPlan, requireFrom: string): unknown {
  * Loads a library by absolute path so the addon's NEEDED entries (matched by soname) resolve to
  * it. RTLD_LOCAL, not GLOBAL: Debian's libtorch pulls in the system GLib (through OpenCV's GTK
  * backend), and a global GLib captures the GLib calls of sharp's libvips, which bundles its own
- * (GLib-GObject-CRITICAL on every image operation). pip's CUDA libraries, which torch itself
- * loads globally, still go through dlopenGlobal.
+ * (GLib-GObject-CRITICAL on every image operation). libtorch_global_deps and pip's CUDA
+ * libraries, which torch itself loads globally, go through dlopenGlobal.
  */
 function dlopenLocal(path: string): void {
   dlopenWith(path, constants.dlopen.RTLD_NOW! | RTLD_NODELETE);

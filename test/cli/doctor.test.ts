@@ -68,7 +68,7 @@ test('with libtorch hidden, doctor still reports, says why, and fails with the c
   const report = JSON.parse(json.stdout) as DoctorReport;
   assert.equal(report.libtorch.chosen, null);
   assert.deepEqual(report.libtorch.explicit, { source: 'TORCHEDIT_LIBTORCH', value: empty });
-  assert.deepEqual(report.libtorch.searched, [{ source: 'TORCHEDIT_LIBTORCH', place: empty, result: `no libtorch_cpu.so in ${empty}/lib or ${empty}` }]);
+  assert.deepEqual(report.libtorch.searched, [{ source: 'TORCHEDIT_LIBTORCH', place: empty, result: `no libtorch_cpu.so in ${empty}/lib, ${empty} or ${empty}/lib/x86_64-linux-gnu` }]);
   assert.equal(report.load.ok, false);
   assert.equal((report.load as { code: string }).code, 'ERR_LIBTORCH_NOT_FOUND');
   assert.equal(report.runtime, null);

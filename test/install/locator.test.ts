@@ -72,7 +72,7 @@ describe('locating libtorch', () => {
     assert.equal(found.candidates.length, 0);
     assert.deepEqual(found.explicit, { source: 'TORCHEDIT_LIBTORCH', value: empty });
     assert.equal(found.searched.length, 1);
-    assert.match(found.searched[0].result, /no libtorch_cpu\.so in .*empty\/lib or .*empty$/);
+    assert.equal(found.searched[0].result, `no libtorch_cpu.so in ${empty}/lib, ${empty} or ${empty}/lib/x86_64-linux-gnu`);
   });
 
   test('precedence: option, then TORCHEDIT_LIBTORCH, then LIBTORCH', () => {
@@ -83,8 +83,9 @@ describe('locating libtorch', () => {
     const viaLibtorch = locateLibtorch({ env: { LIBTORCH: b } });
     assert.equal(viaLibtorch.candidates[0].source, 'LIBTORCH');
     assert.equal(viaLibtorch.candidates[0].origin, `LIBTORCH=${b}`);
-    // The lib/ folder itself works too.
+    // The lib/ folder itself works too, and a prefix with a multiarch lib folder (like /usr).
     assert.equal(locateLibtorch({ libtorch: join(a, 'lib') }).candidates[0].libDir, join(a, 'lib'));
+    assert.equal(locateLibtorch({ libtorch: '/usr' }).candidates[0].libDir, '/usr/lib/x86_64-linux-gnu');
   });
 
   test('pytorch.org zip layout: version from the headers, ABI from TorchConfig.cmake, CUDA from libtorch_cuda', () => {

@@ -91,7 +91,7 @@ test('the packed package installs without compiling and loads; hidden libtorch i
   const lines = failed.message.split('\n');
   assert.equal(lines[0], 'libtorch was not found. torchedit needs libtorch 1.13 (C++11 ABI, CPU).');
   assert.equal(lines[1], 'Looked in:');
-  assert.equal(lines[2], `  - TORCHEDIT_LIBTORCH: ${empty}: no libtorch_cpu.so in ${empty}/lib or ${empty}`);
+  assert.equal(lines[2], `  - TORCHEDIT_LIBTORCH: ${empty}: no libtorch_cpu.so in ${empty}/lib, ${empty} or ${empty}/lib/x86_64-linux-gnu`);
   assert.equal(lines[3], 'TORCHEDIT_LIBTORCH is set, so it is the only place looked at.');
   assert.ok(lines.includes('  - Debian/Ubuntu: sudo apt-get install libtorch-dev libopenblas0-pthread'), failed.message);
   assert.doesNotMatch(failed.message, /cannot open shared object|undefined symbol|dlopen/);

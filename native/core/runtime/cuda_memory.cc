@@ -1,7 +1,9 @@
 // GPU memory through the CUDA runtime and driver that a CUDA libtorch has already loaded, looked
 // up with dlsym: this file compiles and runs against a CPU-only libtorch (no CUDA headers, no
 // CUDA link), where it finds no symbols and reports nothing. The loader (lib/loader/load.ts)
-// loads libtorch_cuda with RTLD_GLOBAL, which puts libcudart's symbols in the global scope.
+// loads libtorch_cuda with RTLD_LOCAL, so libcudart's symbols are looked up through a handle to
+// libtorch_cuda (dlsym searches a handle's dependencies too), the global scope as a fallback.
+// Names and signatures checked against CUDA 13's cuda_runtime_api.h and cuda.h.
 // NOT VERIFIED on a GPU (none on this project's machines): only the CPU path runs in the tests.
 #include "cuda_memory.h"
 
@@ -29,13 +31,16 @@ F symbol(void* handle, const char* name) {
 std::vector<GpuMemory> gpuMemory() {
   std::vector<GpuMemory> out;
   if (!cudaAvailable()) return out;
-  auto getDevice = symbol<CudaGetDevice>(RTLD_DEFAULT, "cudaGetDevice");
-  auto setDevice = symbol<CudaSetDevice>(RTLD_DEFAULT, "cudaSetDevice");
-  auto memGetInfo = symbol<CudaMemGetInfo>(RTLD_DEFAULT, "cudaMemGetInfo");
-  // libcuda is loaded by the runtime with RTLD_LOCAL: take a handle only if it is loaded already.
+  // Handles only to libraries already loaded (RTLD_NOLOAD): this never loads anything.
+  void* torchCuda = dlopen("libtorch_cuda.so", RTLD_NOW | RTLD_NOLOAD);
+  void* runtime = torchCuda ? torchCuda : RTLD_DEFAULT;
+  auto getDevice = symbol<CudaGetDevice>(runtime, "cudaGetDevice");
+  auto setDevice = symbol<CudaSetDevice>(runtime, "cudaSetDevice");
+  auto memGetInfo = symbol<CudaMemGetInfo>(runtime, "cudaMemGetInfo");
   void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
   if (!getDevice || !setDevice || !memGetInfo || !driver) {
     if (driver) dlclose(driver);
+    if (torchCuda) dlclose(torchCuda);
     return out;
   }
   auto deviceGet = symbol<CuDeviceGet>(driver, "cuDeviceGet");
@@ -62,6 +67,7 @@ std::vector<GpuMemory> gpuMemory() {
     }
   }
   dlclose(driver);
+  if (torchCuda) dlclose(torchCuda);
   return out;
 }
 
