@@ -1,10 +1,16 @@
 /** Process-wide runtime settings and reports: threads, libtorch build, live handles. */
-import { native } from './binding.js';
+import { native, setLibtorchPath } from './binding.js';
 import { callNative } from './errors.js';
 import { invalidOption } from './errors.js';
 import { integerIn, numberIn } from './options/validate.js';
 
 export interface RuntimeOptions {
+  /**
+   * A libtorch folder (its `lib/`, or the folder holding it) to use instead of searching; the
+   * only place looked at when given. Must be set before the first tensor, module or model.
+   * Defaults to the search order of the README (TORCHEDIT_LIBTORCH, LIBTORCH, Python's torch, system).
+   */
+  libtorch?: string;
   /**
    * Intra-op threads each device worker uses (libtorch starts with 1 here). Applied before the
    * worker's next job. No default: libtorch's own choice stands until this is set.
@@ -21,6 +27,10 @@ export interface RuntimeOptions {
 }
 
 export function configure(options: RuntimeOptions): void {
+  if (options.libtorch !== undefined) {
+    if (typeof options.libtorch !== 'string' || options.libtorch.length === 0) throw invalidOption('libtorch', 'non-empty path', options.libtorch);
+    setLibtorchPath(options.libtorch);
+  }
   if (options.threads !== undefined) {
     const threads = integerIn('threads', options.threads, 1, 1024);
     callNative(() => native().setThreads(threads));
@@ -49,6 +59,12 @@ export interface RuntimeInfo {
   intraOpThreads: number;
   /** libtorch's parallel backend report (OpenMP, MKL, thread counts). */
   parallelInfo: string;
+  /** What the addon was built for: `'cpu'` or `'cuda'`. */
+  compute?: string;
+  /** The CUDA version of a CUDA build, else empty. */
+  cudaVersion?: string;
+  /** libtorch's build configuration (at::show_config()). */
+  buildConfig?: string;
 }
 
 export function runtimeInfo(): RuntimeInfo {
@@ -66,6 +82,8 @@ export interface MemoryReport {
   liveModels: number;
   /** The caching CPU allocator: bytes held for reuse, its limit, and how often it served a request. */
   cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number };
+  /** CUDA devices in use: free and total bytes (empty on CPU builds). */
+  gpu?: Array<{ device: string; freeBytes: number; totalBytes: number }>;
 }
 
 /** Live handles and their bytes: a long run that does not dispose what it creates shows here. */

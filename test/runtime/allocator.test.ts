@@ -49,3 +49,16 @@ test('the CPU cache can be limited, emptied and turned off', () => {
   assert.throws(() => configure({ cpuCacheLimit: -1 }), { code: 'ERR_INVALID_OPTION' });
   return rejectsWithCode(() => configure({ cpuCache: 'yes' as never }), 'ERR_INVALID_OPTION');
 });
+
+test('configure({ libtorch }) is the only place looked at, and must come before the first load', () => {
+  assert.throws(() => configure({ libtorch: '/somewhere/else' }), { code: 'ERR_INVALID_OPTION' });
+  const script = `
+    import { mkdtempSync } from 'node:fs';
+    import { tmpdir } from 'node:os';
+    import { join } from 'node:path';
+    import { configure, Tensor } from './dist/lib/index.js';
+    configure({ libtorch: mkdtempSync(join(tmpdir(), 'no-libtorch-')) });
+    try { Tensor.zeros([1]); console.log('loaded'); } catch (e) { console.log(e.code); }`;
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+  assert.equal(out.stdout.trim(), 'ERR_LIBTORCH_NOT_FOUND', out.stderr);
+});
