@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # libtorch (C++ and, for test fixtures and parity oracles, Python's torch), OpenBLAS (without
 # it matrix products fall back to the reference BLAS, ~20x slower), build tools for a source
-# build, python3-regex for the CLIP tokenizer oracle.
-packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex cmake g++ make)
+# build, python3-regex for the CLIP tokenizer oracle, python3-pil for the shapes-64 scripts
+# (held-out pictures and their analysis in the evaluation and the default-model test).
+packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
