@@ -23,6 +23,7 @@ import { registerInvert } from './commands/invertCommand.js';
 import { registerEdit } from './commands/editCommand.js';
 import { registerInfo } from './commands/infoCommand.js';
 import { registerDoctor } from './commands/doctorCommand.js';
+import { registerImagic } from './commands/imagicCommand.js';
 
 /** Options every command takes (before or after the command name). */
 export interface GlobalOptions {
@@ -260,7 +261,7 @@ export function createProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: () => {} });
   addGlobalOptions(program);
-  const commands = [registerGenerate(context), registerInvert(context), registerEdit(context), registerInfo(context), registerDoctor(context)];
+  const commands = [registerGenerate(context), registerInvert(context), registerEdit(context), registerImagic(context), registerInfo(context), registerDoctor(context)];
   for (const command of commands) {
     addGlobalOptions(command);
     command.exitOverride().configureOutput({ outputError: () => {} });

@@ -210,3 +210,28 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     assert.ok(!existsSync(out));
   });
 });
+
+describe('torchedit imagic', { timeout: 120_000 }, () => {
+  test('trains, saves, generates at several η, and generates again from the saved result', async () => {
+    const model = testBundle();
+    const dir = mkdtempSync(join(tmpdir(), 'torchedit-cli-imagic-'));
+    const photo = join(dir, 'photo.png');
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 220, g: 40, b: 40 } } }).png().toFile(photo);
+    const out = join(dir, 'edited.png');
+    const saved = join(dir, 'saved');
+    const run = await cli(['imagic', photo, '--target', 'a blue circle', '--embedding-steps', '5', '--embedding-lr', '0.01', '--finetune-steps', '5',
+      '--finetune-lr', '0.0001', '--eta', '0.6', '--eta', '1', '--steps', '3', '--save', saved, '--model', model, '--out', out, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout);
+    assert.deepEqual(report.etas, [0.6, 1]);
+    assert.equal(report.outputs.length, 2);
+    for (const file of report.outputs) assert.equal((await sharp(file).metadata()).width, 64);
+    assert.ok(existsSync(join(saved, 'unet.pt')) && existsSync(join(saved, 'imagic.safetensors')));
+    const again = await cli(['imagic', '--load', saved, '--eta', '0.7', '--steps', '3', '--model', model, '--out', join(dir, 'again.png'), '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(existsSync(join(dir, 'again.png')));
+    assertBadInput(await cli(['imagic', photo, '--model', model]), 'ERR_INVALID_OPTION', '--target');
+    assertBadInput(await cli(['imagic', photo, '--target', 'x', '--finetune-lr', '0', '--model', model]), 'ERR_INVALID_OPTION', '--finetune-lr');
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
