@@ -56,6 +56,17 @@ export interface Options {
   only: Set<Section>;
   tuneImagic: boolean;
   keep: boolean;
+  /** LEDITS inversion steps T. */
+  inversionSteps: number;
+  imagic: ImagicSetting;
+}
+
+interface ImagicSetting {
+  embedding: { steps: number; lr: number };
+  finetune: { steps: number; lr: number };
+  /** DDIM steps of each sample of the η sweep. */
+  sampleSteps: number;
+  guidanceScale: number;
 }
 
 type Section = 'vae' | 't2i' | 'ledits' | 'imagic';
@@ -66,7 +77,8 @@ const TUNING_OFFSET = 200_000;
 function usage(message?: string): never {
   if (message) process.stderr.write(`eval: ${message}\n`);
   process.stderr.write('usage: node dist/eval/run.js [--model DIR] [--cases N] [--tune-cases N] [--imagic-cases N] [--quick] [--out DIR]\n' +
-    '                          [--only vae,t2i,ledits,imagic] [--tune-imagic] [--keep]\n');
+    '                          [--only vae,t2i,ledits,imagic] [--inversion-steps T] [--imagic-embedding STEPS@LR]\n' +
+    '                          [--imagic-finetune STEPS@LR] [--imagic-sample-steps N] [--tune-imagic] [--keep]\n');
   process.exit(2);
 }
 
@@ -75,7 +87,15 @@ export function parseArgs(argv: string[]): Options {
   let tuneCases: number | undefined;
   let imagicCases: number | undefined;
   let out: string | undefined;
-  const o = { model: defaultModelPath, quick: false, only: new Set<Section>(SECTIONS), tuneImagic: false, keep: false };
+  const o = { model: defaultModelPath, quick: false, only: new Set<Section>(SECTIONS), tuneImagic: false, keep: false, inversionSteps: INVERSION.steps };
+  const imagic: ImagicSetting = structuredClone(IMAGIC);
+  const stage = (name: string, v: string) => {
+    const m = /^(\d+)@([0-9.eE+-]+)$/.exec(v);
+    const steps = Number(m?.[1]);
+    const lr = Number(m?.[2]);
+    if (!m || steps < 1 || !(lr > 0)) usage(`${name} needs STEPS@LR, e.g. 100@1e-2; got ${v}`);
+    return { steps, lr };
+  };
   const int = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${name} needs an integer ≥ ${min}, got ${v}`);
@@ -91,6 +111,10 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--quick') o.quick = true;
     else if (a === '--out') out = resolve(value());
     else if (a === '--tune-imagic') o.tuneImagic = true;
+    else if (a === '--inversion-steps') o.inversionSteps = int(a, value(), 2);
+    else if (a === '--imagic-embedding') imagic.embedding = stage(a, value());
+    else if (a === '--imagic-finetune') imagic.finetune = stage(a, value());
+    else if (a === '--imagic-sample-steps') imagic.sampleSteps = int(a, value(), 1);
     else if (a === '--keep') o.keep = true;
     else if (a === '--only') {
       const names = value().split(',');
@@ -102,6 +126,7 @@ export function parseArgs(argv: string[]): Options {
   const n = cases ?? (o.quick ? 6 : 50);
   return {
     ...o,
+    imagic,
     cases: n,
     tuneCases: tuneCases ?? (o.quick ? 3 : 8),
     imagicCases: Math.min(imagicCases ?? (o.quick ? 2 : n), n),
@@ -137,28 +162,30 @@ const TARGET_START: TargetSetting = { skip: 0.36, guidanceScale: 15 };
 function conceptGrid(quick: boolean): { [K in keyof ConceptSetting]?: ConceptSetting[K][] } {
   return quick
     ? { skip: [0.2, 0.36], scale: [7, 12] }
-    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5], scale: [4, 7, 10, 15], threshold: [0.8, 0.9, 0.95] };
+    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5, 0.6, 0.7], scale: [4, 7, 10, 15], threshold: [0.8, 0.9, 0.95] };
 }
 
 function targetGrid(quick: boolean): { [K in keyof TargetSetting]?: TargetSetting[K][] } {
-  return quick ? { guidanceScale: [10, 15] } : { skip: [0.2, 0.36, 0.5], guidanceScale: [7.5, 10, 15, 20] };
+  return quick ? { guidanceScale: [7.5, 15] } : { skip: [0.2, 0.36, 0.5, 0.6, 0.7], guidanceScale: [3.5, 5, 7.5, 10, 15] };
 }
 
-const INVERSION = { steps: 100, sourceGuidanceScale: 3.5 };
+/** LEDITS inversion: 50 steps (LEDITS++'s count; the replay costs scale with it), η 1, source CFG 3.5. */
+const INVERSION = { steps: 50, sourceGuidanceScale: 3.5 };
 
 /**
  * Imagic, sized for a CPU core: the paper's SD schedule (1000 embedding steps at 2e-3, 1500
  * fine-tune steps at 5e-7) is far too long here, so fewer steps with larger learning rates
  * (chosen on tuning cases with --tune-imagic; see RESULTS.md).
  */
-const IMAGIC = { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 }, sampleSteps: 50, guidanceScale: 7.5 };
+const IMAGIC: ImagicSetting = { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 }, sampleSteps: 50, guidanceScale: 7.5 };
 const IMAGIC_ETAS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
 const IMAGIC_GRID = [
-  { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-5 } },
-  { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 3e-5 } },
   { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 } },
-  { embedding: { steps: 100, lr: 3e-3 }, finetune: { steps: 100, lr: 3e-5 } },
+  { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 3e-5 } },
+  { embedding: { steps: 50, lr: 2e-2 }, finetune: { steps: 50, lr: 2e-4 } },
 ];
+/** Tuning cases per Imagic setting (--tune-imagic). */
+const IMAGIC_TUNE_CASES = 3;
 
 // ------------------------------------------------------------------------------------ helpers
 
@@ -218,7 +245,7 @@ function targetEdit(c: HeldoutCase, s: TargetSetting): EditOptions {
 /** Inversions per (case, source prompt), made once: every edit setting replays the same one. */
 class Inversions {
   readonly #cache = new Map<string, Inversion>();
-  constructor(readonly model: StableDiffusionModel, readonly set: Heldout) {}
+  constructor(readonly model: StableDiffusionModel, readonly set: Heldout, readonly steps: number) {}
 
   async get(k: number, source: 'none' | 'caption'): Promise<Inversion> {
     const key = `${k}|${source}`;
@@ -226,7 +253,7 @@ class Inversions {
     if (!inv) {
       const c = this.set.cases[k];
       using x = caseTensor(this.set, k);
-      inv = await this.model.invert(x, { sourcePrompt: source === 'caption' ? c.caption : '', ...INVERSION, seed: this.set.offset + k });
+      inv = await this.model.invert(x, { sourcePrompt: source === 'caption' ? c.caption : '', steps: this.steps, sourceGuidanceScale: INVERSION.sourceGuidanceScale, seed: this.set.offset + k });
       this.#cache.set(key, inv);
     }
     return inv;
@@ -361,7 +388,7 @@ export async function run(o: Options): Promise<void> {
   let bestTarget = TARGET_START;
   if (o.only.has('ledits')) {
     await timed('LEDITS tuning', async () => {
-      const inversions = new Inversions(model, tuning);
+      const inversions = new Inversions(model, tuning, o.inversionSteps);
       let run = 0;
       const evaluate = async (kind: 'concepts' | 'target', options: (c: HeldoutCase) => EditOptions, source: 'none' | 'caption'): Promise<EditScore> => {
         const images: Uint8Array[] = [];
@@ -406,7 +433,7 @@ export async function run(o: Options): Promise<void> {
     });
 
     await timed('LEDITS reported cases', async () => {
-      const inversions = new Inversions(model, set);
+      const inversions = new Inversions(model, set, o.inversionSteps);
       const recConcept: Uint8Array[] = [];
       const recTarget: Uint8Array[] = [];
       const conceptImages: Uint8Array[] = [];
@@ -435,7 +462,7 @@ export async function run(o: Options): Promise<void> {
         rows.push(row(`LEDITS colour edit, ${label}: median centroid shift`, s.n, s.medianShift, fmt.px(s.medianShift), '≤', 2, '2 px'));
         rows.push(row(`LEDITS colour edit, ${label}: background PSNR (mean)`, s.n, s.bgPsnr, fmt.db(s.bgPsnr), '≥', 25, '25 dB'));
       }
-      notes.push(`LEDITS inversion: ${INVERSION.steps} steps, η 1, source CFG ${INVERSION.sourceGuidanceScale}, seed = data index offset + case.`,
+      notes.push(`LEDITS inversion: ${o.inversionSteps} steps, η 1, source CFG ${INVERSION.sourceGuidanceScale}, seed = data index offset + case.`,
         `LEDITS concept edits (best of the sweep): ${describeConcept(bestConcept)}; new colour ${fmt.pct(sc.colour)}, same shape ${fmt.pct(sc.sameShape)}, same background ${fmt.pct(sc.sameBg)}, whole-picture PSNR ${fmt.db(sc.psnr)}.`,
         `LEDITS target-prompt edits (best of the sweep): ${describeTarget(bestTarget)}; new colour ${fmt.pct(st.colour)}, same shape ${fmt.pct(st.sameShape)}, same background ${fmt.pct(st.sameBg)}, whole-picture PSNR ${fmt.db(st.psnr)}.`,
         `LEDITS reconstruction PSNR vs the VAE round trip: concept setting median ${fmt.db(median(rc))}, min ${fmt.db(Math.min(...rc))}; target setting median ${fmt.db(median(rt))}, min ${fmt.db(Math.min(...rt))}.`);
@@ -450,14 +477,14 @@ export async function run(o: Options): Promise<void> {
   // ---------------------------------------------------------------- 4. Imagic
   const imagicLines: string[] = [];
   const imagicTried: string[] = [];
-  if (o.only.has('imagic') && o.imagicCases > 0) {
-    let settings = IMAGIC;
+  if (o.only.has('imagic') && (o.imagicCases > 0 || o.tuneImagic)) {
+    let settings = o.imagic;
     if (o.tuneImagic) {
       await timed('Imagic tuning', async () => {
         let best: { strict: number; shift: number } | null = null;
-        const n = Math.min(2, tuning.cases.length);
+        const n = Math.min(IMAGIC_TUNE_CASES, tuning.cases.length);
         for (const g of IMAGIC_GRID) {
-          const s = { ...IMAGIC, ...g };
+          const s = { ...o.imagic, ...g };
           const r = await imagicCases(model, tuning, n, s, work, `tune-imagic-${imagicTried.length}`, size);
           const top = r.perEta.reduce((a, b) => (betterEdit(b.score, a.score) ? b : a));
           const text = `embedding ${s.embedding.steps} @ ${s.embedding.lr}, fine-tune ${s.finetune.steps} @ ${s.finetune.lr} | ${r.perEta.map((e) => `${e.eta}: ${fmt.pct(e.score.strict)}`).join(', ')} | ${fmt.s(r.ms / n)}`;
@@ -468,9 +495,10 @@ export async function run(o: Options): Promise<void> {
             settings = s;
           }
         }
+        log(`  best imagic: embedding ${settings.embedding.steps} @ ${settings.embedding.lr}, fine-tune ${settings.finetune.steps} @ ${settings.finetune.lr}`);
       });
     }
-    await timed('Imagic', async () => {
+    if (o.imagicCases > 0) await timed('Imagic', async () => {
       const r = await imagicCases(model, set, o.imagicCases, settings, work, 'imagic', size, (k) => log(`  Imagic ${k}/${o.imagicCases}`));
       const best = r.perEta.reduce((a, b) => (betterEdit(b.score, a.score) ? b : a));
       rows.push(row(`Imagic colour edit: strict success at its best η (${best.eta})`, best.score.n, best.score.strict, fmt.pct(best.score.strict), '≥', 0.6, '60%'));
@@ -536,7 +564,7 @@ export async function run(o: Options): Promise<void> {
       `Best: concepts ${describeConcept(bestConcept)}; target prompt ${describeTarget(bestTarget)}.`, '');
   }
   if (imagicLines.length) md.push('## Imagic per η (reported cases)', '', ...imagicLines, '');
-  if (imagicTried.length) md.push('## Imagic settings tried (2 tuning cases)', '', '| setting | strict success per η | time per case |', '| --- | --- | ---: |', ...imagicTried, '');
+  if (imagicTried.length) md.push(`## Imagic settings tried (${Math.min(IMAGIC_TUNE_CASES, o.tuneCases)} tuning cases)`, '', '| setting | strict success per η | time per case |', '| --- | --- | ---: |', ...imagicTried, '');
   md.push('Contact sheet: `contact-sheet.png` (input left, result right; ✓ = strict success).', '');
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
   log(`wrote ${join(o.out, 'RESULTS.md')} and ${sheet.out}`);
@@ -545,7 +573,7 @@ export async function run(o: Options): Promise<void> {
 }
 
 /** Imagic on the first n cases of a set: train, sweep η, score every η in one analyze call each. */
-async function imagicCases(model: StableDiffusionModel, set: Heldout, n: number, s: typeof IMAGIC, work: string, name: string, size: number,
+async function imagicCases(model: StableDiffusionModel, set: Heldout, n: number, s: ImagicSetting, work: string, name: string, size: number,
   progress?: (k: number) => void) {
   const t = performance.now();
   const byEta: Uint8Array[][] = IMAGIC_ETAS.map(() => []);
