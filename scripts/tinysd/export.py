@@ -167,6 +167,41 @@ def save_grid(rows, path, labels):
     canvas.save(path)
 
 
+def measure_t2i(args, S, dec, enc, metrics, out):
+    N = args.n_eval
+    # ---------------------------------------------------------------- VAE round trip
+    x, A = data.generate(range(data.TEST_START, data.TEST_START + N))
+    with torch.no_grad():
+        rec = ((dec(enc(x * 2 - 1)[:, :4]) + 1) / 2).clamp(0, 1)
+    ps = [analyze.psnr(a, b) for a, b in zip(to_hwc(x), to_hwc(rec))]
+    metrics["vae_psnr"] = {"n": N, "mean": round(float(np.mean(ps)), 2), "median": round(float(np.median(ps)), 2),
+                           "min": round(float(np.min(ps)), 2)}
+    print("VAE round-trip PSNR", metrics["vae_psnr"], flush=True)
+    # ---------------------------------------------------------------- text to image
+    A2 = [data.attributes(data.TEST_START + 10_000 + i) for i in range(N)]
+    prompts = [f"a {a['color']} {a['shape']} {POS_PHRASE[a['pos']]}" for a in A2]
+    metrics["t2i"] = {}
+    for w in args.cfg:
+        t0 = time.time()
+        imgs = torch.cat([S.ddim(prompts[k:k + 32], range(k, min(N, k + 32)), w=w) for k in range(0, N, 32)])
+        ok = {"color": 0, "shape": 0, "pos": 0, "all": 0, "found": 0}
+        for im, a in zip(to_hwc(imgs), A2):
+            r = analyze.analyze(im)
+            ok["found"] += r["found"]
+            good = [r[k] == a[k] for k in ("color", "shape", "pos")]
+            for k, g in zip(("color", "shape", "pos"), good):
+                ok[k] += g
+            ok["all"] += all(good)
+        metrics["t2i"][str(w)] = {k: round(v / N, 4) for k, v in ok.items()}
+        metrics["t2i"][str(w)]["n"] = N
+        print(f"text-to-image cfg {w}: {metrics['t2i'][str(w)]} ({time.time() - t0:.0f}s)", flush=True)
+    # ---------------------------------------------------------------- sample grid
+    w0 = args.cfg[0]
+    rows = [S.ddim([p] * args.grid_cols, range(1000, 1000 + args.grid_cols), w=w0) for p in GRID_PROMPTS]
+    save_grid(rows, os.path.join(out, "samples.png"), GRID_PROMPTS)
+    metrics["grid"] = {"prompts": GRID_PROMPTS, "seeds": [1000, 1000 + args.grid_cols - 1], "cfg": w0, "sampler": "DDIM 50, eta 0"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default="/work/train-run/ckpt.pt")
@@ -179,6 +214,8 @@ def main():
     ap.add_argument("--edit-cfg", type=float, default=7.5)
     ap.add_argument("--skip-bundle", action="store_true", help="measure the checkpoint without writing a bundle")
     ap.add_argument("--grid-cols", type=int, default=8)
+    ap.add_argument("--edit-only", action="store_true",
+                    help="only the --edit-check preview (with --skip-bundle; writes <out>/metrics_edit.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t_start = time.time()
@@ -221,37 +258,8 @@ def main():
                               "ema": (not args.no_ema) and "ema" in st, "decoder_ft": st.get("decoder_ft")},
                "scalingFactor": sf}
     N = args.n_eval
-    # ---------------------------------------------------------------- VAE round trip
-    x, A = data.generate(range(data.TEST_START, data.TEST_START + N))
-    with torch.no_grad():
-        rec = ((dec(enc(x * 2 - 1)[:, :4]) + 1) / 2).clamp(0, 1)
-    ps = [analyze.psnr(a, b) for a, b in zip(to_hwc(x), to_hwc(rec))]
-    metrics["vae_psnr"] = {"n": N, "mean": round(float(np.mean(ps)), 2), "median": round(float(np.median(ps)), 2),
-                           "min": round(float(np.min(ps)), 2)}
-    print("VAE round-trip PSNR", metrics["vae_psnr"], flush=True)
-    # ---------------------------------------------------------------- text to image
-    A2 = [data.attributes(data.TEST_START + 10_000 + i) for i in range(N)]
-    prompts = [f"a {a['color']} {a['shape']} {POS_PHRASE[a['pos']]}" for a in A2]
-    metrics["t2i"] = {}
-    for w in args.cfg:
-        t0 = time.time()
-        imgs = torch.cat([S.ddim(prompts[k:k + 32], range(k, min(N, k + 32)), w=w) for k in range(0, N, 32)])
-        ok = {"color": 0, "shape": 0, "pos": 0, "all": 0, "found": 0}
-        for im, a in zip(to_hwc(imgs), A2):
-            r = analyze.analyze(im)
-            ok["found"] += r["found"]
-            good = [r[k] == a[k] for k in ("color", "shape", "pos")]
-            for k, g in zip(("color", "shape", "pos"), good):
-                ok[k] += g
-            ok["all"] += all(good)
-        metrics["t2i"][str(w)] = {k: round(v / N, 4) for k, v in ok.items()}
-        metrics["t2i"][str(w)]["n"] = N
-        print(f"text-to-image cfg {w}: {metrics['t2i'][str(w)]} ({time.time() - t0:.0f}s)", flush=True)
-    # ---------------------------------------------------------------- sample grid
-    w0 = args.cfg[0]
-    rows = [S.ddim([p] * args.grid_cols, range(1000, 1000 + args.grid_cols), w=w0) for p in GRID_PROMPTS]
-    save_grid(rows, os.path.join(out, "samples.png"), GRID_PROMPTS)
-    metrics["grid"] = {"prompts": GRID_PROMPTS, "seeds": [1000, 1000 + args.grid_cols - 1], "cfg": w0, "sampler": "DDIM 50, eta 0"}
+    if not args.edit_only:
+        measure_t2i(args, S, dec, enc, metrics, out)
     # ---------------------------------------------------------------- edit preview
     if args.edit_check:
         n = args.edit_check
@@ -264,7 +272,8 @@ def main():
         t0 = time.time()
         res = {}
         for name, targets in (("reconstruction", src), ("colour_edit", tgt)):
-            outs = torch.cat([S.edit_friendly(x3[k:k + 16], src[k:k + 16], targets[k:k + 16], w_tgt=args.edit_cfg, seed=k)
+            outs = torch.cat([S.edit_friendly(x3[k:k + 16], src[k:k + 16], targets[k:k + 16],
+                                              w_tgt=args.edit_cfg if name == "colour_edit" else 3.5, seed=k)
                               for k in range(0, n, 16)])
             strict, shifts, bgp, pp, col = 0, [], [], [], 0
             for im, ref, a, c, tg in zip(to_hwc(outs), to_hwc(x3), A3, new, targets):
@@ -283,7 +292,7 @@ def main():
                          "mean_bg_psnr": round(float(np.mean(bgp)), 2), "mean_psnr": round(float(np.mean(pp)), 2)}
             print(f"edit preview {name}: {res[name]}", flush=True)
             if name == "colour_edit":
-                save_grid([x3[:8], outs[:8]], os.path.join("/tmp", "edit_preview.png"), ["input", "edited"])
+                save_grid([x3[:8], outs[:8]], os.path.join(out, "edit_preview.png"), ["input", "edited (colour)"])
         res["settings"] = {"inversion": "edit-friendly DDPM, 100 steps", "skip": 30, "cfg_src": 3.5, "cfg_tgt": args.edit_cfg,
                            "note": "Python preview without SEGA; seconds: %.0f" % (time.time() - t0)}
         metrics["edit_preview"] = res
@@ -293,7 +302,7 @@ def main():
         metrics["bundle_bytes"] = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs
                                       if f.endswith(".pt") or f == "model.json")
     metrics["export_seconds"] = round(time.time() - t_start)
-    with open(os.path.join(out, "metrics.json"), "w") as f:
+    with open(os.path.join(out, "metrics_edit.json" if args.edit_only else "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2)
         f.write("\n")
     print(json.dumps(metrics, indent=2))
