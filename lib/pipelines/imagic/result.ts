@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { native } from '../../binding.js';
 import { TorchEditError } from '../../errors.js';
 import { checkImageSize } from '../../image/read.js';
-import { fromTensor, readSafetensors, toTensor, writeSafetensors } from '../../io/safetensors.js';
+import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
+import { fromTensor, toTensor } from '../../io/safetensors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Device } from '../../device.js';
@@ -39,8 +40,7 @@ export interface ImagicGenerateOptions extends JobOptions {
   guidanceScale?: number;
 }
 
-const FORMAT = 'torchedit-imagic';
-const VERSION = '1';
+const KIND: ArtifactKind = { format: 'torchedit-imagic', version: '1', what: 'Imagic result' };
 
 export class ImagicResult implements Disposable {
   readonly model: StableDiffusionModel;
@@ -108,9 +108,7 @@ export class ImagicResult implements Disposable {
       ['embedding_losses', { dtype: 'float32' as const, shape: [this.losses.embedding.length], data: Float32Array.from(this.losses.embedding) }],
       ['finetune_losses', { dtype: 'float32' as const, shape: [this.losses.finetune.length], data: Float32Array.from(this.losses.finetune) }],
     ]);
-    await writeSafetensors(join(dir, 'imagic.safetensors'), tensors, {
-      format: FORMAT, version: VERSION, settings: JSON.stringify(this.settings), modelFingerprint: this.fingerprint, modelName: this.model.config.name,
-    });
+    await writeArtifact(join(dir, 'imagic.safetensors'), KIND, tensors, this.settings, this.model, this.fingerprint);
   }
 
   /** Frees the fine-tuned UNet and the embeddings. */
@@ -127,27 +125,15 @@ export class ImagicResult implements Disposable {
 
 /** Reloads a saved Imagic result for `model`; refuses one made with another model or a folder that is not one. */
 export async function loadImagic(dir: string, model: StableDiffusionModel): Promise<ImagicResult> {
-  const file = join(dir, 'imagic.safetensors');
-  const { tensors, metadata } = await readSafetensors(file);
-  if (metadata.format !== FORMAT || metadata.version !== VERSION) {
-    throw new TorchEditError('ERR_FILE_FORMAT', `${file} is not a torchedit Imagic result of version ${VERSION}`);
-  }
-  const fingerprint = await model.fingerprint();
-  if (metadata.modelFingerprint !== fingerprint) {
-    throw new TorchEditError('ERR_MODEL_MISMATCH', `${dir} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`);
-  }
-  const need = (name: string) => {
-    const raw = tensors.get(name);
-    if (!raw) throw new TorchEditError('ERR_FILE_FORMAT', `${file} lacks the tensor ${name}`);
-    return raw;
-  };
+  const file = await readArtifact<ImagicSettings>(join(dir, 'imagic.safetensors'), KIND, model);
+  const losses = (name: string) => Array.from(file.tensor(name).data as Float32Array);
   const unet = await loadModule(join(dir, 'unet.pt'), { device: model.device as Device });
   return new ImagicResult(model, {
-    targetEmbedding: toTensor(need('target_embedding')),
-    optimizedEmbedding: toTensor(need('optimized_embedding')),
+    targetEmbedding: toTensor(file.tensor('target_embedding')),
+    optimizedEmbedding: toTensor(file.tensor('optimized_embedding')),
     unet,
-    losses: { embedding: Array.from(need('embedding_losses').data as Float32Array), finetune: Array.from(need('finetune_losses').data as Float32Array) },
-    settings: JSON.parse(metadata.settings) as ImagicSettings,
-    fingerprint,
+    losses: { embedding: losses('embedding_losses'), finetune: losses('finetune_losses') },
+    settings: file.settings,
+    fingerprint: file.fingerprint,
   });
 }

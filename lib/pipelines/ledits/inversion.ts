@@ -3,8 +3,8 @@
  * timesteps, the prompt states) and its settings. Invert once, edit many times: edits only read
  * these tensors. Saved as safetensors (BUNDLE.md "Artifacts"), readable from Python.
  */
-import { TorchEditError } from '../../errors.js';
-import { fromTensor, readSafetensors, toTensor, writeSafetensors, type RawTensor } from '../../io/safetensors.js';
+import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
+import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Tensor } from '../../tensor.js';
 import type { GenerationResult } from '../result.js';
@@ -36,8 +36,7 @@ export interface InversionSettings {
   height: number;
 }
 
-const FORMAT = 'torchedit-inversion';
-const VERSION = '1';
+const KIND: ArtifactKind = { format: 'torchedit-inversion', version: '1', what: 'inversion' };
 
 export class Inversion implements Disposable {
   readonly model: StableDiffusionModel;
@@ -65,13 +64,7 @@ export class Inversion implements Disposable {
     for (const [name, tensor] of [['x0', t.x0], ['timesteps', t.timesteps], ['xts', t.xts], ['zs', t.zs], ['uncond_embeddings', t.unconditional], ['source_embeddings', t.source]] as const) {
       if (tensor) tensors.set(name, await fromTensor(tensor));
     }
-    await writeSafetensors(path, tensors, {
-      format: FORMAT,
-      version: VERSION,
-      settings: JSON.stringify(this.settings),
-      modelFingerprint: this.fingerprint,
-      modelName: this.model.config.name,
-    });
+    await writeArtifact(path, KIND, tensors, this.settings, this.model, this.fingerprint);
   }
 
   dispose(): void {
@@ -85,35 +78,15 @@ export class Inversion implements Disposable {
 
 /** Reads an inversion saved by {@link Inversion.save}; refuses a file made with another model or not an inversion. */
 export async function loadInversion(path: string, model: StableDiffusionModel): Promise<Inversion> {
-  const { tensors, metadata } = await readSafetensors(path);
-  if (metadata.format !== FORMAT) {
-    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is not a torchedit inversion (format ${JSON.stringify(metadata.format)})`);
-  }
-  if (metadata.version !== VERSION) {
-    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is an inversion of format version ${metadata.version}; this torchedit reads version ${VERSION}`);
-  }
-  const fingerprint = await model.fingerprint();
-  if (metadata.modelFingerprint !== fingerprint) {
-    throw new TorchEditError('ERR_MODEL_MISMATCH', `${path} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`);
-  }
-  const need = (name: string): RawTensor => {
-    const raw = tensors.get(name);
-    if (!raw) throw new TorchEditError('ERR_FILE_FORMAT', `${path} lacks the tensor ${name}`);
-    return raw;
-  };
-  let settings: InversionSettings;
-  try {
-    settings = JSON.parse(metadata.settings) as InversionSettings;
-  } catch {
-    throw new TorchEditError('ERR_FILE_FORMAT', `${path} has unreadable settings metadata`);
-  }
-  const source = tensors.get('source_embeddings');
+  const file = await readArtifact<InversionSettings>(path, KIND, model);
+  const need = (name: string) => toTensor(file.tensor(name));
+  const source = file.optional('source_embeddings');
   return new Inversion(model, {
     tensors: {
-      x0: toTensor(need('x0')), timesteps: toTensor(need('timesteps')), xts: toTensor(need('xts')), zs: toTensor(need('zs')),
-      unconditional: toTensor(need('uncond_embeddings')), source: source ? toTensor(source) : null,
+      x0: need('x0'), timesteps: need('timesteps'), xts: need('xts'), zs: need('zs'),
+      unconditional: need('uncond_embeddings'), source: source ? toTensor(source) : null,
     },
-    settings,
-    fingerprint,
+    settings: file.settings,
+    fingerprint: file.fingerprint,
   });
 }

@@ -1,0 +1,64 @@
+/**
+ * Files torchedit writes for one model (an inversion, an Imagic result): safetensors whose
+ * metadata names the artifact's format and version, its settings (JSON), and the fingerprint of
+ * the model that made it, so a file is never applied to another model. One writer and one
+ * reader with the same checks for every kind.
+ */
+import { TorchEditError } from '../errors.js';
+import type { StableDiffusionModel } from '../model/model.js';
+import { readSafetensors, writeSafetensors, type RawTensor } from './safetensors.js';
+
+export interface ArtifactKind {
+  /** `format` metadata, e.g. `'torchedit-inversion'`. */
+  format: string;
+  version: string;
+  /** How messages call it, e.g. `'inversion'`. */
+  what: string;
+}
+
+export async function writeArtifact(path: string, kind: ArtifactKind, tensors: Map<string, RawTensor>,
+  settings: object, model: StableDiffusionModel, fingerprint: string): Promise<void> {
+  await writeSafetensors(path, tensors, {
+    format: kind.format, version: kind.version, settings: JSON.stringify(settings), modelFingerprint: fingerprint, modelName: model.config.name,
+  });
+}
+
+export interface Artifact<S> {
+  settings: S;
+  fingerprint: string;
+  /** A tensor the file must hold (ERR_FILE_FORMAT otherwise). */
+  tensor(name: string): RawTensor;
+  /** A tensor the file may hold. */
+  optional(name: string): RawTensor | undefined;
+}
+
+/** Reads an artifact written for `model`: ERR_FILE_FORMAT for another kind or version or unreadable settings, ERR_MODEL_MISMATCH for another model. */
+export async function readArtifact<S>(path: string, kind: ArtifactKind, model: StableDiffusionModel): Promise<Artifact<S>> {
+  const { tensors, metadata } = await readSafetensors(path);
+  if (metadata.format !== kind.format) {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is not a torchedit ${kind.what} (format ${JSON.stringify(metadata.format)})`);
+  }
+  if (metadata.version !== kind.version) {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is a ${kind.what} of format version ${metadata.version}; this torchedit reads version ${kind.version}`);
+  }
+  const fingerprint = await model.fingerprint();
+  if (metadata.modelFingerprint !== fingerprint) {
+    throw new TorchEditError('ERR_MODEL_MISMATCH', `${path} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`);
+  }
+  let settings: S;
+  try {
+    settings = JSON.parse(metadata.settings) as S;
+  } catch {
+    throw new TorchEditError('ERR_FILE_FORMAT', `${path} has unreadable settings metadata`);
+  }
+  return {
+    settings,
+    fingerprint,
+    tensor(name) {
+      const raw = tensors.get(name);
+      if (!raw) throw new TorchEditError('ERR_FILE_FORMAT', `${path} lacks the tensor ${name}`);
+      return raw;
+    },
+    optional: (name) => tensors.get(name),
+  };
+}
