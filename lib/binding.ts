@@ -12,6 +12,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { TorchEditError } from './errors.js';
+import type { MemoryReport, RuntimeInfo } from './runtime.js';
 import { describeLibtorch } from './loader/libtorch.js';
 import { inspectLoad, loadPlan, type LoadPlan } from './loader/load.js';
 
@@ -114,27 +115,8 @@ export interface NativeModelClass {
   load(dir: string, config: NativeModelConfig, device: string, dtype: string | null, autocast: string | null, onProgress?: NativeProgressCallback): NativeJob<NativeModel>;
 }
 
-export interface NativeRuntimeInfo {
-  torchVersion: string;
-  cxx11Abi: boolean;
-  cudaAvailable: boolean;
-  cudaDeviceCount: number;
-  intraOpThreads: number;
-  parallelInfo: string;
-  /** What the addon was built for: `'cpu'` or `'cuda'` (TORCHEDIT_COMPUTE from CMake). Older builds lack it. */
-  compute?: 'cpu' | 'cuda';
-  /** The CUDA version of the libtorch it was built against; `''` for CPU. */
-  cudaVersion?: string;
-  /** libtorch's build settings (`at::show_config()`: BLAS, LAPACK, CPU capability, flags). */
-  buildConfig?: string;
-}
-
-/** Free and total memory of a CUDA device that has an active context (none on CPU builds). */
-export interface NativeGpuMemory {
-  device: string;
-  freeBytes: number;
-  totalBytes: number;
-}
+/** runtimeInfo() and memory() return lib/runtime.ts's public types as they are (documented there). */
+export type NativeRuntimeInfo = RuntimeInfo;
 
 export interface NativeBinding {
   NativeTensor: NativeTensorClass;
@@ -143,10 +125,7 @@ export interface NativeBinding {
   runtimeInfo(): NativeRuntimeInfo;
   resolveDevice(name: string): { name: string; fallback?: string };
   setThreads(threads: number): void;
-  memory(): { liveTensors: number; tensorBytes: number; liveModules: number; liveModels: number;
-    cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number };
-    /** CUDA devices torchedit has used (active context): free and total bytes. Absent in older builds. */
-    gpu?: NativeGpuMemory[] };
+  memory(): MemoryReport;
   setCpuCache(enabled: boolean, limitBytes?: number): void;
   emptyCpuCache(): void;
   ledits: {

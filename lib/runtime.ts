@@ -59,11 +59,11 @@ export interface RuntimeInfo {
   intraOpThreads: number;
   /** libtorch's parallel backend report (OpenMP, MKL, thread counts). */
   parallelInfo: string;
-  /** What the addon was built for: `'cpu'` or `'cuda'`. */
-  compute?: string;
-  /** The CUDA version of a CUDA build, else empty. */
+  /** What the addon was built for: `'cpu'` or `'cuda'` (TORCHEDIT_COMPUTE from CMake). Older builds lack it. */
+  compute?: 'cpu' | 'cuda';
+  /** The CUDA version of the libtorch it was built against; `''` for CPU. */
   cudaVersion?: string;
-  /** libtorch's build configuration (at::show_config()). */
+  /** libtorch's build settings (`at::show_config()`: BLAS, LAPACK, CPU capability, flags). */
   buildConfig?: string;
 }
 
@@ -82,7 +82,7 @@ export interface MemoryReport {
   liveModels: number;
   /** The caching CPU allocator: bytes held for reuse, its limit, and how often it served a request. */
   cpuCache: { enabled: boolean; cachedBytes: number; limitBytes: number; hits: number; misses: number };
-  /** CUDA devices in use: free and total bytes (empty on CPU builds). */
+  /** CUDA devices torchedit has used (active context): free and total bytes. Absent on CPU builds. */
   gpu?: Array<{ device: string; freeBytes: number; totalBytes: number }>;
 }
 
