@@ -12,8 +12,11 @@ export interface RuntimeOptions {
    */
   libtorch?: string;
   /**
-   * Intra-op threads each device worker uses (libtorch starts with 1 here). Applied before the
-   * worker's next job. No default: libtorch's own choice stands until this is set.
+   * Intra-op threads each device worker uses (libtorch starts with 1 here), and the thread count
+   * of the BLAS library (OpenBLAS) in the process. Applied before the worker's next job. No
+   * default: libtorch's own choice stands until this is set, and the BLAS pool then follows it
+   * unless `OPENBLAS_NUM_THREADS` is set (OpenBLAS's own default, one spinning thread per core,
+   * slowed one-thread jobs 1.7× when the other core was busy: bench/NOTES.md).
    */
   threads?: number;
   /**
@@ -59,6 +62,8 @@ export interface RuntimeInfo {
   intraOpThreads: number;
   /** libtorch's parallel backend report (OpenMP, MKL, thread counts). */
   parallelInfo: string;
+  /** The BLAS whose thread pool torchedit sets (absent when none with a thread API is loaded). */
+  blas?: { library: 'OpenBLAS'; threads: number };
   /** What the addon was built for: `'cpu'` or `'cuda'` (TORCHEDIT_COMPUTE from CMake). Older builds lack it. */
   compute?: 'cpu' | 'cuda';
   /** The CUDA version of the libtorch it was built against; `''` for CPU. */

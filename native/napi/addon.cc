@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 
+#include "../core/runtime/blas_threads.h"
 #include "../core/runtime/cpu_allocator.h"
 #include "../core/runtime/cuda_memory.h"
 #include "../core/runtime/device.h"
@@ -45,6 +46,13 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   out.Set("cudaDeviceCount", static_cast<double>(cudaAvailable() ? cudaDeviceCount() : 0));
   out.Set("intraOpThreads", static_cast<double>(at::get_num_threads()));
   out.Set("parallelInfo", at::get_parallel_info());
+  BlasThreads blas = blasThreads();
+  if (!blas.library.empty()) {
+    Napi::Object b = Napi::Object::New(env);
+    b.Set("library", blas.library);
+    b.Set("threads", static_cast<double>(blas.threads));
+    out.Set("blas", b);
+  }
   out.Set("compute", TORCHEDIT_COMPUTE);
   out.Set("cudaVersion", TORCHEDIT_CUDA_VERSION);
   out.Set("buildConfig", at::show_config());

@@ -62,3 +62,29 @@ test('configure({ libtorch }) is the only place looked at, and must come before 
   const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
   assert.equal(out.stdout.trim(), 'ERR_LIBTORCH_NOT_FOUND', out.stderr);
 });
+
+/** Runs one job in a fresh process and reports the BLAS thread pool before and after it. */
+function blasAfterJob(env: Record<string, string>, threads?: number) {
+  const script = `
+    import { configure, runtimeInfo, Tensor } from './dist/lib/index.js';
+    ${threads ? `configure({ threads: ${threads} });` : ''}
+    const before = runtimeInfo().blas;
+    await Tensor.zeros([4]).data();
+    const info = runtimeInfo();
+    console.log(JSON.stringify({ before, after: info.blas, intraOp: info.intraOpThreads }));`;
+  const environment: Record<string, string | undefined> = { ...process.env, OPENBLAS_NUM_THREADS: undefined, GOTO_NUM_THREADS: undefined, ...env };
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: environment as NodeJS.ProcessEnv, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { before?: { threads: number }; after?: { library: string; threads: number }; intraOp: number };
+}
+
+test('the BLAS thread pool follows the worker threads (OpenBLAS spins one thread per core otherwise)', () => {
+  // setup.sh installs libopenblas0-pthread, so the BLAS must be found here.
+  const unconfigured = blasAfterJob({});
+  assert.equal(unconfigured.after?.library, 'OpenBLAS', JSON.stringify(unconfigured));
+  assert.equal(unconfigured.after?.threads, unconfigured.intraOp, 'unconfigured, BLAS follows libtorch\'s intra-op count');
+  assert.equal(blasAfterJob({}, 2).after?.threads, 2, 'configure({ threads: 2 }) sets both');
+  // The user's environment choice stands unless configure() says otherwise.
+  assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }).after?.threads, 2);
+  assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }, 1).after?.threads, 1);
+});

@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "blas_threads.h"
+
 #include <map>
 
 namespace torchedit {
@@ -68,7 +70,13 @@ void DeviceQueue::loop() {
     int wanted = gRequestedThreads.load();
     if (wanted > 0 && wanted != appliedThreads) {
       at::set_num_threads(wanted);
+      setBlasThreads(wanted);  // configure({ threads }) is the user's explicit choice
       appliedThreads = wanted;
+    } else if (appliedThreads == 0) {
+      // Not configured: the BLAS pool follows libtorch's intra-op count unless the environment
+      // chose it, so a one-thread job is not shadowed by spinning BLAS threads (blas_threads.h).
+      appliedThreads = at::get_num_threads();
+      if (!blasThreadsFromEnvironment()) setBlasThreads(appliedThreads);
     }
     job->run();  // jobs settle themselves (and honour cancelRequested) and never throw
   }
