@@ -2,6 +2,8 @@
 
     OMP_NUM_THREADS=1 nohup /usr/bin/python3 scripts/tinysd/train.py --out /work/train-run \
         [--resume] [--minutes-vae 14] [--minutes-unet 70] > /work/train-run/log.txt 2>&1 &
+    # later, more UNet training from the finished checkpoint (warm restart):
+    ... train.py --out /work/train-run --resume --extend-unet 70 >> /work/train-run/log.txt
 
 Seeded (--seed), single-threaded, prints its losses, writes <out>/ckpt.pt every few minutes
 (atomically) and resumes from it with --resume (time budgets count the time already spent).
@@ -83,6 +85,11 @@ def main():
                     help="separate job: fine-tune only the VAE decoder (encoder frozen, so the latent space the "
                          "UNet learns is unchanged) for MINUTES, reading <out>/ckpt.pt and writing "
                          "<out>/decoder_ft.pt (resumable); export.py --decoder uses it")
+    ap.add_argument("--extend-unet", type=float, default=0, metavar="MINUTES",
+                    help="after a finished run: train the UNet MINUTES more from the checkpoint (weights, "
+                         "optimiser and EMA kept) with a warm restart of the cosine learning rate "
+                         "(peak --extend-lr); resumable with --resume like the first run")
+    ap.add_argument("--extend-lr", type=float, default=2.5e-4)
     args = ap.parse_args()
     if args.decoder_only:
         return finetune_decoder(args)
@@ -99,6 +106,12 @@ def main():
         for m, k in ((enc, "vae_encoder"), (dec, "vae_decoder"), (te, "text_encoder"), (un, "unet")):
             m.load_state_dict(st[k])
         print(f"resumed phase={st['phase']} vae_step={st['vae_step']} unet_step={st['unet_step']}", flush=True)
+        if args.extend_unet and st["phase"] == "done" and "extend" not in st:
+            # warm restart (SGDR, Loshchilov & Hutter 2017): the loss was still falling when the
+            # cosine schedule reached its floor, so continue with a fresh, lower peak
+            st["extend"] = dict(start_step=st["unet_step"], start_time=st["unet_time"], minutes=args.extend_unet)
+            st["phase"] = "unet"
+            print(f"extending the UNet phase by {args.extend_unet} min from step {st['unet_step']}", flush=True)
     else:
         cfg = dict(CONFIG)
         known = known_token_ids(tok)
@@ -201,7 +214,8 @@ def main():
                 cache[text] = tok(text, MAX_LEN)
             return cache[text]
 
-        budget = args.minutes_unet * 60
+        ext = st.get("extend")
+        budget = args.minutes_unet * 60 if ext is None else ext["start_time"] + ext["minutes"] * 60
         t0, last_ck = time.time() - st["unet_time"], time.time()
         acc, n = 0.0, 0
         N = pmean.shape[0]
@@ -209,7 +223,11 @@ def main():
         while time.time() - t0 < budget:
             step = st["unet_step"]
             for g in opt.param_groups:
-                g["lr"] = lr_at((time.time() - t0) / budget, step, 5e-4, 300)
+                if ext is None:
+                    g["lr"] = lr_at((time.time() - t0) / budget, step, 5e-4, 300)
+                else:
+                    frac = (time.time() - t0 - ext["start_time"]) / (ext["minutes"] * 60)
+                    g["lr"] = lr_at(frac, step - ext["start_step"], args.extend_lr, 50)
             rng = np.random.default_rng([args.seed, step])
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
             idx = torch.from_numpy(rng.integers(0, N, args.batch))
