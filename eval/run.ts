@@ -34,7 +34,7 @@
  * contact sheet is composed by eval/sheet.ts in a child process that does not load the addon.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -59,6 +59,17 @@ export interface Options {
   /** LEDITS inversion steps T. */
   inversionSteps: number;
   imagic: ImagicSetting;
+  /** Run the model under bfloat16 autocast (loadModel's `autocast`); default float32. */
+  autocast?: 'bfloat16';
+  /** A settings.json of an earlier run: its LEDITS and Imagic settings are used and not tuned again. */
+  settings?: string;
+}
+
+/** What a run chose, written to OUT/settings.json so another run (e.g. --autocast) can reuse it. */
+interface ChosenSettings {
+  concept: ConceptSetting;
+  target: TargetSetting;
+  imagic: ImagicSetting;
 }
 
 interface ImagicSetting {
@@ -78,7 +89,8 @@ function usage(message?: string): never {
   if (message) process.stderr.write(`eval: ${message}\n`);
   process.stderr.write('usage: node dist/eval/run.js [--model DIR] [--cases N] [--tune-cases N] [--imagic-cases N] [--quick] [--out DIR]\n' +
     '                          [--only vae,t2i,ledits,imagic] [--inversion-steps T] [--imagic-embedding STEPS@LR]\n' +
-    '                          [--imagic-finetune STEPS@LR] [--imagic-sample-steps N] [--tune-imagic] [--keep]\n');
+    '                          [--imagic-finetune STEPS@LR] [--imagic-sample-steps N] [--tune-imagic] [--keep]\n' +
+    '                          [--autocast bfloat16] [--settings OUT/settings.json]\n');
   process.exit(2);
 }
 
@@ -87,7 +99,7 @@ export function parseArgs(argv: string[]): Options {
   let tuneCases: number | undefined;
   let imagicCases: number | undefined;
   let out: string | undefined;
-  const o = { model: defaultModelPath, quick: false, only: new Set<Section>(SECTIONS), tuneImagic: false, keep: false, inversionSteps: INVERSION.steps };
+  const o: Omit<Options, 'cases' | 'tuneCases' | 'imagicCases' | 'out' | 'imagic'> = { model: defaultModelPath, quick: false, only: new Set<Section>(SECTIONS), tuneImagic: false, keep: false, inversionSteps: INVERSION.steps };
   const imagic: ImagicSetting = structuredClone(IMAGIC);
   const stage = (name: string, v: string) => {
     const m = /^(\d+)@([0-9.eE+-]+)$/.exec(v);
@@ -116,6 +128,10 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--imagic-finetune') imagic.finetune = stage(a, value());
     else if (a === '--imagic-sample-steps') imagic.sampleSteps = int(a, value(), 1);
     else if (a === '--keep') o.keep = true;
+    else if (a === '--autocast') {
+      if (value() !== 'bfloat16') usage('--autocast takes bfloat16 (the CPU autocast type)');
+      o.autocast = 'bfloat16';
+    } else if (a === '--settings') o.settings = resolve(value());
     else if (a === '--only') {
       const names = value().split(',');
       for (const n of names) if (!SECTIONS.includes(n as Section)) usage(`unknown section ${n} (sections: ${SECTIONS.join(', ')})`);
@@ -128,7 +144,7 @@ export function parseArgs(argv: string[]): Options {
     ...o,
     imagic,
     cases: n,
-    tuneCases: tuneCases ?? (o.quick ? 3 : 8),
+    tuneCases: tuneCases ?? (o.quick ? 3 : 12),
     imagicCases: Math.min(imagicCases ?? (o.quick ? 2 : n), n),
     out: out ?? (o.quick ? join(tmpdir(), 'torchedit-eval-quick') : join(repoRoot, 'eval')),
   };
@@ -146,6 +162,10 @@ interface ConceptSetting {
   scale: number;
   /** λ of both concepts. */
   threshold: number;
+  /** s_c of the removed concept (−c) as a share of `scale`. */
+  removeShare: number;
+  /** SEGA's per-channel mask or LEDITS++'s channel-summed one. */
+  maskMode: 'channel' | 'sum';
 }
 
 /** A LEDITS target-prompt edit: source = caption (CFG 3.5 at inversion), target = caption with c → c'. */
@@ -155,18 +175,18 @@ interface TargetSetting {
 }
 
 /** Starts of the coordinate ascent: torchedit's defaults (LEDITS demo values). */
-const CONCEPT_START: ConceptSetting = { source: 'none', skip: 0.36, scale: 7, threshold: 0.95 };
+const CONCEPT_START: ConceptSetting = { source: 'none', skip: 0.36, scale: 7, threshold: 0.95, removeShare: 1, maskMode: 'channel' };
 const TARGET_START: TargetSetting = { skip: 0.36, guidanceScale: 15 };
 
 /** Values tried per setting, one setting at a time in this order, keeping the best so far. */
 function conceptGrid(quick: boolean): { [K in keyof ConceptSetting]?: ConceptSetting[K][] } {
   return quick
-    ? { skip: [0.2, 0.36], scale: [7, 12] }
-    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5, 0.6, 0.7], scale: [4, 7, 10, 15], threshold: [0.8, 0.9, 0.95] };
+    ? { skip: [0.36, 0.7], scale: [3, 7] }
+    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5, 0.6, 0.7, 0.8], scale: [2, 3, 5, 7, 10, 15], threshold: [0.8, 0.9, 0.95], removeShare: [0, 0.25, 0.5, 1], maskMode: ['channel', 'sum'] };
 }
 
 function targetGrid(quick: boolean): { [K in keyof TargetSetting]?: TargetSetting[K][] } {
-  return quick ? { guidanceScale: [7.5, 15] } : { skip: [0.2, 0.36, 0.5, 0.6, 0.7], guidanceScale: [3.5, 5, 7.5, 10, 15] };
+  return quick ? { guidanceScale: [7.5, 15] } : { skip: [0.2, 0.36, 0.5, 0.6, 0.7, 0.8], guidanceScale: [3.5, 5, 7.5, 10, 15] };
 }
 
 /** LEDITS inversion: 50 steps (LEDITS++'s count; the replay costs scale with it), η 1, source CFG 3.5. */
@@ -183,6 +203,7 @@ const IMAGIC_GRID = [
   { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 } },
   { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 3e-5 } },
   { embedding: { steps: 50, lr: 2e-2 }, finetune: { steps: 50, lr: 2e-4 } },
+  { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 50, lr: 3e-5 } },
 ];
 /** Tuning cases per Imagic setting (--tune-imagic). */
 const IMAGIC_TUNE_CASES = 3;
@@ -221,7 +242,8 @@ function row(measure: string, n: number, value: number, shown: string, op: '≥'
 }
 
 function describeConcept(s: ConceptSetting): string {
-  return `source ${s.source === 'none' ? '""' : 'caption'}, skip ${s.skip}, scale ${s.scale}, threshold ${s.threshold}`;
+  return `source ${s.source === 'none' ? '""' : 'caption'}, skip ${s.skip}, scale ${s.scale}, threshold ${s.threshold}, ` +
+    `−c at ${s.removeShare}× scale, ${s.maskMode} mask`;
 }
 
 function describeTarget(s: TargetSetting): string {
@@ -231,9 +253,11 @@ function describeTarget(s: TargetSetting): string {
 function conceptEdit(c: HeldoutCase, s: ConceptSetting): EditOptions {
   return {
     skip: s.skip,
+    maskMode: s.maskMode,
     concepts: [
       { prompt: c.newColor, scale: s.scale, threshold: s.threshold },
-      { prompt: c.color, remove: true, scale: s.scale, threshold: s.threshold },
+      // a share of 0 keeps the concept with weight 0 (nothing is added), so the edit stays "+c' −c" in form
+      { prompt: c.color, remove: true, scale: s.scale * s.removeShare, threshold: s.threshold },
     ],
   };
 }
@@ -301,8 +325,9 @@ export async function run(o: Options): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'torchedit-eval-'));
   mkdirSync(o.out, { recursive: true });
   log(`torchedit evaluation — model ${o.model}, ${o.cases} cases (tuning ${o.tuneCases}, Imagic ${o.imagicCases})${o.quick ? ', quick' : ''}; work files in ${work}`);
-  const model = await loadModel(o.model);
-  log(`model "${model.config.name}" loaded; libtorch ${runtimeInfo().torchVersion}, 1 thread`);
+  const model = await loadModel(o.model, o.autocast ? { autocast: o.autocast } : {});
+  log(`model "${model.config.name}" loaded${o.autocast ? ` (${o.autocast} autocast)` : ''}; libtorch ${runtimeInfo().torchVersion}, 1 thread`);
+  const reused: ChosenSettings | null = o.settings ? JSON.parse(readFileSync(o.settings, 'utf8')) as ChosenSettings : null;
   const size = model.imageSize;
 
   const times: SectionTime[] = [];
@@ -384,10 +409,10 @@ export async function run(o: Options): Promise<void> {
 
   // ---------------------------------------------------------------- 3. LEDITS
   const tried: string[] = [];
-  let bestConcept = CONCEPT_START;
-  let bestTarget = TARGET_START;
+  let bestConcept = reused?.concept ?? CONCEPT_START;
+  let bestTarget = reused?.target ?? TARGET_START;
   if (o.only.has('ledits')) {
-    await timed('LEDITS tuning', async () => {
+    if (!reused) await timed('LEDITS tuning', async () => {
       const inversions = new Inversions(model, tuning, o.inversionSteps);
       let run = 0;
       const evaluate = async (kind: 'concepts' | 'target', options: (c: HeldoutCase) => EditOptions, source: 'none' | 'caption'): Promise<EditScore> => {
@@ -417,12 +442,18 @@ export async function run(o: Options): Promise<void> {
         };
         let best = start;
         let bestScore = await scoreOf(start);
-        for (const key of Object.keys(grid) as (keyof S)[]) {
-          for (const value of grid[key] ?? []) {
-            const s = { ...best, [key]: value };
-            const v = await scoreOf(s);
-            if (betterEdit(v, bestScore)) [best, bestScore] = [s, v];
+        // Rounds until a whole round changes nothing (at most 3): one round from the defaults
+        // stopped at the first local optimum (skip 0.36 then fixed the scale that suited it).
+        for (let round = 0; round < 3; round++) {
+          const before = JSON.stringify(best);
+          for (const key of Object.keys(grid) as (keyof S)[]) {
+            for (const value of grid[key] ?? []) {
+              const s = { ...best, [key]: value };
+              const v = await scoreOf(s);
+              if (betterEdit(v, bestScore)) [best, bestScore] = [s, v];
+            }
           }
+          if (JSON.stringify(best) === before) break;
         }
         log(`  best ${kind}: ${describe(best)} (strict ${fmt.pct(bestScore.strict)} on ${tuning.cases.length} tuning cases)`);
         return best;
@@ -476,10 +507,12 @@ export async function run(o: Options): Promise<void> {
 
   // ---------------------------------------------------------------- 4. Imagic
   const imagicLines: string[] = [];
+  let chosenImagic = reused?.imagic ?? o.imagic;
   const imagicTried: string[] = [];
   if (o.only.has('imagic') && (o.imagicCases > 0 || o.tuneImagic)) {
-    let settings = o.imagic;
-    if (o.tuneImagic) {
+    let settings = reused?.imagic ?? o.imagic;
+    chosenImagic = settings;
+    if (o.tuneImagic && !reused) {
       await timed('Imagic tuning', async () => {
         let best: { strict: number; shift: number } | null = null;
         const n = Math.min(IMAGIC_TUNE_CASES, tuning.cases.length);
@@ -495,6 +528,7 @@ export async function run(o: Options): Promise<void> {
             settings = s;
           }
         }
+        chosenImagic = settings;
         log(`  best imagic: embedding ${settings.embedding.steps} @ ${settings.embedding.lr}, fine-tune ${settings.finetune.steps} @ ${settings.finetune.lr}`);
       });
     }
@@ -542,6 +576,7 @@ export async function run(o: Options): Promise<void> {
     '',
     `- date: ${startedAt.toISOString()}`,
     `- machine: ${cpu[0]?.model ?? 'unknown CPU'}, ${cpu.length} cores, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; Node ${process.version}; libtorch ${info.torchVersion}; 1 intra-op thread (\`configure({ threads: 1 })\`); 1-min load average at start ${load0.toFixed(2)}`,
+    `- precision: ${o.autocast ? `**${o.autocast} autocast** (\`loadModel(dir, { autocast: '${o.autocast}' })\`)` : 'float32'}${reused ? `; LEDITS/Imagic settings reused from \`${shown(o.settings!)}\` (not tuned again)` : ''}`,
     `- model: \`${shown(o.model)}\` (model.json name "${model.config.name}")`,
     `- command: \`node dist/eval/run.js ${process.argv.slice(2).join(' ')}\``,
     `- cases: ${o.cases} reported (data.py indices TEST_START + ${REPORTED_OFFSET} …), ${o.tuneCases} LEDITS tuning cases (TEST_START + ${TUNING_OFFSET} …, disjoint), Imagic ${o.imagicCases}`,
@@ -558,7 +593,7 @@ export async function run(o: Options): Promise<void> {
   ];
   if (tried.length) {
     md.push('## LEDITS settings tried (tuning cases)', '',
-      `Coordinate ascent from torchedit's defaults, one setting at a time, keeping the best by strict success, then median centroid shift, then background PSNR. Concept edits: ${JSON.stringify(conceptGrid(o.quick))}; target-prompt edits: ${JSON.stringify(targetGrid(o.quick))}. Inversion seeds are fixed, so settings compare on the same noise.`, '',
+      `Coordinate ascent from torchedit's defaults, one setting at a time, keeping the best by strict success, then median centroid shift, then background PSNR; rounds repeat until one changes nothing (at most 3). Concept edits: ${JSON.stringify(conceptGrid(o.quick))}; target-prompt edits: ${JSON.stringify(targetGrid(o.quick))}. Inversion seeds are fixed, so settings compare on the same noise.`, '',
       '| edit | setting | strict success | new colour | same shape | median centroid shift | background PSNR |',
       '| --- | --- | ---: | ---: | ---: | ---: | ---: |', ...tried, '',
       `Best: concepts ${describeConcept(bestConcept)}; target prompt ${describeTarget(bestTarget)}.`, '');
@@ -567,6 +602,8 @@ export async function run(o: Options): Promise<void> {
   if (imagicTried.length) md.push(`## Imagic settings tried (${Math.min(IMAGIC_TUNE_CASES, o.tuneCases)} tuning cases)`, '', '| setting | strict success per η | time per case |', '| --- | --- | ---: |', ...imagicTried, '');
   md.push('Contact sheet: `contact-sheet.png` (input left, result right; ✓ = strict success).', '');
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
+  const chosen: ChosenSettings = { concept: bestConcept, target: bestTarget, imagic: chosenImagic };
+  writeFileSync(join(o.out, 'settings.json'), `${JSON.stringify(chosen, null, 2)}\n`);
   log(`wrote ${join(o.out, 'RESULTS.md')} and ${sheet.out}`);
   model.dispose();
   if (!o.keep) rmSync(work, { recursive: true, force: true });
