@@ -198,7 +198,9 @@ const INVERSION = { steps: 50, sourceGuidanceScale: 3.5 };
  * (chosen on tuning cases with --tune-imagic; see RESULTS.md).
  */
 const IMAGIC: ImagicSetting = { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 }, sampleSteps: 50, guidanceScale: 7.5 };
-const IMAGIC_ETAS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+// η > 1 extrapolates past the target embedding (ē = η·e_tgt + (1 − η)·e_opt still holds): with a
+// fine-tuned UNet that keeps the input well, η = 1 often still kept the old colour.
+const IMAGIC_ETAS = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2];
 const IMAGIC_GRID = [
   { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 } },
   { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 3e-5 } },
