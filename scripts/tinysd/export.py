@@ -258,7 +258,7 @@ def main():
                               "ema": (not args.no_ema) and "ema" in st, "decoder_ft": st.get("decoder_ft")},
                "scalingFactor": sf}
     N = args.n_eval
-    if not args.edit_only:
+    if not args.edit_only and N > 0:  # --n-eval 0: bundle only (the measuring is eval/run.ts's job)
         measure_t2i(args, S, dec, enc, metrics, out)
     # ---------------------------------------------------------------- edit preview
     if args.edit_check:
