@@ -37,11 +37,10 @@ Exported with scripts/bundle_writer.write_bundle (traced, float32), sampleSize 3
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List
 
 import torch
 import torch.nn as nn
@@ -49,6 +48,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bundle_writer  # noqa: E402
+# the blocks both generated bundles share (diffusers' attention without q/k/v bias, its sinusoid)
+from make_test_bundle import Attention, timestep_embedding, _rescale_last as rescale_last  # noqa: E402
 
 HASH_ROWS = 4096
 SCALING = 0.18215
@@ -60,39 +61,6 @@ DEFAULT_TOKENIZER = "/work/shared/data/clip-tokenizer"
 
 
 # ----------------------------------------------------------------------------- UNet parts
-
-def timestep_embedding(t, dim: int):
-    """diffusers get_timestep_embedding(t, dim, flip_sin_to_cos=True, downscale_freq_shift=0)."""
-    half = dim // 2
-    freqs = torch.exp(torch.arange(half) * (-math.log(10000.0) / half))
-    args = t[:, None] * freqs[None, :]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-class Attention(nn.Module):
-    """diffusers Attention (CrossAttention) with the default processor: q/k/v without bias."""
-
-    def __init__(self, dim, ctx_dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.scale = (dim // heads) ** -0.5
-        self.to_q = nn.Linear(dim, dim, bias=False)
-        self.to_k = nn.Linear(ctx_dim, dim, bias=False)
-        self.to_v = nn.Linear(ctx_dim, dim, bias=False)
-        self.to_out = nn.Linear(dim, dim)
-
-    def forward(self, x, ctx, mask: Optional[torch.Tensor] = None):
-        b, n = x.shape[0], x.shape[1]
-        m = ctx.shape[1]
-        q = self.to_q(x).reshape(b, n, self.heads, -1).transpose(1, 2)
-        k = self.to_k(ctx).reshape(b, m, self.heads, -1).transpose(1, 2)
-        v = self.to_v(ctx).reshape(b, m, self.heads, -1).transpose(1, 2)
-        s = torch.matmul(q, k.transpose(-1, -2)) * self.scale
-        if mask is not None:
-            s = s.masked_fill(mask, float("-inf"))
-        a = torch.matmul(s.softmax(dim=-1), v)
-        return self.to_out(a.transpose(1, 2).reshape(b, n, -1))
-
 
 class GEGLU(nn.Module):
     def __init__(self, dim, inner):
@@ -328,13 +296,6 @@ class VaeDecoder(nn.Module):
 
 def count(module):
     return sum(p.numel() for p in module.parameters())
-
-
-def rescale_last(conv, out, target_std):
-    s = out.std().item()
-    with torch.no_grad():
-        conv.weight.mul_(target_std / s)
-        conv.bias.mul_(target_std / s)
 
 
 def activation_stats(unet, x, t, ctx):
