@@ -15,21 +15,12 @@ import { describeLibtorch, type Libtorch, type SearchStep } from '../loader/libt
 import { inspectLoad } from '../loader/load.js';
 import { defaultModelPath } from '../model/model.js';
 
-export interface LibtorchReport {
-  libDir: string;
-  realLibDir: string;
-  origin: string;
-  version: string | null;
-  versionSource: string | null;
-  cxx11Abi: boolean | null;
-  abiSource: string | null;
-  cuda: boolean;
-  cudaVersion: string | null;
-  cudaReason: string;
+/** The loader's view of a libtorch (lib/loader/libtorch.ts), minus file lists, plus package and summary. */
+export type LibtorchReport = Pick<Libtorch, 'libDir' | 'realLibDir' | 'origin' | 'version' | 'versionSource' | 'cxx11Abi' | 'abiSource' | 'cuda' | 'cudaVersion' | 'cudaReason'> & {
   /** The Debian package that owns it, e.g. `libtorch1.13 1.13.1+dfsg-4`. */
   package: string | null;
   summary: string;
-}
+};
 
 export interface AddonReport {
   path: string;
