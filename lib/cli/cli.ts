@@ -264,6 +264,10 @@ export function createProgram(): Command {
   const commands = [registerGenerate(context), registerInvert(context), registerEdit(context), registerImagic(context), registerInfo(context), registerDoctor(context)];
   for (const command of commands) {
     addGlobalOptions(command);
+    if (['generate', 'invert', 'edit', 'imagic'].includes(command.name())) {
+      command.addHelpText('after', '\nDefaults shown are the library\'s (Stable Diffusion\'s); a model may recommend others in its\n' +
+        'model.json, and then uses them (the shipped shapes-64 does): "torchedit info" lists them.');
+    }
     command.exitOverride().configureOutput({ outputError: () => {} });
     program.addCommand(command);
   }

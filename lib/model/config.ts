@@ -5,6 +5,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TorchEditError } from '../errors.js';
+import type { RecommendedSettings } from '../options/defaults.js';
 import { isPlainObject } from '../options/validate.js';
 
 export interface SchedulerConfig {
@@ -39,6 +40,8 @@ export interface BundleConfig {
   textEncoder: TextEncoderConfig;
   dtype: 'float32' | 'float16' | 'bfloat16';
   exportedWith?: { torch?: string };
+  /** Settings the bundle recommends for itself, replacing the library's defaults for it (lib/options/defaults.ts). */
+  recommended?: RecommendedSettings;
 }
 
 /** The files of a bundle besides model.json. */
@@ -135,7 +138,40 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
     },
     dtype: choice(json, 'dtype', '', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
     exportedWith,
+    ...(json.recommended === undefined ? {} : { recommended: recommended(dir, json.recommended) }),
   };
+}
+
+/** model.json `recommended`: every group and field optional; each value checked like the option it stands for. */
+function recommended(dir: string, value: unknown): RecommendedSettings {
+  if (!isPlainObject(value)) throw configError(dir, 'recommended', 'an object', value);
+  type Check = (v: unknown) => boolean;
+  const number = (min: number, max: number): Check => (v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
+  const integer = (min: number, max: number): Check => (v) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+  const stage: Check = (v) => isPlainObject(v) && integer(1, 1_000_000)(v.steps) && number(Number.MIN_VALUE, 1)(v.lr);
+  const schema: Record<string, Record<string, [Check, string]>> = {
+    textToImage: { steps: [integer(1, 100000), 'an integer ≥ 1'], guidanceScale: [number(0, 1000), 'a number in [0, 1000]'] },
+    inversion: { steps: [integer(1, 100000), 'an integer ≥ 1'], sourceGuidanceScale: [number(0, 1000), 'a number in [0, 1000]'] },
+    edit: {
+      guidanceScale: [number(0, 1000), 'a number in [0, 1000]'],
+      skipFraction: [(v) => typeof v === 'number' && v > 0 && v < 1, 'a fraction in (0, 1)'],
+      maskMode: [(v) => v === 'channel' || v === 'sum', "'channel' or 'sum'"],
+    },
+    concept: { scale: [number(0, 1000), 'a number in [0, 1000]'], warmup: [integer(0, 100000), 'an integer ≥ 0'], threshold: [(v) => typeof v === 'number' && v >= 0 && v < 1, 'a number in [0, 1)'] },
+    imagic: { embedding: [stage, 'an object { steps, lr }'], finetune: [stage, 'an object { steps, lr }'] },
+    imagicGenerate: { eta: [number(-10, 10), 'a number in [-10, 10]'], steps: [integer(1, 100000), 'an integer ≥ 1'], guidanceScale: [number(0, 1000), 'a number in [0, 1000]'] },
+  };
+  for (const [group, fields] of Object.entries(value)) {
+    const known = schema[group];
+    if (!known) throw configError(dir, `recommended.${group}`, `one of the groups ${Object.keys(schema).join(', ')}`, group);
+    if (!isPlainObject(fields)) throw configError(dir, `recommended.${group}`, 'an object', fields);
+    for (const [key, v] of Object.entries(fields)) {
+      const rule = known[key];
+      if (!rule) throw configError(dir, `recommended.${group}.${key}`, `one of the fields ${Object.keys(known).join(', ')}`, key);
+      if (!rule[0](v)) throw configError(dir, `recommended.${group}.${key}`, rule[1], v);
+    }
+  }
+  return value as RecommendedSettings;
 }
 
 /** Compares dotted versions numerically ("1.13.0a0" ≈ 1.13.0): negative when a < b. */

@@ -45,3 +45,32 @@ export const imagicGenerateDefaults = {
   steps: 50,
   guidanceScale: 7.5,
 } as const;
+
+/**
+ * Settings a bundle recommends for itself (model.json `recommended`, BUNDLE.md): they replace the
+ * library's defaults above for that model, and an option the caller passes still wins. The
+ * library's defaults are Stable Diffusion's; a small model such as the shipped shapes-64 edits
+ * best with other values (eval/RESULTS.md).
+ */
+export interface RecommendedSettings {
+  textToImage?: { steps?: number; guidanceScale?: number };
+  inversion?: { steps?: number; sourceGuidanceScale?: number };
+  /** `skip` here is a fraction of the inversion's steps in (0, 1). */
+  edit?: { guidanceScale?: number; skipFraction?: number; maskMode?: 'channel' | 'sum' };
+  concept?: { scale?: number; warmup?: number; threshold?: number };
+  imagic?: { embedding?: { steps: number; lr: number }; finetune?: { steps: number; lr: number } };
+  imagicGenerate?: { eta?: number; steps?: number; guidanceScale?: number };
+}
+
+/** The defaults in force for a model: the library's, overridden by what its bundle recommends. */
+export function defaultsFor(recommended: RecommendedSettings | undefined) {
+  const r = recommended ?? {};
+  return {
+    textToImage: { ...textToImageDefaults, ...r.textToImage },
+    inversion: { ...inversionDefaults, ...r.inversion },
+    edit: { ...editDefaults, ...r.edit },
+    concept: { ...conceptDefaults, ...r.concept },
+    imagic: { ...imagicDefaults, ...r.imagic },
+    imagicGenerate: { ...imagicGenerateDefaults, ...r.imagicGenerate },
+  };
+}

@@ -214,6 +214,8 @@ def main():
     ap.add_argument("--edit-cfg", type=float, default=7.5)
     ap.add_argument("--skip-bundle", action="store_true", help="measure the checkpoint without writing a bundle")
     ap.add_argument("--grid-cols", type=int, default=8)
+    ap.add_argument("--recommended", help="JSON file merged into model.json as `recommended` (the settings this model "
+                                          "edits best with; torchedit uses them as its defaults for it): eval/recommended.json")
     ap.add_argument("--edit-only", action="store_true",
                     help="only the --edit-check preview (with --skip-bundle; writes <out>/metrics_edit.json)")
     args = ap.parse_args()
@@ -242,6 +244,9 @@ def main():
                        "white/black/gray background. See MODEL_CARD.md.",
         "imageSize": 64,
     }
+    if args.recommended:
+        with open(args.recommended) as f:
+            config["recommended"] = json.load(f)
     if not args.skip_bundle:
         import bundle_writer
         bundle_writer.write_bundle(out, te, un, enc, dec, config, TOKENIZER_DIR, "float32",

@@ -87,3 +87,36 @@ test('bad load options reject', async () => {
   await rejectsWithCode(loadModel(''), 'ERR_INVALID_OPTION');
   assert.ok(Tensor);
 });
+
+test('model.json `recommended` replaces the library defaults for that model; options still win; bad values are rejected', async () => {
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { edit: { skipFraction: 1.5 } }; }))), 'ERR_MODEL_CONFIG', 'recommended.edit.skipFraction');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { edits: {} }; }))), 'ERR_MODEL_CONFIG', 'recommended.edits');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { concept: { scale: 'big' } }; }))), 'ERR_MODEL_CONFIG', 'recommended.concept.scale');
+  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { imagic: { embedding: { steps: 0, lr: 1 } } }; }))), 'ERR_MODEL_CONFIG', 'recommended.imagic.embedding');
+
+  const dir = brokenCopy((d) => editJson(d, (j) => {
+    j.recommended = { inversion: { steps: 12 }, edit: { skipFraction: 0.5, guidanceScale: 4 }, concept: { scale: 3 }, textToImage: { steps: 4 } };
+  }));
+  using plain = await loadModel(testBundle());
+  using model = await loadModel(dir);
+  assert.deepEqual(model.config.recommended?.edit, { skipFraction: 0.5, guidanceScale: 4 });
+  using image = Tensor.randn([1, 3, 64, 64], { seed: 3 });
+  using inversion = await model.invert(image, { seed: 2 });
+  assert.equal(inversion.settings.steps, 12, 'the recommended inversion steps');
+  const concepts = [{ prompt: 'blue' }];
+  const latents = async (options: Parameters<typeof inversion.edit>[0]) => {
+    using r = await inversion.edit(options);
+    return r.latents.data();
+  };
+  // the model's defaults are what an explicit skip 6 / guidance 4 / scale 3 gives, not the library's
+  const byDefault = await latents({ targetPrompt: 'a cat', concepts });
+  assert.deepEqual(byDefault, await latents({ targetPrompt: 'a cat', concepts: [{ prompt: 'blue', scale: 3 }], skip: 6, guidanceScale: 4 }));
+  assert.notDeepEqual(byDefault, await latents({ targetPrompt: 'a cat', concepts: [{ prompt: 'blue', scale: 7 }], skip: 6, guidanceScale: 4 }));
+  // text-to-image: 4 steps recommended; the plain bundle's default (50) differs
+  const t2i = async (m: typeof model, steps?: number) => {
+    using r = await m.generate('x', { seed: 1, ...(steps ? { steps } : {}) });
+    return r.latents.data();
+  };
+  assert.deepEqual(await t2i(model), await t2i(plain, 4));
+  assert.notDeepEqual(await t2i(plain), await t2i(plain, 4));
+});

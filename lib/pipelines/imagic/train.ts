@@ -9,7 +9,7 @@ import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import { Module } from '../../module.js';
-import { imagicDefaults } from '../../options/defaults.js';
+import { defaultsFor } from '../../options/defaults.js';
 import { integerIn, isPlainObject, nonEmptyString, numberIn, seed as seedOption } from '../../options/validate.js';
 import { Tensor } from '../../tensor.js';
 import { randomSeed } from '../textToImage.js';
@@ -48,8 +48,9 @@ function stage(name: string, value: unknown, defaults: { steps: number; lr: numb
 
 export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
-  const embedding = stage('embedding', options.embedding, imagicDefaults.embedding);
-  const finetune = stage('finetune', options.finetune, imagicDefaults.finetune);
+  const d = defaultsFor(model.config.recommended).imagic;
+  const embedding = stage('embedding', options.embedding, d.embedding);
+  const finetune = stage('finetune', options.finetune, d.finetune);
   const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
 
   const x0 = await model.encodeImage(image, { width: options.width, height: options.height, resize: options.resize, signal: options.signal });

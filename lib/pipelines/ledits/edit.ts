@@ -6,7 +6,7 @@
 import { native } from '../../binding.js';
 import { invalidOption } from '../../errors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
-import { conceptDefaults, editDefaults } from '../../options/defaults.js';
+import { defaultsFor } from '../../options/defaults.js';
 import { integerIn, isPlainObject, nonEmptyString, numberIn, oneOf } from '../../options/validate.js';
 import { Tensor } from '../../tensor.js';
 import { GenerationResult, toImages } from '../result.js';
@@ -52,9 +52,8 @@ export interface EditOptions extends JobOptions {
   maskMode?: 'channel' | 'sum';
 }
 
-function concept(value: unknown, i: number) {
+function concept(value: unknown, i: number, d: ReturnType<typeof defaultsFor>['concept']) {
   if (!isPlainObject(value)) throw invalidOption(`concepts[${i}]`, 'object with a prompt', value);
-  const d = conceptDefaults;
   const name = (key: string) => `concepts[${i}].${key}`;
   const remove = value.remove ?? d.remove;
   if (typeof remove !== 'boolean') throw invalidOption(name('remove'), 'boolean', remove);
@@ -70,7 +69,8 @@ function concept(value: unknown, i: number) {
 }
 
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
-  const d = editDefaults;
+  const defaults = defaultsFor(inversion.model.config.recommended);
+  const d = defaults.edit;
   const steps = inversion.settings.steps;
   const targetPrompt = options.targetPrompt ?? '';
   if (typeof targetPrompt !== 'string') throw invalidOption('targetPrompt', 'string', targetPrompt);
@@ -82,7 +82,7 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   if (skip >= steps) throw invalidOption('skip', `integer below the inversion's ${steps} steps`, rawSkip);
   const concepts = options.concepts ?? [];
   if (!Array.isArray(concepts)) throw invalidOption('concepts', 'array', concepts);
-  const parsed = concepts.map(concept);
+  const parsed = concepts.map((c, i) => concept(c, i, defaults.concept));
   const momentumScale = numberIn('momentumScale', options.momentumScale ?? d.momentumScale, 0, 1000);
   const momentumBeta = numberIn('momentumBeta', options.momentumBeta ?? d.momentumBeta, 0, 1, { maxExclusive: true });
   const maskMode = oneOf('maskMode', options.maskMode ?? d.maskMode, ['channel', 'sum'] as const);
