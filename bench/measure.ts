@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inversionFor, warmupOf, type EditSpec, type RunResult, type WorkloadSpec } from './workloads.js';
+import { inversionFor, warmupOf, type Autocast, type EditSpec, type RunResult, type WorkloadSpec } from './workloads.js';
 
 /** Compiled files run from dist/bench/, two folders below the repository root. */
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -98,11 +98,14 @@ function runChild(command: string, args: string[]): Promise<string> {
   });
 }
 
-/** One measured job of one side in a fresh process (load, warm-up job, measured job). */
-export async function runOne(side: 'torchedit' | 'python', b: Bundle, name: string, spec: WorkloadSpec, threads: number): Promise<RunResult> {
+/**
+ * One measured job of one side in a fresh process (load, warm-up job, measured job). `autocast`
+ * applies to the torchedit side only (its model, warm-up and job); Python always runs float32.
+ */
+export async function runOne(side: 'torchedit' | 'python', b: Bundle, name: string, spec: WorkloadSpec, threads: number, autocast?: Autocast): Promise<RunResult> {
   const warmup = warmupOf(spec);
   const output = side === 'torchedit'
-    ? await runChild(process.execPath, [workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads })])
+    ? await runChild(process.execPath, [workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) })])
     : await runChild(python, [pythonWorkloads, '--bundle', b.path, '--workload', name, '--spec', JSON.stringify(spec),
       '--warmup-spec', JSON.stringify(warmup), '--runs', '1', '--threads', String(threads)]);
   const line = output.trim().split('\n').filter((l) => l.startsWith('{')).pop();
@@ -153,11 +156,12 @@ export function machine(threads: number): Machine {
   };
 }
 
-export function machineMarkdown(m: Machine, loadAtEnd?: string): string {
+/** `precision` replaces "float32 on both sides" (bench/run.ts --autocast says what each side ran). */
+export function machineMarkdown(m: Machine, loadAtEnd?: string, precision = 'float32 on both sides'): string {
   return [
     `- machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGB} GB memory; ${m.os}`,
     `- node ${m.node}; torch ${m.torch}`,
-    `- OPENBLAS_CORETYPE=${m.openblasCoretype} (left as the environment sets it); ${m.threads} intra-op thread(s) on both sides; float32 on both sides`,
+    `- OPENBLAS_CORETYPE=${m.openblasCoretype} (left as the environment sets it); ${m.threads} intra-op thread(s) on both sides; ${precision}`,
     `- date ${m.date}; load average at start ${m.loadAverage}${loadAtEnd ? `, at end ${loadAtEnd}` : ''}`,
   ].join('\n');
 }
@@ -166,24 +170,37 @@ export function currentLoad(): string {
   return loadavg().map((l) => l.toFixed(2)).join(' ');
 }
 
+export type SectionName = 'main' | 'bf16' | 'scaling';
+
 /** Replaces RESULTS.md's section `name` (between its markers), creating the file when needed. */
-export function writeSection(name: 'main' | 'scaling', body: string): void {
-  const begin = `<!-- ${name}:begin -->`;
-  const end = `<!-- ${name}:end -->`;
-  let text = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : [
+export function writeSection(name: SectionName, body: string): void {
+  const text = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : [
     '# Benchmark results',
     '',
-    'Written by `npm run bench` (bench/run.ts: the main table) and bench/scaling.ts (how cost grows);',
+    'Written by `npm run bench` (bench/run.ts: the main table; with --autocast bfloat16, the bf16 table) and bench/scaling.ts (how cost grows);',
     'each rewrites only its own section. How the numbers are taken: bench/NOTES.md and the comments in',
     'bench/run.ts.',
     '',
     '<!-- main:begin -->', '<!-- main:end -->', '', '<!-- scaling:begin -->', '<!-- scaling:end -->', '',
   ].join('\n');
+  writeFileSync(resultsFile, placeSection(text, name, body));
+}
+
+/**
+ * `text` with section `name` replaced by `body`. A section the text does not have yet is added:
+ * `bf16` right after the main section (at the end when there is none), the others at the end.
+ */
+export function placeSection(text: string, name: SectionName, body: string): string {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
   const i = text.indexOf(begin);
   const j = text.indexOf(end);
   const section = `${begin}\n${body.trim()}\n${end}`;
-  text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(resultsFile, text);
+  if (i >= 0 && j > i) return text.slice(0, i) + section + text.slice(j + end.length);
+  const after = name === 'bf16' ? '<!-- main:end -->' : null;
+  const k = after ? text.indexOf(after) : -1;
+  if (after && k >= 0) return `${text.slice(0, k + after.length)}\n\n${section}${text.slice(k + after.length)}`;
+  return `${text.trimEnd()}\n\n${section}\n`;
 }
 
 export function fmt(value: number | undefined, digits = 2): string {

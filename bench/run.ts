@@ -5,10 +5,17 @@
  * (bench/scaling.ts) unless filtered.
  *
  *   node dist/bench/run.js [--quick] [--workload NAME[,NAME]] [--bundle small|sd] [--reps N]
- *                          [--threads T] [--no-write] [--[no-]scaling]
+ *                          [--threads T] [--no-write] [--[no-]scaling] [--autocast bfloat16]
  *
  * Defaults: both bundles, every workload, 3 repetitions (--quick: 1, and fewer steps), 1 thread
  * on both sides, RESULTS.md written, and the scaling table after a full unfiltered run.
+ *
+ * --autocast bfloat16: torchedit loads the model with `{ autocast: 'bfloat16' }` (its warm-up
+ * and measured job both run on it); the Python side stays float32, the reference. The table goes
+ * to its own RESULTS.md section (`bf16`; raw runs in bench/.cache/last-run-bf16.json), shows no
+ * time targets (the issue's are at equal precision), and in place of the same-result check the
+ * relative difference of the checksums: the accuracy cost. Imagic is left out unless named with
+ * --workload (training under autocast is not this comparison), and no scaling table is run.
  *
  * How a number is taken: each measured job runs in a fresh child process per (side, workload,
  * repetition), the sides alternating (torchedit, Python, torchedit, Python, …). A child loads
@@ -29,7 +36,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundle, cacheDir, currentLoad, ensureInversion, fmt, machine, machineMarkdown, median, runOne, writeSection, type Bundle, type BundleName } from './measure.js';
-import { stepsOf, unetEvaluations, workloads, type Measurement, type RunResult, type WorkloadSpec } from './workloads.js';
+import { AUTOCAST_MODES, stepsOf, unetEvaluations, workloads, type Autocast, type Measurement, type RunResult, type WorkloadSpec } from './workloads.js';
 
 export interface Options {
   quick: boolean;
@@ -39,17 +46,20 @@ export interface Options {
   threads: number;
   write: boolean;
   scaling: boolean;
+  /** torchedit's autocast dtype (--autocast); null: float32, the main table. */
+  autocast: Autocast | null;
 }
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);
-  process.stderr.write('usage: node dist/bench/run.js [--quick] [--workload NAME[,NAME]] [--bundle small|sd] [--reps N] [--threads T] [--no-write] [--[no-]scaling]\n' +
-    `workloads: ${Object.keys(workloads(false)).join(', ')}\n`);
+  process.stderr.write('usage: node dist/bench/run.js [--quick] [--workload NAME[,NAME]] [--bundle small|sd] [--reps N] [--threads T] [--no-write] [--[no-]scaling] [--autocast bfloat16]\n' +
+    `workloads: ${Object.keys(workloads(false)).join(', ')}\n` +
+    `--autocast ${AUTOCAST_MODES.join('|')}: torchedit under autocast vs Python float32, in RESULTS.md's bf16 section; implies --no-scaling, leaves out imagic unless named\n`);
   process.exit(2);
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, workloads: null, bundles: ['small', 'sd'], reps: 0, threads: 1, write: true, scaling: true };
+  const o: Options = { quick: false, workloads: null, bundles: ['small', 'sd'], reps: 0, threads: 1, write: true, scaling: true, autocast: null };
   let scaling: boolean | null = null;
   const known = Object.keys(workloads(false));
   for (let i = 0; i < argv.length; i++) {
@@ -67,6 +77,10 @@ export function parseArgs(argv: string[]): Options {
       const b = value();
       if (b !== 'small' && b !== 'sd') usage(`--bundle is small or sd, not ${b}`);
       o.bundles = [b];
+    } else if (a === '--autocast') {
+      const mode = value();
+      if (!(AUTOCAST_MODES as readonly string[]).includes(mode)) usage(`--autocast is ${AUTOCAST_MODES.join(' or ')}, not ${mode}`);
+      o.autocast = mode as Autocast;
     } else if (a === '--reps') o.reps = Number(value());
     else if (a === '--threads') o.threads = Number(value());
     else if (a === '--help' || a === '-h') usage();
@@ -76,9 +90,21 @@ export function parseArgs(argv: string[]): Options {
   if (!Number.isInteger(o.reps) || o.reps < 1) usage('--reps must be a positive integer');
   if (!Number.isInteger(o.threads) || o.threads < 1) usage('--threads must be a positive integer');
   // The scaling table comes with a full, unfiltered run (--quick stays under 5 minutes without
-  // it); --scaling / --no-scaling decide otherwise.
-  o.scaling = scaling ?? (!o.quick && !o.workloads && o.bundles.length === 2);
+  // it); --scaling / --no-scaling decide otherwise. --autocast implies --no-scaling: the scaling
+  // table measures float32 only, and a bf16 run must not rewrite it.
+  if (o.autocast && scaling) usage('--autocast implies --no-scaling (the scaling table is float32); run --scaling without --autocast');
+  o.scaling = o.autocast ? false : scaling ?? (!o.quick && !o.workloads && o.bundles.length === 2);
   return o;
+}
+
+/**
+ * The workloads a run measures, in table order: --workload's, else all — except that under
+ * --autocast Imagic runs only when named (training under autocast is not the comparison).
+ */
+export function selectedWorkloads(o: Options): string[] {
+  return Object.entries(workloads(o.quick))
+    .filter(([name, spec]) => (o.workloads ? o.workloads.includes(name) : !(o.autocast && spec.kind === 'imagic')))
+    .map(([name]) => name);
 }
 
 export interface Entry {
@@ -89,11 +115,12 @@ export interface Entry {
   python: RunResult[];
 }
 
-/** Runs one workload `reps` times per side, alternating sides. */
-export async function measure(b: Bundle, name: string, spec: WorkloadSpec, reps: number, threads: number): Promise<Entry> {
+/** Runs one workload `reps` times per side, alternating sides; `autocast` is torchedit's (Python runs float32). */
+export async function measure(b: Bundle, name: string, spec: WorkloadSpec, reps: number, threads: number, autocast?: Autocast): Promise<Entry> {
   const entry: Entry = { bundle: b, name, spec, torchedit: [], python: [] };
   for (let r = 0; r < reps; r++) {
-    const te = await runOne('torchedit', b, name, spec, threads);
+    const te = await runOne('torchedit', b, name, spec, threads, autocast);
+    if (te.autocast !== autocast) throw new Error(`torchedit ${name}: the child ran with autocast ${te.autocast ?? 'none'}, not ${autocast ?? 'none'}`);
     entry.torchedit.push(te);
     const py = await runOne('python', b, name, spec, threads);
     entry.python.push(py);
@@ -158,11 +185,21 @@ function sameResult(relative: number): string {
   return `${relative <= 1e-3 ? '✓' : '✗'} (${relative.toExponential(0)})`;
 }
 
+/**
+ * Under autocast the checksums differ by bf16's rounding (about 1% per UNet call, compounding
+ * over steps), so no pass threshold: the relative difference itself, the accuracy cost.
+ */
+function accuracyCost(relative: number): string {
+  return Number.isFinite(relative) ? relative.toExponential(1) : '?';
+}
+
 const TIME_TARGET: Record<string, number> = { txt2img: 0.6, invert: 0.6, 'edit-0': 0.6, 'edit-1': 0.6, 'edit-3': 0.6, imagic: 0.8 };
 
-export function table(entries: Entry[]): string {
+/** The table; with `autocast` (torchedit's, Python float32) no time targets and the accuracy cost in the last column. */
+export function table(entries: Entry[], autocast: Autocast | null = null): string {
+  const last = autocast ? `relative difference vs Python float32 (${autocast} accuracy cost)` : 'same result';
   const lines = [
-    '| bundle | workload | UNet calls × batch | torchedit s | Python s | torchedit/Python | s/step torchedit · Python | page faults/call torchedit · Python | peak RSS MB torchedit · Python (ratio) | worst event-loop delay ms | targets (time · RSS · loop) | same result |',
+    `| bundle | workload | UNet calls × batch | torchedit s | Python s | torchedit/Python | s/step torchedit · Python | page faults/call torchedit · Python | peak RSS MB torchedit · Python (ratio) | worst event-loop delay ms | targets (time · RSS · loop) | ${last} |`,
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
   const notes: string[] = [];
@@ -179,13 +216,14 @@ export function table(entries: Entry[]): string {
     const timeTarget = TIME_TARGET[base];
     const mark = (ok: boolean) => (ok ? '✓' : '✗');
     const targets = [
-      r.bundle === 'sd' && timeTarget ? `≤${timeTarget} ${mark(ratio <= timeTarget)}` : '–',
+      // The issue's time targets are at equal precision: not claimed for an autocast run.
+      !autocast && r.bundle === 'sd' && timeTarget ? `≤${timeTarget} ${mark(ratio <= timeTarget)}` : '–',
       `≤1.1 ${mark(teR / pyR <= 1.1)}`,
       `≤20 ${mark(loop <= 20)}`,
     ].join(' · ');
     lines.push(`| ${r.bundle} | ${r.workload} | ${r.evaluations} | ${fmt(teT, 3)} | ${fmt(pyT, 3)} | ${fmt(ratio)} | ` +
       `${fmt(teT / r.steps, 3)} · ${fmt(pyT / r.steps, 3)} | ${fmt(faults(r.te), 0)} · ${fmt(faults(r.py), 0)} | ` +
-      `${fmt(teR, 0)} · ${fmt(pyR, 0)} (${fmt(teR / pyR)}) | ${fmt(loop, 1)} | ${targets} | ${sameResult(r.agreement)} |`);
+      `${fmt(teR, 0)} · ${fmt(pyR, 0)} (${fmt(teR / pyR)}) | ${fmt(loop, 1)} | ${targets} | ${autocast ? accuracyCost(r.agreement) : sameResult(r.agreement)} |`);
     const counted = r.pyCalls.filter((c) => c !== r.calls);
     if (counted.length) notes.push(`- ${r.bundle} ${r.workload}: the Python side counted ${counted.join(', ')} UNet calls where ${r.calls} were computed.`);
   }
@@ -199,7 +237,12 @@ function describe(o: Options, entries: Entry[]): string {
     : 'Full settings: txt2img 20 DDIM steps, CFG 7.5; LEDITS inversion 50 steps with a source prompt (s_src 3.5); edits over it with skip 15 (35 steps): ' +
       '`edit-0` target prompt only, `edit-1` target + 1 concept, `edit-3` 3 concepts, no target; Imagic 10 embedding + 10 fine-tune steps; ' + reps + '.';
   const bundles = [...new Map(entries.map((e) => [e.bundle.name, e.bundle])).values()].map((b) => `- ${b.label}`).join('\n');
-  return `${mode}\n\nBundles:\n${bundles}`;
+  const precision = !o.autocast ? '' : `\n\ntorchedit loads the model with \`{ autocast: '${o.autocast}' }\` (the UNet's matrix products and convolutions ` +
+    `in ${o.autocast} under libtorch's CPU autocast, the rest float32; warm-up and measured job on that model); the Python side runs float32 as ` +
+    'in the main table, the reference. ' + (entries.some((e) => e.spec.kind === 'imagic')
+    ? 'Imagic was asked for with --workload: its training ran under autocast too, which is not this comparison.'
+    : 'Imagic is not run in this mode: training under autocast is not the comparison (ask for it with --workload imagic).');
+  return `${mode}${precision}\n\nBundles:\n${bundles}`;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -209,34 +252,41 @@ export async function main(argv: string[]): Promise<void> {
   for (const name of o.bundles) {
     const b = bundle(name);
     const specs = workloads(o.quick);
-    for (const [wname, raw] of Object.entries(specs)) {
-      if (o.workloads && !o.workloads.includes(wname)) continue;
+    for (const wname of selectedWorkloads(o)) {
+      const raw = specs[wname];
       const spec = raw.kind === 'edit' ? await ensureInversion(b, raw, o.threads) : raw;
-      entries.push(await measure(b, wname, spec, o.reps, o.threads));
+      entries.push(await measure(b, wname, spec, o.reps, o.threads, o.autocast ?? undefined));
     }
   }
   const loadAtEnd = currentLoad();
+  const checksums = 'mean |final latents|, mean |z| for the inversion, the summed losses for Imagic';
+  const columns = 'Columns: wall time of the job only (median), torchedit/Python time ratio, time per step (per UNet call), ' +
+    'minor + major page faults during the job per UNet call, peak RSS of each process (load + warm-up + job; for Imagic stage A, ' +
+    'the peak at the end of stage A), the worst event-loop delay during torchedit\'s job, ';
   const body = [
-    `## Main table${o.quick ? ' (quick)' : ''}`,
+    o.autocast ? `## torchedit in ${o.autocast} autocast vs Python float32${o.quick ? ' (quick)' : ''}` : `## Main table${o.quick ? ' (quick)' : ''}`,
     '',
-    machineMarkdown(m, loadAtEnd),
+    machineMarkdown(m, loadAtEnd, o.autocast ? `torchedit ran ${o.autocast} autocast, Python float32` : undefined),
     '',
     describe(o, entries),
     '',
-    table(entries),
+    table(entries, o.autocast),
     '',
-    'Columns: wall time of the job only (median), torchedit/Python time ratio, time per step (per UNet call), ' +
-      'minor + major page faults during the job per UNet call, peak RSS of each process (load + warm-up + job; for Imagic stage A, ' +
-      'the peak at the end of stage A), the worst event-loop delay during torchedit\'s job, the issue\'s targets ' +
-      '(time only on the sd bundle: ≤ 0.6× Python for text-to-image and LEDITS, ≤ 0.8× for Imagic), and whether both sides computed ' +
-      'the same result (relative difference of mean |final latents|, mean |z| for the inversion, the summed losses for Imagic).',
+    o.autocast
+      ? columns + 'the issue\'s RSS and event-loop targets (no time targets: the issue\'s are at equal precision, float32 on both sides), ' +
+        `and the accuracy cost of ${o.autocast}: the relative difference of torchedit's checksum from Python float32's (the checksum: ${checksums}; ` +
+        'worst over the runs; no pass threshold: the main table\'s 1e-3 check is for float32 on both sides).'
+      : columns + 'the issue\'s targets ' +
+        '(time only on the sd bundle: ≤ 0.6× Python for text-to-image and LEDITS, ≤ 0.8× for Imagic), and whether both sides computed ' +
+        `the same result (relative difference of ${checksums}).`,
   ].join('\n');
   process.stdout.write(`${body}\n`);
   if (o.write) {
-    writeSection('main', body);
+    const [section, raw] = o.autocast ? ['bf16', 'last-run-bf16.json'] as const : ['main', 'last-run.json'] as const;
+    writeSection(section, body);
     mkdirSync(cacheDir, { recursive: true });
-    writeFileSync(join(cacheDir, 'last-run.json'), JSON.stringify({ machine: m, options: o, entries }, null, 2));
-    process.stderr.write('bench: wrote bench/RESULTS.md (raw runs: bench/.cache/last-run.json)\n');
+    writeFileSync(join(cacheDir, raw), JSON.stringify({ machine: m, options: o, entries }, null, 2));
+    process.stderr.write(`bench: wrote bench/RESULTS.md, section ${section} (raw runs: bench/.cache/${raw})\n`);
   }
   if (o.scaling) {
     const { runScaling } = await import('./scaling.js');

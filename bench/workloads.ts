@@ -3,9 +3,10 @@
  * JSON), how many UNet evaluations each job makes, and the torchedit side of a measured run.
  *
  * Run as a child process by bench/run.ts (never by hand, but it can be):
- *   node dist/bench/workloads.js --child '{"bundle", "name", "spec", "warmup", "threads"}'
- *     loads the bundle, runs the warm-up job, then the measured job, and prints one JSON line
- *     (a {@link RunResult}) on stdout.
+ *   node dist/bench/workloads.js --child '{"bundle", "name", "spec", "warmup", "threads", "autocast"?}'
+ *     loads the bundle (with `autocast`: `loadModel(bundle, { autocast })`, so the warm-up and
+ *     the measured job both run on that model), runs the warm-up job, then the measured job, and
+ *     prints one JSON line (a {@link RunResult}) on stdout.
  *   node dist/bench/workloads.js --prepare-inversion '{"bundle", "spec", "file", "threads"}'
  *     inverts the benchmark image with an `invert` spec and saves it (the edits' input).
  */
@@ -70,6 +71,10 @@ export interface ImagicSpec {
 
 export type WorkloadSpec = Txt2ImgSpec | InvertSpec | EditSpec | ImagicSpec;
 
+/** torchedit's mixed-precision mode for `run.js --autocast` (loadModel's `autocast` on CPU); the Python side stays float32. */
+export type Autocast = 'bfloat16';
+export const AUTOCAST_MODES: readonly Autocast[] = ['bfloat16'];
+
 /** What one side measured for one job (one process). */
 export interface Measurement {
   wallSeconds: number;
@@ -98,6 +103,8 @@ export interface RunResult extends Measurement {
   /** Imagic: stage A ("embedding", from the job's start) and stage B ("finetune"). */
   phases?: Record<string, Measurement>;
   checksum?: Checksum;
+  /** torchedit only: the autocast dtype the model was loaded with (absent: float32). */
+  autocast?: Autocast;
 }
 
 const SOURCE = 'a red circle on a blue background';
@@ -272,9 +279,11 @@ async function runJob(model: StableDiffusionModel, inversion: Inversion | null, 
   }
 }
 
-async function child(args: { bundle: string; name: string; spec: WorkloadSpec; warmup: WorkloadSpec; threads: number }): Promise<RunResult> {
+async function child(args: { bundle: string; name: string; spec: WorkloadSpec; warmup: WorkloadSpec; threads: number; autocast?: Autocast }): Promise<RunResult> {
   configure({ threads: args.threads });
-  const model = await loadModel(args.bundle);
+  // One model for the warm-up and the measured job, so with autocast the warm-up warms the
+  // autocast code paths the job then takes.
+  const model = await loadModel(args.bundle, args.autocast ? { autocast: args.autocast } : {});
   const { spec } = args;
   const inversion = spec.kind === 'edit' ? await loadInversion(spec.inversionFile!, model) : null;
   const job = (s: WorkloadSpec, onPhaseEnd: (phase: string) => void) => runJob(model, inversion, s, onPhaseEnd);
@@ -300,7 +309,10 @@ async function child(args: { bundle: string; name: string; spec: WorkloadSpec; w
   } else {
     total.loopDelayMaxMs = histogram.max / 1e6;
   }
-  const result: RunResult = { side: 'torchedit', workload: args.name, threads: args.threads, ...total, ...(spec.kind === 'imagic' ? { phases } : {}) };
+  const result: RunResult = {
+    side: 'torchedit', workload: args.name, threads: args.threads, ...total, ...(spec.kind === 'imagic' ? { phases } : {}),
+    ...(args.autocast ? { autocast: args.autocast } : {}),
+  };
   result.checksum = await checksum();
   inversion?.dispose();
   model.dispose();
