@@ -2,13 +2,14 @@
 // LEDITS colour edit of a held-out picture does what the evaluation (eval/run.ts) measures.
 // Nothing here is skipped: the bundle is part of the package, so its absence is a failure.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { configure, defaultModelPath, loadModel, type StableDiffusionModel } from '../../lib/index.js';
 import { caseTensor, makeHeldout } from '../../eval/heldout.js';
-import { analyzeBatch } from '../../eval/score.js';
+import { analyzeBatch, repoRoot } from '../../eval/score.js';
 
 /**
  * A held-out red picture (data.py index TEST_START + 100000 + CASE, a large red square on black;
@@ -64,4 +65,15 @@ test('a LEDITS concept edit "+blue −red" turns a held-out red shape blue and k
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the evaluation\'s analyser names the shape of held-out pictures and of their VAE round trips', () => {
+  // eval/ measures "same shape" with scripts/tinysd/analyze.py; a wrong analyser would make every
+  // edit number wrong. Ground truth comes from the data generator; offset 300000 is not an eval case.
+  const out = spawnSync('/usr/bin/python3', [join(repoRoot, 'scripts', 'tinysd', 'check_analyzer.py'), '--n', '60', '--bundle', defaultModelPath],
+    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  assert.equal(out.status, 0, out.stderr);
+  const [originals, roundTrips] = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as { shape: number; color: number; pos: number });
+  assert.deepEqual([originals.shape, originals.color, originals.pos], [1, 1, 1], out.stdout);
+  assert.ok(roundTrips.shape >= 0.95 && roundTrips.color === 1 && roundTrips.pos === 1, out.stdout);
 });
