@@ -70,6 +70,8 @@ interface ChosenSettings {
   concept: ConceptSetting;
   target: TargetSetting;
   imagic: ImagicSetting;
+  /** The η with the most strict successes on the reported cases (absent when Imagic did not run). */
+  imagicEta?: number;
 }
 
 interface ImagicSetting {
@@ -490,7 +492,9 @@ export async function run(o: Options): Promise<void> {
       const sc = scoreEdits(analyzeBatch(work, 'ledits-concepts', conceptImages, size, originals), set.cases);
       const st = scoreEdits(analyzeBatch(work, 'ledits-target', targetImages, size, originals), set.cases);
       const pooled = scoreEdits(analyzeBatch(work, 'ledits-pooled', [...conceptImages, ...targetImages], size, [...originals, ...originals]), [...set.cases, ...set.cases]);
-      for (const [label, s] of [['concepts "+c\' −c"', sc], ['target prompt', st], ['both kinds pooled', pooled]] as const) {
+      // the label says what was applied: "+c' −c", or "+c'" when the tuning chose no removal
+      const conceptLabel = `concepts "+c'${bestConcept.removeShare > 0 ? ' −c' : ''}"`;
+      for (const [label, s] of [[conceptLabel, sc], ['target prompt', st], ['both kinds pooled', pooled]] as const) {
         rows.push(row(`LEDITS colour edit, ${label}: strict success`, s.n, s.strict, fmt.pct(s.strict), '≥', 0.8, '80%'));
         rows.push(row(`LEDITS colour edit, ${label}: median centroid shift`, s.n, s.medianShift, fmt.px(s.medianShift), '≤', 2, '2 px'));
         rows.push(row(`LEDITS colour edit, ${label}: background PSNR (mean)`, s.n, s.bgPsnr, fmt.db(s.bgPsnr), '≥', 25, '25 dB'));
@@ -502,7 +506,7 @@ export async function run(o: Options): Promise<void> {
       log(`LEDITS: concepts strict ${fmt.pct(sc.strict)} (shift ${fmt.px(sc.medianShift)}, bg ${fmt.db(sc.bgPsnr)}); target strict ${fmt.pct(st.strict)} (shift ${fmt.px(st.medianShift)}, bg ${fmt.db(st.bgPsnr)}); reconstruction ${fmt.db(mean(rc))} / ${fmt.db(mean(rt))}`);
       const cap = (k: number) => `${set.cases[k].color}→${set.cases[k].newColor}`;
       sheet.rows.push({ label: 'LEDITS reconstruction (no edit), target-edit setting', pairs: pairsOf('ledits-rec-target', (k) => `${rt[k].toFixed(1)} dB`) });
-      sheet.rows.push({ label: `LEDITS concepts +c' −c (${describeConcept(bestConcept)})`, pairs: pairsOf('ledits-concepts', cap, (k) => sc.ok[k]) });
+      sheet.rows.push({ label: `LEDITS ${conceptLabel} (${describeConcept(bestConcept)})`, pairs: pairsOf('ledits-concepts', cap, (k) => sc.ok[k]) });
       sheet.rows.push({ label: `LEDITS target prompt c → c' (${describeTarget(bestTarget)})`, pairs: pairsOf('ledits-target', cap, (k) => st.ok[k]) });
     });
   }
@@ -510,6 +514,7 @@ export async function run(o: Options): Promise<void> {
   // ---------------------------------------------------------------- 4. Imagic
   const imagicLines: string[] = [];
   let chosenImagic = reused?.imagic ?? o.imagic;
+  let bestEta = reused?.imagicEta;
   const imagicTried: string[] = [];
   if (o.only.has('imagic') && (o.imagicCases > 0 || o.tuneImagic)) {
     let settings = reused?.imagic ?? o.imagic;
@@ -537,6 +542,7 @@ export async function run(o: Options): Promise<void> {
     if (o.imagicCases > 0) await timed('Imagic', async () => {
       const r = await imagicCases(model, set, o.imagicCases, settings, work, 'imagic', size, (k) => log(`  Imagic ${k}/${o.imagicCases}`));
       const best = r.perEta.reduce((a, b) => (betterEdit(b.score, a.score) ? b : a));
+      bestEta = best.eta;
       rows.push(row(`Imagic colour edit: strict success at its best η (${best.eta})`, best.score.n, best.score.strict, fmt.pct(best.score.strict), '≥', 0.6, '60%'));
       rows.push({ measure: `Imagic colour edit at η ${best.eta}: median centroid shift`, n: best.score.n, value: fmt.px(best.score.medianShift), target: '', pass: null });
       rows.push({ measure: `Imagic colour edit at η ${best.eta}: background PSNR (mean)`, n: best.score.n, value: fmt.db(best.score.bgPsnr), target: '', pass: null });
@@ -604,7 +610,7 @@ export async function run(o: Options): Promise<void> {
   if (imagicTried.length) md.push(`## Imagic settings tried (${Math.min(IMAGIC_TUNE_CASES, o.tuneCases)} tuning cases)`, '', '| setting | strict success per η | time per case |', '| --- | --- | ---: |', ...imagicTried, '');
   md.push('Contact sheet: `contact-sheet.png` (input left, result right; ✓ = strict success).', '');
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
-  const chosen: ChosenSettings = { concept: bestConcept, target: bestTarget, imagic: chosenImagic };
+  const chosen: ChosenSettings = { concept: bestConcept, target: bestTarget, imagic: chosenImagic, ...(bestEta === undefined ? {} : { imagicEta: bestEta }) };
   writeFileSync(join(o.out, 'settings.json'), `${JSON.stringify(chosen, null, 2)}\n`);
   log(`wrote ${join(o.out, 'RESULTS.md')} and ${sheet.out}`);
   model.dispose();

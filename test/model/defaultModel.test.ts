@@ -12,14 +12,12 @@ import { caseTensor, makeHeldout } from '../../eval/heldout.js';
 import { analyzeBatch, repoRoot } from '../../eval/score.js';
 
 /**
- * A held-out red picture (data.py index TEST_START + 100000 + CASE, a large red square on black;
- * one of the evaluation's reported cases) that the concept-edit settings `npm run eval` found
- * best turn blue, shape kept, with the evaluation's inversion seed.
+ * A held-out red picture (data.py index TEST_START + 100000 + CASE, one of the evaluation's
+ * reported cases) that the model's own recommended settings (model.json `recommended`, from
+ * `npm run eval`) turn blue with "+blue", shape kept, with the evaluation's inversion seed.
  */
-const CASE = 29;
+const CASE = 3;
 const SEED = 100_000 + CASE;
-/** The best concept-edit setting of eval/RESULTS.md: 50 inversion steps, "" source, skip 0.36, scale 7, threshold 0.95. */
-const EDIT = { steps: 50, skip: 0.36, scale: 7, threshold: 0.95 };
 
 let modelPromise: Promise<StableDiffusionModel> | undefined;
 function shippedModel(): Promise<StableDiffusionModel> {
@@ -44,19 +42,18 @@ test('loadModel() with no path loads the shipped shapes-64 model', async () => {
   states.dispose();
 });
 
-test('a LEDITS concept edit "+blue −red" turns a held-out red shape blue and keeps the shape', async () => {
+test('a LEDITS concept edit "+blue" with the model\'s recommended defaults turns a held-out red shape blue and keeps the shape', async () => {
   const model = await shippedModel();
+  assert.ok(model.config.recommended?.edit?.skipFraction, 'the shipped model recommends its edit settings');
   const dir = mkdtempSync(join(tmpdir(), 'torchedit-default-model-'));
   try {
     const set = makeHeldout(dir, 1, 100_000 + CASE);
     const c = set.cases[0];
     assert.equal(c.color, 'red', 'the chosen held-out case is a red picture');
     using x = caseTensor(set, 0);
-    using inversion = await model.invert(x, { steps: EDIT.steps, seed: SEED });
-    using edited = await inversion.edit({
-      skip: EDIT.skip,
-      concepts: [{ prompt: 'blue', scale: EDIT.scale, threshold: EDIT.threshold }, { prompt: 'red', remove: true, scale: EDIT.scale, threshold: EDIT.threshold }],
-    });
+    // every setting not given here comes from models/shapes-64/model.json `recommended`
+    using inversion = await model.invert(x, { seed: SEED });
+    using edited = await inversion.edit({ concepts: [{ prompt: 'blue' }] });
     const original = set.images.data;
     const [after] = analyzeBatch(dir, 'edited', [edited.image.raw()], 64, [original]);
     const seen = JSON.stringify({ color: after.color, shape: after.shape, bg: after.bg, shift: after.centroid_shift, bgPsnr: after.bg_psnr });
