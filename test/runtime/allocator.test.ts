@@ -87,4 +87,17 @@ test('the BLAS thread pool follows the worker threads (OpenBLAS spins one thread
   // The user's environment choice stands unless configure() says otherwise.
   assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }).after?.threads, 2);
   assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }, 1).after?.threads, 1);
+  // configure() after a first, unconfigured job still sets the pool, also to libtorch's own count
+  const script = `
+    import { configure, runtimeInfo, Tensor } from './dist/lib/index.js';
+    await Tensor.zeros([4]).data();
+    const before = runtimeInfo().blas.threads;
+    configure({ threads: runtimeInfo().intraOpThreads });
+    await Tensor.zeros([4]).data();
+    console.log(JSON.stringify({ before, after: runtimeInfo().blas.threads, intraOp: runtimeInfo().intraOpThreads }));`;
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: { ...process.env, OPENBLAS_NUM_THREADS: '2' }, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const late = JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { before: number; after: number; intraOp: number };
+  assert.equal(late.before, 2, 'the environment\'s choice stands while unconfigured');
+  assert.equal(late.after, late.intraOp, JSON.stringify(late));
 });

@@ -57,7 +57,8 @@ void DeviceQueue::shutdown() {
 }
 
 void DeviceQueue::loop() {
-  int appliedThreads = 0;
+  int appliedRequest = 0;       // the configure({ threads }) value last applied on this worker
+  bool blasDefaulted = false;  // the unconfigured BLAS default has been decided
   for (;;) {
     std::shared_ptr<QueuedJob> job;
     {
@@ -68,15 +69,16 @@ void DeviceQueue::loop() {
       jobs_.pop_front();
     }
     int wanted = gRequestedThreads.load();
-    if (wanted > 0 && wanted != appliedThreads) {
+    if (wanted > 0 && wanted != appliedRequest) {
       at::set_num_threads(wanted);
       setBlasThreads(wanted);  // configure({ threads }) is the user's explicit choice
-      appliedThreads = wanted;
-    } else if (appliedThreads == 0) {
+      appliedRequest = wanted;
+      blasDefaulted = true;
+    } else if (!blasDefaulted) {
       // Not configured: the BLAS pool follows libtorch's intra-op count unless the environment
       // chose it, so a one-thread job is not shadowed by spinning BLAS threads (blas_threads.h).
-      appliedThreads = at::get_num_threads();
-      if (!blasThreadsFromEnvironment()) setBlasThreads(appliedThreads);
+      blasDefaulted = true;
+      if (!blasThreadsFromEnvironment()) setBlasThreads(at::get_num_threads());
     }
     job->run();  // jobs settle themselves (and honour cancelRequested) and never throw
   }
