@@ -11,6 +11,7 @@ import { TorchEditError, callNative, fromNative, invalidOption } from '../errors
 import { readImage, type ImageInput, type ResizeMode } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import { Module } from '../module.js';
+import { defaultsFor, type ModelDefaults } from '../options/defaults.js';
 import { oneOf, seed as seedOption } from '../options/validate.js';
 import { runtimeInfo } from '../runtime.js';
 import { Tensor } from '../tensor.js';
@@ -61,6 +62,8 @@ export class StableDiffusionModel implements Disposable {
   readonly config: BundleConfig;
   readonly path: string;
   readonly tokenizer: ClipTokenizer;
+  /** The option defaults for this model: the library's, replaced by model.json `recommended`. */
+  readonly defaults: ModelDefaults;
   #handle: NativeModel;
   /** Prompt → its [1, L, D] states, so repeated prompts skip the text encoder. */
   #promptCache = new Map<string, Float32Array>();
@@ -69,6 +72,7 @@ export class StableDiffusionModel implements Disposable {
   private constructor(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel) {
     this.path = path;
     this.config = config;
+    this.defaults = defaultsFor(config.recommended);
     this.tokenizer = tokenizer;
     this.#handle = handle;
     registry.register(this, handle, this);

@@ -74,3 +74,5 @@ export function defaultsFor(recommended: RecommendedSettings | undefined) {
     imagicGenerate: { ...imagicGenerateDefaults, ...r.imagicGenerate },
   };
 }
+
+export type ModelDefaults = ReturnType<typeof defaultsFor>;

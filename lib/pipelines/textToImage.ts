@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { checkImageSize } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import type { StableDiffusionModel } from '../model/model.js';
-import { defaultsFor } from '../options/defaults.js';
 import { integerIn, numberIn, seed as seedOption } from '../options/validate.js';
 import { Tensor } from '../tensor.js';
 import { GenerationResult, toImages } from './result.js';
@@ -35,7 +34,7 @@ export function randomSeed(): bigint {
 }
 
 export async function textToImage(model: StableDiffusionModel, prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
-  const d = defaultsFor(model.config.recommended).textToImage;
+  const d = model.defaults.textToImage;
   const steps = integerIn('steps', options.steps ?? d.steps, 1, model.config.scheduler.numTrainTimesteps);
   const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
   const eta = numberIn('eta', options.eta ?? d.eta, 0, 1);

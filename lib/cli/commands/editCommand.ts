@@ -3,8 +3,7 @@
  * inversion): LEDITS step 2, SEGA concepts and/or a target prompt (lib/pipelines/ledits/edit.ts).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { conceptDefaults, defaultsFor, editDefaults, inversionDefaults } from '../../options/defaults.js';
-import type { BundleConfig } from '../../model/config.js';
+import { conceptDefaults, editDefaults, inversionDefaults, type ModelDefaults } from '../../options/defaults.js';
 import { edit, type EditConcept, type EditOptions } from '../../pipelines/ledits/edit.js';
 import { loadInversion, type Inversion } from '../../pipelines/ledits/inversion.js';
 import type { CliContext } from '../cli.js';
@@ -72,12 +71,12 @@ function collectConcept(spec: string, previous: EditConcept[]): EditConcept[] {
  * Validates edit options before a possibly long inversion: the library checks every option
  * before it touches the model, so a stand-in inversion whose model throws stops it right there.
  */
-async function validateEditOptions(options: EditOptions, steps: number, config: BundleConfig): Promise<void> {
+async function validateEditOptions(options: EditOptions, steps: number, defaults: ModelDefaults): Promise<void> {
   const reached = new Error('validated');
   const standIn = {
     settings: { steps, eta: inversionDefaults.eta },
-    // the model's config gives the defaults; its first use after validation ends the check
-    model: { config, encodePrompt(): never { throw reached; }, get native(): never { throw reached; } },
+    // the model's defaults apply; its first use after validation ends the check
+    model: { defaults, encodePrompt(): never { throw reached; }, get native(): never { throw reached; } },
     get tensors(): never { throw reached; },
   } as unknown as Inversion;
   try {
@@ -141,9 +140,9 @@ Examples:
       await ctx.run(cmd, { ...inversionNames, ...editNames }, async (session) => {
         let inversion: Inversion;
         if (image !== undefined) {
-          const recommendedSteps = defaultsFor(session.model.config.recommended).inversion.steps;
-          const steps = flags.steps !== undefined && Number.isInteger(flags.steps) && flags.steps > 0 ? flags.steps : recommendedSteps;
-          await validateEditOptions(editOptions, steps, session.model.config);
+          const defaults = session.model.defaults;
+          const steps = flags.steps !== undefined && Number.isInteger(flags.steps) && flags.steps > 0 ? flags.steps : defaults.inversion.steps;
+          await validateEditOptions(editOptions, steps, defaults);
           inversion = await session.model.invert(image, { ...inversionOptions(flags), ...session.job });
         } else {
           inversion = await loadInversion(input, session.model);

@@ -69,7 +69,8 @@ Example:
           ['device', model.device],
           ['dtype', c.dtype === model.dtype ? model.dtype : `${model.dtype} (bundle: ${c.dtype})`],
           ['exported with', c.exportedWith?.torch ? `torch ${c.exportedWith.torch}` : 'unknown'],
-          ['libtorch', `${runtime.torchVersion}, ${runtime.cxx11Abi ? 'C++11 ABI' : 'pre-C++11 ABI'}, CUDA ${runtime.cudaAvailable ? `${runtime.cudaDeviceCount} device(s)` : 'not available'}, ${runtime.intraOpThreads} thread(s)`],        ];
+          ['libtorch', `${runtime.torchVersion}, ${runtime.cxx11Abi ? 'C++11 ABI' : 'pre-C++11 ABI'}, CUDA ${runtime.cudaAvailable ? `${runtime.cudaDeviceCount} device(s)` : 'not available'}, ${runtime.intraOpThreads} thread(s)`],
+        ];
         // model.json `recommended`: the defaults this model uses in place of the library's
         for (const [group, fields] of Object.entries(c.recommended ?? {})) {
           rows.push([`defaults: ${group}`, Object.entries(fields as object).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')]);

@@ -9,7 +9,6 @@ import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import { Module } from '../../module.js';
-import { defaultsFor } from '../../options/defaults.js';
 import { integerIn, isPlainObject, nonEmptyString, numberIn, seed as seedOption } from '../../options/validate.js';
 import { Tensor } from '../../tensor.js';
 import { randomSeed } from '../textToImage.js';
@@ -48,7 +47,7 @@ function stage(name: string, value: unknown, defaults: { steps: number; lr: numb
 
 export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
-  const d = defaultsFor(model.config.recommended).imagic;
+  const d = model.defaults.imagic;
   const embedding = stage('embedding', options.embedding, d.embedding);
   const finetune = stage('finetune', options.finetune, d.finetune);
   const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);

@@ -6,7 +6,7 @@
 import { native } from '../../binding.js';
 import { invalidOption } from '../../errors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
-import { defaultsFor } from '../../options/defaults.js';
+import type { ModelDefaults } from '../../options/defaults.js';
 import { integerIn, isPlainObject, nonEmptyString, numberIn, oneOf } from '../../options/validate.js';
 import { Tensor } from '../../tensor.js';
 import { GenerationResult, toImages } from '../result.js';
@@ -52,7 +52,7 @@ export interface EditOptions extends JobOptions {
   maskMode?: 'channel' | 'sum';
 }
 
-function concept(value: unknown, i: number, d: ReturnType<typeof defaultsFor>['concept']) {
+function concept(value: unknown, i: number, d: ModelDefaults['concept']) {
   if (!isPlainObject(value)) throw invalidOption(`concepts[${i}]`, 'object with a prompt', value);
   const name = (key: string) => `concepts[${i}].${key}`;
   const remove = value.remove ?? d.remove;
@@ -69,7 +69,7 @@ function concept(value: unknown, i: number, d: ReturnType<typeof defaultsFor>['c
 }
 
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
-  const defaults = defaultsFor(inversion.model.config.recommended);
+  const defaults = inversion.model.defaults;
   const d = defaults.edit;
   const steps = inversion.settings.steps;
   const targetPrompt = options.targetPrompt ?? '';

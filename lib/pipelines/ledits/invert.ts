@@ -6,7 +6,6 @@ import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
-import { defaultsFor } from '../../options/defaults.js';
 import { integerIn, numberIn, seed as seedOption } from '../../options/validate.js';
 import { invalidOption } from '../../errors.js';
 import { Tensor } from '../../tensor.js';
@@ -33,7 +32,7 @@ export interface InvertOptions extends JobOptions {
 }
 
 export async function invert(model: StableDiffusionModel, image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
-  const d = defaultsFor(model.config.recommended).inversion;
+  const d = model.defaults.inversion;
   const sourcePrompt = options.sourcePrompt ?? d.sourcePrompt;
   if (typeof sourcePrompt !== 'string') throw invalidOption('sourcePrompt', 'string', sourcePrompt);
   const sourceGuidanceScale = numberIn('sourceGuidanceScale', options.sourceGuidanceScale ?? d.sourceGuidanceScale, 0, 1000);
