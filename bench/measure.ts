@@ -51,7 +51,11 @@ export function bundle(name: BundleName): Bundle {
     if (!existsSync(join(tiny, 'model.json'))) runScript('scripts/make_test_bundle.py', [tiny]);
     return { name, path: tiny, label: 'small: tiny test bundle (models/shapes-64 not found)' };
   }
-  const dir = join(cacheDir, 'sd15-structure');
+  // Named for the scripts that make it, so a change to either remakes it instead of benchmarking a stale file.
+  const makers = ['scripts/make_sd_bench_bundle.py', 'scripts/make_test_bundle.py'];
+  const version = createHash('sha256');
+  for (const script of makers) version.update(readFileSync(join(repoRoot, script)));
+  const dir = join(cacheDir, `sd15-structure-${version.digest('hex').slice(0, 10)}`);
   if (!existsSync(join(dir, 'model.json'))) runScript('scripts/make_sd_bench_bundle.py', [dir]);
   return { name, path: dir, label: 'sd: SD 1.5 UNet structure, channels 64/128/256/256 (scripts/make_sd_bench_bundle.py)' };
 }
@@ -99,18 +103,56 @@ function runChild(command: string, args: string[]): Promise<string> {
 }
 
 /**
+ * The event-loop delay of this (idle) process, timed by a 1 ms timer, kept as the gaps between
+ * ticks so the worst one within a child's job window can be read afterwards. The harness parent
+ * only waits for its child, so what it sees is the machine's wake-up latency while that job runs:
+ * the floor under torchedit's own loop-delay figure (NOTES.md section 9).
+ */
+class IdleLoopProbe {
+  private readonly gaps: Array<{ end: number; delay: number }> = [];
+  private timer: NodeJS.Timeout | null = null;
+  private last = 0;
+
+  start(): void {
+    this.last = performance.timeOrigin + performance.now();
+    const tick = () => {
+      const now = performance.timeOrigin + performance.now();
+      const delay = now - this.last - 1; // the timer asked for 1 ms
+      if (delay > 1) this.gaps.push({ end: now, delay });
+      this.last = now;
+      this.timer = setTimeout(tick, 1);
+    };
+    this.timer = setTimeout(tick, 1);
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Worst delay of a tick that ended within [from, to] (epoch ms); 0 when none was late. */
+  worstWithin([from, to]: [number, number]): number {
+    return this.gaps.filter((g) => g.end >= from && g.end - g.delay <= to).reduce((m, g) => Math.max(m, g.delay), 0);
+  }
+}
+
+/**
  * One measured job of one side in a fresh process (load, warm-up job, measured job). `autocast`
  * applies to the torchedit side only (its model, warm-up and job); Python always runs float32.
  */
 export async function runOne(side: 'torchedit' | 'python', b: Bundle, name: string, spec: WorkloadSpec, threads: number, autocast?: Autocast): Promise<RunResult> {
   const warmup = warmupOf(spec);
-  const output = side === 'torchedit'
-    ? await runChild(process.execPath, [workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) })])
-    : await runChild(python, [pythonWorkloads, '--bundle', b.path, '--workload', name, '--spec', JSON.stringify(spec),
-      '--warmup-spec', JSON.stringify(warmup), '--runs', '1', '--threads', String(threads)]);
+  const probe = new IdleLoopProbe();
+  probe.start();
+  const output = await (side === 'torchedit'
+    ? runChild(process.execPath, [workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) })])
+    : runChild(python, [pythonWorkloads, '--bundle', b.path, '--workload', name, '--spec', JSON.stringify(spec),
+      '--warmup-spec', JSON.stringify(warmup), '--runs', '1', '--threads', String(threads)])).finally(() => probe.stop());
   const line = output.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) throw new Error(`${side} ${name}: no result line in its output:\n${output}`);
-  return JSON.parse(line) as RunResult;
+  const result = JSON.parse(line) as RunResult;
+  if (result.jobWindowMs) result.idleLoopDelayMaxMs = probe.worstWithin(result.jobWindowMs);
+  return result;
 }
 
 export function median(values: number[]): number {

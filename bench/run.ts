@@ -26,7 +26,10 @@
  *  - page faults during the job: minor + major, process.resourceUsage() (torchedit) or
  *    getrusage(RUSAGE_SELF) (Python) deltas, all threads; divided by the job's UNet calls;
  *  - peak RSS of the process (ru_maxrss: load + warm-up + job; a fresh process per job);
- *  - torchedit: the worst event-loop delay while the job ran (monitorEventLoopDelay, 1 ms).
+ *  - torchedit: the worst event-loop delay while the job ran (monitorEventLoopDelay, 1 ms);
+ *    beside it, in parentheses, the worst delay of an idle Node process (this harness, which
+ *    only waits for its child) during the torchedit job and during the Python job: the
+ *    machine's own wake-up latency under that load, which torchedit's figure cannot go below.
  * UNet calls are computed from the settings (workloads.ts unetEvaluations); Python counts its
  * own and the table notes any difference. Imagic runs stage A (embedding) and stage B
  * (fine-tune) in one job; each side marks the boundary (torchedit: the last "embedding"
@@ -140,6 +143,13 @@ interface Row {
   calls: number;
   /** Relative difference of the two sides' checksums (workloads.ts Checksum), worst over the runs. */
   agreement: number;
+  /** The idle harness process's worst loop delay during each side's jobs (whole job, also for Imagic's stage rows). */
+  idle: { te: number; py: number };
+}
+
+function worstIdle(e: Entry): { te: number; py: number } {
+  const worst = (rs: RunResult[]) => Math.max(...rs.map((r) => r.idleLoopDelayMaxMs ?? NaN));
+  return { te: worst(e.torchedit), py: worst(e.python) };
 }
 
 function agreement(e: Entry): number {
@@ -166,13 +176,13 @@ function rows(entries: Entry[]): Row[] {
           evaluations: shape(calls), steps: calls, calls,
           te: e.torchedit.map(pick).filter((m): m is Measurement => !!m),
           py: e.python.map(pick).filter((m): m is Measurement => !!m),
-          pyCalls: e.python.map((r) => r.phases?.[phase]?.unetCalls ?? NaN), agreement: agreement(e),
+          pyCalls: e.python.map((r) => r.phases?.[phase]?.unetCalls ?? NaN), agreement: agreement(e), idle: worstIdle(e),
         });
       }
     } else {
       out.push({
         bundle: e.bundle.name, workload: e.name, evaluations: shape(ev.calls), steps: stepsOf(e.spec), calls: ev.calls,
-        te: e.torchedit, py: e.python, pyCalls: e.python.map((r) => r.unetCalls ?? NaN), agreement: agreement(e),
+        te: e.torchedit, py: e.python, pyCalls: e.python.map((r) => r.unetCalls ?? NaN), agreement: agreement(e), idle: worstIdle(e),
       });
     }
   }
@@ -199,7 +209,7 @@ const TIME_TARGET: Record<string, number> = { txt2img: 0.6, invert: 0.6, 'edit-0
 export function table(entries: Entry[], autocast: Autocast | null = null): string {
   const last = autocast ? `relative difference vs Python float32 (${autocast} accuracy cost)` : 'same result';
   const lines = [
-    `| bundle | workload | UNet calls × batch | torchedit s | Python s | torchedit/Python | s/step torchedit · Python | page faults/call torchedit · Python | peak RSS MB torchedit · Python (ratio) | worst event-loop delay ms | targets (time · RSS · loop) | ${last} |`,
+    `| bundle | workload | UNet calls × batch | torchedit s | Python s | torchedit/Python | s/step torchedit · Python | page faults/call torchedit · Python | peak RSS MB torchedit · Python (ratio) | worst event-loop delay ms torchedit (idle process: during torchedit's · Python's job) | targets (time · RSS · loop) | ${last} |`,
     '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
   ];
   const notes: string[] = [];
@@ -223,7 +233,7 @@ export function table(entries: Entry[], autocast: Autocast | null = null): strin
     ].join(' · ');
     lines.push(`| ${r.bundle} | ${r.workload} | ${r.evaluations} | ${fmt(teT, 3)} | ${fmt(pyT, 3)} | ${fmt(ratio)} | ` +
       `${fmt(teT / r.steps, 3)} · ${fmt(pyT / r.steps, 3)} | ${fmt(faults(r.te), 0)} · ${fmt(faults(r.py), 0)} | ` +
-      `${fmt(teR, 0)} · ${fmt(pyR, 0)} (${fmt(teR / pyR)}) | ${fmt(loop, 1)} | ${targets} | ${autocast ? accuracyCost(r.agreement) : sameResult(r.agreement)} |`);
+      `${fmt(teR, 0)} · ${fmt(pyR, 0)} (${fmt(teR / pyR)}) | ${fmt(loop, 1)} (${fmt(r.idle.te, 1)} · ${fmt(r.idle.py, 1)}) | ${targets} | ${autocast ? accuracyCost(r.agreement) : sameResult(r.agreement)} |`);
     const counted = r.pyCalls.filter((c) => c !== r.calls);
     if (counted.length) notes.push(`- ${r.bundle} ${r.workload}: the Python side counted ${counted.join(', ')} UNet calls where ${r.calls} were computed.`);
   }

@@ -84,6 +84,12 @@ export interface Measurement {
   maxRssKB: number;
   /** torchedit only: worst event-loop delay while the job ran (monitorEventLoopDelay, 1 ms resolution). */
   loopDelayMaxMs?: number;
+  /**
+   * The worst delay of an idle Node process on the same machine while the job ran: the harness
+   * parent, which only waits for its child (the machine's own wake-up latency under this load;
+   * set by bench/measure.ts from {@link RunResult.jobWindowMs}).
+   */
+  idleLoopDelayMaxMs?: number;
   unetCalls?: number;
 }
 
@@ -103,6 +109,8 @@ export interface RunResult extends Measurement {
   /** Imagic: stage A ("embedding", from the job's start) and stage B ("finetune"). */
   phases?: Record<string, Measurement>;
   checksum?: Checksum;
+  /** When the measured job started and ended (Unix epoch ms), for the harness's idle-process probe. */
+  jobWindowMs?: [number, number];
   /** torchedit only: the autocast dtype the model was loaded with (absent: float32). */
   autocast?: Autocast;
 }
@@ -294,6 +302,7 @@ async function child(args: { bundle: string; name: string; spec: WorkloadSpec; w
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   const phases: Record<string, Measurement> = {};
   const start = mark();
+  const startEpochMs = performance.timeOrigin + start.time;
   let last = start;
   histogram.enable();
   const checksum = await job(spec, (phase) => {
@@ -310,7 +319,7 @@ async function child(args: { bundle: string; name: string; spec: WorkloadSpec; w
     total.loopDelayMaxMs = histogram.max / 1e6;
   }
   const result: RunResult = {
-    side: 'torchedit', workload: args.name, threads: args.threads, ...total, ...(spec.kind === 'imagic' ? { phases } : {}),
+    side: 'torchedit', workload: args.name, threads: args.threads, ...total, jobWindowMs: [startEpochMs, performance.timeOrigin + performance.now()], ...(spec.kind === 'imagic' ? { phases } : {}),
     ...(args.autocast ? { autocast: args.autocast } : {}),
   };
   result.checksum = await checksum();

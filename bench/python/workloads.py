@@ -318,6 +318,7 @@ def run_job(m, spec, inversion):
     phases = {}
     last = {"time": time.perf_counter(), "usage": usage(), "calls": m.unet_calls}
     start = dict(last)
+    start_epoch_ms = time.time() * 1000
 
     def mark(name):
         now, u = time.perf_counter(), usage()
@@ -338,6 +339,7 @@ def run_job(m, spec, inversion):
     else:
         raise SystemExit("unknown workload kind %r" % kind)
     end, u = time.perf_counter(), usage()
+    end_epoch_ms = time.time() * 1000
     # What the job computed, summarised so the harness can check both sides agree (not timed):
     # mean |final latents| (txt2img, edit), mean |z| (invert), the sum of the losses (imagic).
     if kind in ("txt2img", "edit"):
@@ -349,7 +351,9 @@ def run_job(m, spec, inversion):
     del result
     out = {"wallSeconds": end - start["time"], "unetCalls": m.unet_calls - calls0, "unetSamples": m.unet_samples - samples0,
            "minorFaults": u["minor"] - start["usage"]["minor"], "majorFaults": u["major"] - start["usage"]["major"],
-           "maxRssKB": u["maxrss"], "checksum": checksum}
+           "maxRssKB": u["maxrss"], "checksum": checksum,
+           # when the job ran, so the harness can read its own event-loop delay over that window
+           "jobWindowMs": [start_epoch_ms, end_epoch_ms]}
     if phases:
         out["phases"] = phases
     return out
