@@ -168,6 +168,12 @@ interface ConceptSetting {
   removeShare: number;
   /** SEGA's per-channel mask or LEDITS++'s channel-summed one. */
   maskMode: 'channel' | 'sum';
+  /**
+   * What the concepts say: the colours alone (c' = "blue", c = "red"), or the object in each
+   * colour (c' = "a blue circle", c = "a red circle": the picture's shape named too, as a user
+   * who can see the picture would write it). Absent in settings.json files older than this: colour.
+   */
+  wording?: 'colour' | 'object';
 }
 
 /** A LEDITS target-prompt edit: source = caption (CFG 3.5 at inversion), target = caption with c → c'. */
@@ -177,14 +183,14 @@ interface TargetSetting {
 }
 
 /** Starts of the coordinate ascent: torchedit's defaults (LEDITS demo values). */
-const CONCEPT_START: ConceptSetting = { source: 'none', skip: 0.36, scale: 7, threshold: 0.95, removeShare: 1, maskMode: 'channel' };
+const CONCEPT_START: ConceptSetting = { source: 'none', skip: 0.36, scale: 7, threshold: 0.95, removeShare: 1, maskMode: 'channel', wording: 'colour' };
 const TARGET_START: TargetSetting = { skip: 0.36, guidanceScale: 15 };
 
 /** Values tried per setting, one setting at a time in this order, keeping the best so far. */
 function conceptGrid(quick: boolean): { [K in keyof ConceptSetting]?: ConceptSetting[K][] } {
   return quick
     ? { skip: [0.36, 0.7], scale: [3, 7] }
-    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5, 0.6, 0.7, 0.8], scale: [2, 3, 5, 7, 10, 15], threshold: [0.8, 0.9, 0.95], removeShare: [0, 0.25, 0.5, 1], maskMode: ['channel', 'sum'] };
+    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5, 0.6, 0.7, 0.8], scale: [2, 3, 5, 7, 10, 15], threshold: [0.8, 0.9, 0.95], removeShare: [0, 0.25, 0.5, 1], maskMode: ['channel', 'sum'], wording: ['colour', 'object'] };
 }
 
 function targetGrid(quick: boolean): { [K in keyof TargetSetting]?: TargetSetting[K][] } {
@@ -247,11 +253,16 @@ function row(measure: string, n: number, value: number, shown: string, op: '≥'
 
 function describeConcept(s: ConceptSetting): string {
   return `source ${s.source === 'none' ? '""' : 'caption'}, skip ${s.skip}, scale ${s.scale}, threshold ${s.threshold}, ` +
-    `−c at ${s.removeShare}× scale, ${s.maskMode} mask`;
+    `−c at ${s.removeShare}× scale, ${s.maskMode} mask, concepts name ${s.wording === 'object' ? 'the object ("a blue circle")' : 'the colour ("blue")'}`;
 }
 
 function describeTarget(s: TargetSetting): string {
   return `skip ${s.skip}, guidance ${s.guidanceScale}`;
+}
+
+/** A concept's text: the colour, or the object in that colour (ConceptSetting.wording). */
+function conceptText(c: HeldoutCase, colour: string, s: ConceptSetting): string {
+  return s.wording === 'object' ? `a ${colour} ${c.shape}` : colour;
 }
 
 function conceptEdit(c: HeldoutCase, s: ConceptSetting): EditOptions {
@@ -259,9 +270,9 @@ function conceptEdit(c: HeldoutCase, s: ConceptSetting): EditOptions {
     skip: s.skip,
     maskMode: s.maskMode,
     concepts: [
-      { prompt: c.newColor, scale: s.scale, threshold: s.threshold },
+      { prompt: conceptText(c, c.newColor, s), scale: s.scale, threshold: s.threshold },
       // a share of 0 keeps the concept with weight 0 (nothing is added), so the edit stays "+c' −c" in form
-      { prompt: c.color, remove: true, scale: s.scale * s.removeShare, threshold: s.threshold },
+      { prompt: conceptText(c, c.color, s), remove: true, scale: s.scale * s.removeShare, threshold: s.threshold },
     ],
   };
 }
@@ -413,7 +424,7 @@ export async function run(o: Options): Promise<void> {
 
   // ---------------------------------------------------------------- 3. LEDITS
   const tried: string[] = [];
-  let bestConcept = reused?.concept ?? CONCEPT_START;
+  let bestConcept: ConceptSetting = { wording: 'colour', ...(reused?.concept ?? CONCEPT_START) };
   let bestTarget = reused?.target ?? TARGET_START;
   if (o.only.has('ledits')) {
     if (!reused) await timed('LEDITS tuning', async () => {
@@ -492,8 +503,11 @@ export async function run(o: Options): Promise<void> {
       const sc = scoreEdits(analyzeBatch(work, 'ledits-concepts', conceptImages, size, originals), set.cases);
       const st = scoreEdits(analyzeBatch(work, 'ledits-target', targetImages, size, originals), set.cases);
       const pooled = scoreEdits(analyzeBatch(work, 'ledits-pooled', [...conceptImages, ...targetImages], size, [...originals, ...originals]), [...set.cases, ...set.cases]);
-      // the label says what was applied: "+c' −c", or "+c'" when the tuning chose no removal
-      const conceptLabel = `concepts "+c'${bestConcept.removeShare > 0 ? ' −c' : ''}"`;
+      // the label says what was applied: "+c' −c" (or "+c'" when the tuning chose no removal),
+      // with the object named ("+a blue circle −a red circle") when the tuning chose that wording
+      const conceptLabel = bestConcept.wording === 'object'
+        ? `concepts "+a c' shape${bestConcept.removeShare > 0 ? ' −a c shape' : ''}"`
+        : `concepts "+c'${bestConcept.removeShare > 0 ? ' −c' : ''}"`;
       for (const [label, s] of [[conceptLabel, sc], ['target prompt', st], ['both kinds pooled', pooled]] as const) {
         rows.push(row(`LEDITS colour edit, ${label}: strict success`, s.n, s.strict, fmt.pct(s.strict), '≥', 0.8, '80%'));
         rows.push(row(`LEDITS colour edit, ${label}: median centroid shift`, s.n, s.medianShift, fmt.px(s.medianShift), '≤', 2, '2 px'));
