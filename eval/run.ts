@@ -11,7 +11,8 @@
  *     attribute sets, one seed each; share whose shape has the prompted colour, shape, position.
  *  3. LEDITS: first a sweep of edit settings (coordinate ascent from the defaults) on a tuning set
  *     disjoint from the reported cases, then on the N reported cases, with the best settings:
- *     - concept edits [{ prompt: c' }, { prompt: c, remove: true }] (no target prompt);
+ *     - concept edits [{ prompt: c' }, { prompt: c, remove: true }] (no target prompt), the
+ *       concepts naming the colour ("blue") or the object ("a blue circle"), as the sweep chooses;
  *     - target-prompt edits: source prompt = the caption, target = the caption with c → c';
  *     - reconstruction (no edit) of each: the same inversion and settings with nothing changed
  *       (no concepts / target = the source caption), PSNR against the VAE round trip.
