@@ -63,19 +63,26 @@ test('configure({ libtorch }) is the only place looked at, and must come before 
   assert.equal(out.stdout.trim(), 'ERR_LIBTORCH_NOT_FOUND', out.stderr);
 });
 
+/**
+ * Runs `body` (after importing configure, runtimeInfo and Tensor) in a fresh process whose BLAS
+ * thread variables are only those in `env`; returns the JSON of its last output line.
+ */
+function inFreshProcess<T>(env: Record<string, string>, body: string): T {
+  const script = `import { configure, runtimeInfo, Tensor } from './dist/lib/index.js';\n${body}`;
+  const environment: Record<string, string | undefined> = { ...process.env, OPENBLAS_NUM_THREADS: undefined, GOTO_NUM_THREADS: undefined, ...env };
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: environment as NodeJS.ProcessEnv, encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as T;
+}
+
 /** Runs one job in a fresh process and reports the BLAS thread pool before and after it. */
 function blasAfterJob(env: Record<string, string>, threads?: number) {
-  const script = `
-    import { configure, runtimeInfo, Tensor } from './dist/lib/index.js';
+  return inFreshProcess<{ before?: { threads: number }; after?: { library: string; threads: number }; intraOp: number }>(env, `
     ${threads ? `configure({ threads: ${threads} });` : ''}
     const before = runtimeInfo().blas;
     await Tensor.zeros([4]).data();
     const info = runtimeInfo();
-    console.log(JSON.stringify({ before, after: info.blas, intraOp: info.intraOpThreads }));`;
-  const environment: Record<string, string | undefined> = { ...process.env, OPENBLAS_NUM_THREADS: undefined, GOTO_NUM_THREADS: undefined, ...env };
-  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: environment as NodeJS.ProcessEnv, encoding: 'utf8' });
-  assert.equal(out.status, 0, out.stderr);
-  return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { before?: { threads: number }; after?: { library: string; threads: number }; intraOp: number };
+    console.log(JSON.stringify({ before, after: info.blas, intraOp: info.intraOpThreads }));`);
 }
 
 test('the BLAS thread pool follows the worker threads (OpenBLAS spins one thread per core otherwise)', () => {
@@ -88,16 +95,12 @@ test('the BLAS thread pool follows the worker threads (OpenBLAS spins one thread
   assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }).after?.threads, 2);
   assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }, 1).after?.threads, 1);
   // configure() after a first, unconfigured job still sets the pool, also to libtorch's own count
-  const script = `
-    import { configure, runtimeInfo, Tensor } from './dist/lib/index.js';
+  const late = inFreshProcess<{ before: number; after: number; intraOp: number }>({ OPENBLAS_NUM_THREADS: '2' }, `
     await Tensor.zeros([4]).data();
     const before = runtimeInfo().blas.threads;
     configure({ threads: runtimeInfo().intraOpThreads });
     await Tensor.zeros([4]).data();
-    console.log(JSON.stringify({ before, after: runtimeInfo().blas.threads, intraOp: runtimeInfo().intraOpThreads }));`;
-  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: { ...process.env, OPENBLAS_NUM_THREADS: '2' }, encoding: 'utf8' });
-  assert.equal(out.status, 0, out.stderr);
-  const late = JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { before: number; after: number; intraOp: number };
+    console.log(JSON.stringify({ before, after: runtimeInfo().blas.threads, intraOp: runtimeInfo().intraOpThreads }));`);
   assert.equal(late.before, 2, 'the environment\'s choice stands while unconfigured');
   assert.equal(late.after, late.intraOp, JSON.stringify(late));
 });
