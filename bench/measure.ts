@@ -106,7 +106,7 @@ function runChild(command: string, args: string[]): Promise<string> {
  * The event-loop delay of this (idle) process, timed by a 1 ms timer, kept as the gaps between
  * ticks so the worst one within a child's job window can be read afterwards. The harness parent
  * only waits for its child, so what it sees is the machine's wake-up latency while that job runs:
- * the floor under torchedit's own loop-delay figure (NOTES.md section 9).
+ * the floor under torchedit's own loop-delay figure (NOTES.md section 10).
  */
 class IdleLoopProbe {
   private readonly gaps: Array<{ end: number; delay: number }> = [];
