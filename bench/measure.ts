@@ -144,8 +144,10 @@ export async function runOne(side: 'torchedit' | 'python', b: Bundle, name: stri
   const warmup = warmupOf(spec);
   const probe = new IdleLoopProbe();
   probe.start();
+  // The torchedit child gets the harness's own node flags, so that a run can try V8 settings
+  // (`node --no-memory-reducer dist/bench/run.js`, NOTES section 14).
   const output = await (side === 'torchedit'
-    ? runChild(process.execPath, [workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) })])
+    ? runChild(process.execPath, [...process.execArgv, workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) })])
     : runChild(python, [pythonWorkloads, '--bundle', b.path, '--workload', name, '--spec', JSON.stringify(spec),
       '--warmup-spec', JSON.stringify(warmup), '--runs', '1', '--threads', String(threads)])).finally(() => probe.stop());
   const line = output.trim().split('\n').filter((l) => l.startsWith('{')).pop();
