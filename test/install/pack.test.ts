@@ -1,5 +1,7 @@
 // The package as users get it: `npm pack`, then `npm install <tarball>` into a fresh folder,
-// offline (dependencies from the npm cache), with no compiler on PATH — so a source build could
+// preferring the npm cache for dependencies (`npm ci` fills it with their tarballs but not with
+// the registry metadata that installing a tarball resolves ranges against, so a fresh machine
+// needs the registry for that: --prefer-offline, not --offline), with no compiler on PATH — so a source build could
 // not even start — then load it and run a tensor op. And with libtorch hidden (TORCHEDIT_LIBTORCH
 // pointing at an empty folder) loading must fail with ERR_LIBTORCH_NOT_FOUND and the documented
 // message, not a dynamic-linker error. Needs dist/ (npm test compiles it first).
@@ -65,7 +67,7 @@ test('the packed package installs without compiling and loads; hidden libtorch i
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
   const install = spawnSync(process.execPath,
-    [npm, 'install', '--offline', '--no-audit', '--no-fund', '--foreground-scripts', join(work, packed.filename)],
+    [npm, 'install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', join(work, packed.filename)],
     { cwd: app, env: cleanEnv({ PATH: bin }), encoding: 'utf8' });
   const log = install.stdout + install.stderr;
   assert.equal(install.status, 0, log);
