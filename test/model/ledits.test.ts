@@ -63,14 +63,20 @@ test('I3: the same seed gives bit-identical x_t and z_t; another seed other z, s
   assert.deepEqual(Array.from((await a.tensors.timesteps.data()) as BigInt64Array).slice(0, 3), [951n, 901n, 851n]);
 });
 
-test('SEGA: all concept scales 0 give the target-prompt-only edit', async () => {
+test('SEGA: all concept scales 0 give the target-prompt-only edit', async (t) => {
   const { model, image } = await setup();
   const inversion = await model.invert(image, { steps: 20, seed: 2 });
   const plain = await floats((await inversion.edit({ targetPrompt: 'a blue circle', skip: 4 })).latents);
   const zero = await floats((await inversion.edit({ targetPrompt: 'a blue circle', skip: 4, concepts: [{ prompt: 'green', scale: 0 }, { prompt: 'red', scale: 0, remove: true }] })).latents);
-  assert.ok(maxAbsDiff(plain, zero) <= 1e-5, `${maxAbsDiff(plain, zero)}`);
+  // The two edits run the UNet at batch 2 and batch 4, and BLAS may block a GEMM differently by
+  // batch size (AMD EPYC, OPENBLAS_CORETYPE=Haswell: 2e-4 at max |x| ≈ 21 after 16 steps), so the
+  // bound is 1e-4 relative to the latents' scale, as in the parity tests.
+  const scale = Math.max(...plain.map(Math.abs));
+  t.diagnostic(`max |difference| ${maxAbsDiff(plain, zero)} at max |x| ${scale}`);
+  assert.ok(maxAbsDiff(plain, zero) <= 1e-4 * scale, `${maxAbsDiff(plain, zero)} at scale ${scale}`);
   const edited = await floats((await inversion.edit({ targetPrompt: 'a blue circle', skip: 4, concepts: [{ prompt: 'green', scale: 7 }] })).latents);
-  assert.ok(maxAbsDiff(plain, edited) > 1e-3);
+  // A real concept moves the result far beyond that bound: the check above is not vacuous.
+  assert.ok(maxAbsDiff(plain, edited) > 1e-2 * scale, `${maxAbsDiff(plain, edited)}`);
 });
 
 /** The core's SEGA term for fixed ε's, step by step. */
