@@ -35,6 +35,16 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return max;
 }
 
+/**
+ * maxAbsDiff relative to the reference's scale, max |reference| (at least `floor`): float32
+ * round-off grows with the values, so comparisons after many steps use this.
+ */
+export function relativeMaxDiff(ours: ArrayLike<number>, reference: ArrayLike<number>, floor = 0): number {
+  let scale = floor;
+  for (let i = 0; i < reference.length; i++) scale = Math.max(scale, Math.abs(reference[i]));
+  return maxAbsDiff(ours, reference) / scale;
+}
+
 /** Asserts that a promise rejects (or a function throws) with a TorchEditError of `code`. */
 export async function rejectsWithCode(action: Promise<unknown> | (() => unknown), code: string): Promise<void> {
   await assert.rejects(
