@@ -1,10 +1,10 @@
 // The package as users get it: `npm pack`, then `npm install <tarball>` into a fresh folder,
 // preferring the npm cache for dependencies (`npm ci` fills it with their tarballs but not with
 // the registry metadata that installing a tarball resolves ranges against, so a fresh machine
-// needs the registry for that: --prefer-offline, not --offline), with no compiler on PATH — so a source build could
-// not even start — then load it and run a tensor op. And with libtorch hidden (TORCHEDIT_LIBTORCH
-// pointing at an empty folder) loading must fail with ERR_LIBTORCH_NOT_FOUND and the documented
-// message, not a dynamic-linker error. Needs dist/ (npm test compiles it first).
+// needs the registry for that: --prefer-offline, not --offline), with no compiler on PATH — so a
+// source build could not even start — then load it and run a tensor op. And with libtorch hidden
+// (TORCHEDIT_LIBTORCH pointing at an empty folder) loading must fail with ERR_LIBTORCH_NOT_FOUND
+// and the documented message, not a dynamic-linker error. Needs dist/ (npm test compiles it first).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
