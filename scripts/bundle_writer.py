@@ -1,4 +1,4 @@
-"""Write a torchedit model bundle (see shared/design/BUNDLE.md, the contract) from eager modules.
+"""Write a torchedit model bundle (docs/bundle-format.md is the contract) from eager modules.
 
 Public API
 ----------
@@ -64,6 +64,9 @@ SCHEDULER_FIELDS = ["numTrainTimesteps", "betaSchedule", "betaStart", "betaEnd",
                     "setAlphaToOne", "timestepSpacing"]
 TEXT_FIELDS = ["maxLength", "hiddenSize", "bosTokenId", "eosTokenId", "padTokenId"]
 VOCAB_SIZE = 49408  # CLIP BPE; random ids for verification are drawn below this
+# The CLIP BPE vocabulary (vocab.json + merges.txt) the project keeps once, in the shipped default
+# model; the test and bench bundle makers, the training scripts and the tokenizer tests read it.
+CLIP_TOKENIZER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "shapes-64", "tokenizer")
 
 
 class BundleError(RuntimeError):

@@ -11,7 +11,7 @@ stabilityai/stable-diffusion-2-1-base). Nothing is downloaded (local_files_only=
 What it does:
   * StableDiffusionPipeline.from_pretrained(PIPELINE_DIR, torch_dtype=..., safety_checker=None,
     requires_safety_checker=False, local_files_only=True)
-  * wraps the components to the bundle signatures (shared/design/BUNDLE.md):
+  * wraps the components to the bundle signatures (docs/bundle-format.md):
       text_encoder(ids)                  -> text_encoder(ids, return_dict=False)[0]  (last hidden state,
                                             as diffusers' _encode_prompt with clip_skip=None; an
                                             attention mask is passed only if the text encoder's

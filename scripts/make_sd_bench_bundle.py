@@ -4,7 +4,7 @@ same skip connections as SD 1.5's UNet2DConditionModel, so the per-call cost mix
 GroupNorm, self- and cross-attention, GEGLU) resembles SD's, at a size a 2-core CPU can run.
 
 usage: /usr/bin/python3 scripts/make_sd_bench_bundle.py OUT_DIR [--seed N] [--sample-size 32]
-          [--channels 64,128,256,256] [--tokenizer-dir /work/shared/data/clip-tokenizer]
+          [--channels 64,128,256,256] [--tokenizer-dir DIR]
 
 UNet (plain torch; names follow diffusers so the structure can be compared line by line):
   time embedding   sinusoidal 320 (flip_sin_to_cos, freq_shift 0, as SD) -> Linear 320->4c0,
@@ -58,7 +58,7 @@ TEXT_WIDTH = 768
 MAX_LENGTH = 77
 HEADS = 8
 TIME_PROJ = 320  # SD 1.5's sinusoid width (block_out_channels[0] there)
-DEFAULT_TOKENIZER = "/work/shared/data/clip-tokenizer"
+DEFAULT_TOKENIZER = bundle_writer.CLIP_TOKENIZER_DIR
 
 
 # ----------------------------------------------------------------------------- UNet parts

@@ -4,7 +4,7 @@ usage: /usr/bin/python3 scripts/make_test_bundle.py OUT_DIR [--seed N] [--sample
           [--latent-channels 4] [--hidden-size 32] [--max-length 77]
           [--prediction-type epsilon|v_prediction] [--pad-token-id 49407]
           [--dtype float32|float16] [--variant ok|bad-unet-channels|bad-hidden-size]
-          [--tokenizer-dir /work/shared/data/clip-tokenizer] [--name NAME]
+          [--tokenizer-dir DIR] [--name NAME]
 
 The modules have exactly the bundle signatures and an SD-like structure, at toy width:
   text encoder  token embedding (HASHED: 4096 rows, row = id % 4096, to keep the file ~0.5 MB
@@ -50,7 +50,7 @@ HASH_ROWS = 4096
 SCALING = 0.18215
 PROMPT_GAIN = 4.0  # see build()
 TIME_GAIN = 3.0
-DEFAULT_TOKENIZER = "/work/shared/data/clip-tokenizer"
+DEFAULT_TOKENIZER = bundle_writer.CLIP_TOKENIZER_DIR
 
 
 class Attention(nn.Module):

@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ClipTokenizer } from '../../lib/tokenizer/clipTokenizer.js';
+import { defaultModelPath } from '../../lib/model/model.js';
 
-// Compiled to dist/test/unit/, so the repo root is three levels up; shared/ sits beside the repo.
+// Compiled to dist/test/unit/, so the repo root is three levels up. The CLIP vocabulary is the
+// repository's one copy, in the shipped default model's tokenizer folder.
 const repoRoot = new URL('../../../', import.meta.url);
-const vocabDir = fileURLToPath(new URL('../shared/data/clip-tokenizer/', repoRoot));
+const vocabDir = join(defaultModelPath, 'tokenizer');
 const oracle = fileURLToPath(new URL('test/reference/clip_tokenizer.py', repoRoot));
 
 const SD1 = { maxLength: 77, bosTokenId: 49406, eosTokenId: 49407, padTokenId: 49407 };
