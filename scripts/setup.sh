@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # libtorch (C++ and, for test fixtures and parity oracles, Python's torch), OpenBLAS (without
 # it matrix products fall back to the reference BLAS, ~20x slower), build tools for a source
 # build, python3-regex for the CLIP tokenizer oracle, python3-pil for the shapes-64 scripts
-# (held-out pictures and their analysis in the evaluation and the default-model test).
-packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make)
+# (held-out pictures and their analysis in the evaluation and the default-model test),
+# clang-format for `npm run lint` (the C++ side).
+packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make clang-format)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
