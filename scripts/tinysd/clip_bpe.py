@@ -3,7 +3,7 @@
 lib/tokenizer/clipTokenizer.ts by test/unit/tokenizer.test.ts), so the ids a model is trained on
 are the ids torchedit feeds it. Needs Debian's python3-regex.
 
-    tok = ClipBPE("/work/shared/data/clip-tokenizer")
+    tok = ClipBPE("models/shapes-64/tokenizer")      # the repository's copy (vocab.json, merges.txt)
     tok.encode("a photo of a cat")        -> [320, 1125, 539, 320, 2368]
     tok("a photo of a cat", max_length=77) -> [49406, 320, ..., 49407, 49407, ...]   (padded)
 """
@@ -25,5 +25,6 @@ class ClipBPE(SimpleTokenizer):
 
 
 if __name__ == "__main__":
-    t = ClipBPE(sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/clip-tokenizer")
+    t = ClipBPE(sys.argv[1] if len(sys.argv) > 1 else
+                os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "shapes-64", "tokenizer"))
     print(t("a photo of a cat", 10))

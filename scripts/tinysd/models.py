@@ -21,7 +21,10 @@ import torch.nn.functional as F
 
 
 def gn(c):
-    return nn.GroupNorm(min(32, c // 4), c, eps=1e-6)
+    g = min(32, c // 4)
+    while c % g:  # channel counts 32 does not divide (e.g. 144 = 96 + 48 after a skip concat)
+        g -= 1
+    return nn.GroupNorm(g, c, eps=1e-6)
 
 
 # ----------------------------------------------------------------------------- VAE
@@ -237,6 +240,148 @@ class UNet(nn.Module):
         h = self.up(F.interpolate(h, size=(h1.shape[2], h1.shape[3]), mode="nearest"))
         h = self.u0a0(self.u0r0(torch.cat([h, h1], 1), temb), ctx)
         h = self.u0a1(self.u0r1(torch.cat([h, h0], 1), temb), ctx)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+# ----------------------------------------------------------------------------- UNet with N levels (shapes2-64)
+class CrossTransformer(nn.Module):
+    """SpatialTransformer without self-attention: position embedding, cross-attention to the
+    text, GEGLU feed-forward. For the 16x16 level, where self-attention over 256 tokens would
+    cost more than everything else at that level (the 8x8 level's self-attention already sees
+    the whole picture)."""
+
+    def __init__(self, c, ctx_dim, heads, size):
+        super().__init__()
+        self.norm = gn(c)
+        self.proj_in = nn.Conv2d(c, c, 1)
+        self.pos = nn.Parameter(torch.randn(1, c, size, size) * 0.02)
+        self.ln2, self.ln3 = nn.LayerNorm(c), nn.LayerNorm(c)
+        self.attn2 = Attention(c, ctx_dim, heads)
+        self.ff_in = nn.Linear(c, 4 * c)
+        self.ff_out = nn.Linear(2 * c, c)
+        self.proj_out = nn.Conv2d(c, c, 1)
+        self.size = size
+
+    def forward(self, x, ctx):
+        B, C, H, W = x.shape
+        h = self.proj_in(self.norm(x))
+        pos = self.pos
+        if H != self.size or W != self.size:
+            pos = F.interpolate(pos, size=(H, W), mode="bilinear", align_corners=False)
+        h = (h + pos).flatten(2).transpose(1, 2)
+        h = h + self.attn2(self.ln2(h), ctx)
+        a, g = self.ff_in(self.ln3(h)).chunk(2, dim=-1)
+        h = h + self.ff_out(a * F.gelu(g))
+        h = h.transpose(1, 2).reshape(B, C, H, W)
+        return x + self.proj_out(h)
+
+
+class Stage(nn.Module):
+    """One UNet stage: [concat a skip] -> ResBlock -> [transformer]. All stages of UNetN share the
+    signature (h, skips, temb, ctx) so the UNet is a flat, scriptable list of them."""
+
+    def __init__(self, cin, cout, tdim, ctx_dim, heads, size, attn: str, pop_skip: bool):
+        super().__init__()
+        self.res = UResBlock(cin, cout, tdim)
+        self.attn = (SpatialTransformer(cout, ctx_dim, heads, size) if attn == "full" else
+                     CrossTransformer(cout, ctx_dim, heads, size) if attn == "cross" else None)
+        self.pop_skip = pop_skip
+
+    def forward(self, h, skips: List[torch.Tensor], temb, ctx):
+        if self.pop_skip:
+            h = torch.cat([h, skips.pop()], 1)
+        h = self.res(h, temb)
+        attn = self.attn
+        if attn is not None:
+            h = attn(h, ctx)
+        return h
+
+
+class DownStage(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, stride=2, padding=1)
+
+    def forward(self, h, skips: List[torch.Tensor], temb, ctx):
+        return self.conv(h)
+
+
+class UpStage(nn.Module):
+    """Nearest upsampling to the size of the next skip (so odd latent sizes work), then a conv."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, h, skips: List[torch.Tensor], temb, ctx):
+        s = skips[-1]
+        return self.conv(F.interpolate(h, size=(s.shape[2], s.shape[3]), mode="nearest"))
+
+
+class UNetN(nn.Module):
+    """SD wiring (Rombach et al. 2022) with len(ch) levels: per level one ResBlock + transformer
+    down (then a stride-2 conv, except at the lowest level), a ResBlock-transformer-ResBlock mid
+    block at the lowest level, and per level two ResBlock + transformer stages up, each taking one
+    skip (SD with layers_per_block 1). attn[i] says what level i's transformers hold: "full"
+    (self-attention, cross-attention, GEGLU), "cross" (no self-attention) or "none"; all have
+    learned 2D position embeddings at the training size (bilinearly resized for other sizes), so
+    attention can tell left from right. Other latent sizes work (nearest upsampling to each
+    skip's size, so odd sizes too)."""
+
+    def __init__(self, zc=4, ch=(64, 96, 128), ctx_dim=128, head_dim=32, size=16, tdim=256,
+                 attn=("cross", "full", "full")):
+        super().__init__()
+        L = len(ch)
+        self.tin = 128
+        self.time = nn.Sequential(nn.Linear(self.tin, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+        self.conv_in = nn.Conv2d(zc, ch[0], 3, padding=1)
+        heads = [max(1, c // head_dim) for c in ch]
+        sizes = [max(1, size >> i) for i in range(L)]
+        down = []
+        skip_ch = [ch[0]]
+        c = ch[0]
+        for i in range(L):
+            down.append(Stage(c, ch[i], tdim, ctx_dim, heads[i], sizes[i], attn[i], False))
+            c = ch[i]
+            skip_ch.append(c)
+            if i < L - 1:
+                down.append(DownStage(c))
+                skip_ch.append(c)
+        self.down = nn.ModuleList(down)
+        cm = ch[-1]
+        self.mid = nn.ModuleList([Stage(cm, cm, tdim, ctx_dim, heads[-1], sizes[-1], "full", False),
+                                  Stage(cm, cm, tdim, ctx_dim, heads[-1], sizes[-1], "none", False)])
+        up = []
+        c = cm
+        for i in reversed(range(L)):
+            for _ in range(2):  # the level's two skips: its stage's output and the input of its downsampling
+                sc = skip_ch.pop()
+                up.append(Stage(c + sc, ch[i], tdim, ctx_dim, heads[i], sizes[i], attn[i], True))
+                c = ch[i]
+            if i > 0:
+                up.append(UpStage(c))
+        assert not skip_ch, "every skip must be used once"
+        self.up = nn.ModuleList(up)
+        self.norm_out = gn(c)
+        self.conv_out = nn.Conv2d(c, zc, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        ctx = encoder_hidden_states
+        if timestep.dim() == 0:
+            timestep = timestep.reshape(1)
+        timestep = timestep.expand(sample.shape[0])
+        temb = self.time(timestep_embedding(timestep, self.tin))
+        h = self.conv_in(sample)
+        skips: List[torch.Tensor] = [h]
+        for st in self.down:
+            h = st(h, skips, temb, ctx)
+            skips.append(h)
+        for st in self.mid:
+            h = st(h, skips, temb, ctx)
+        for st in self.up:
+            h = st(h, skips, temb, ctx)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

@@ -1,19 +1,30 @@
-"""Train the shapes-64 latent diffusion model on the CPU (VAE first, then UNet + text encoder).
+"""Train a tiny latent diffusion model on the CPU (VAE first, then UNet + text encoder).
 
-    OMP_NUM_THREADS=1 nohup /usr/bin/python3 scripts/tinysd/train.py --out /work/train-run \
-        [--resume] [--minutes-vae 14] [--minutes-unet 70] > /work/train-run/log.txt 2>&1 &
+    OMP_NUM_THREADS=1 nohup /usr/bin/python3 scripts/tinysd/train.py --out $OUT \
+        [--config shapes-64|shapes2-64] [--resume] [--minutes-vae 14] [--minutes-unet 70] \
+        > $OUT/log.txt 2>&1 &
     # later, more UNet training from the finished checkpoint (warm restart):
-    ... train.py --out /work/train-run --resume --extend-unet 70 >> /work/train-run/log.txt
+    ... train.py --out $OUT --resume --extend-unet 70 >> $OUT/log.txt
+
+--config picks the data generator and the model (CONFIGS below): shapes-64 (the default, the
+shipped model: data.py, 8x VAE, 8x8 latents, exactly as before) or shapes2-64 (scenes.py: one or
+two objects, continuous sizes, grey and tinted backgrounds; 4x VAE, 16x16 latents, 3-level UNet;
+see scenes.py and models.UNetN). A checkpoint remembers its config; --resume uses that one.
+On SIGTERM / SIGINT the run writes its checkpoint and exits, so a killed session loses nothing
+(a SIGKILL loses at most --ckpt-minutes).
 
 Seeded (--seed), single-threaded, prints its losses, writes <out>/ckpt.pt every few minutes
 (atomically) and resumes from it with --resume (time budgets count the time already spent).
 Phases: vae -> pool (encode a fixed pool of training images to posterior mean/logvar, measure
-the latent std -> scaling factor) -> unet -> done. Data come from data.py training indices only.
+the latent std -> scaling factor) -> unet -> done. Data come from the config's generator's training
+indices only (data.py / scenes.py: indices below 1e9).
 Export with scripts/tinysd/export.py, which works from any checkpoint that has reached the unet phase.
 """
 import argparse
+import importlib
 import math
 import os
+import signal
 import sys
 import time
 
@@ -25,15 +36,32 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
 from clip_bpe import ClipBPE  # noqa: E402
-from models import VAEEncoder, VAEDecoder, TextEncoder, UNet, nparams  # noqa: E402
+from models import VAEEncoder, VAEDecoder, TextEncoder, UNet, UNetN, nparams  # noqa: E402
 
-TOKENIZER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data", "clip-tokenizer")
-if not os.path.isdir(TOKENIZER_DIR):
-    TOKENIZER_DIR = "/work/shared/data/clip-tokenizer"
+# The repository's own CLIP tokenizer files (the shipped bundle's copy): nothing outside the repo.
+TOKENIZER_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models",
+                                              "shapes-64", "tokenizer"))
 MAX_LEN = 32
 CONFIG = dict(vae_ch=(16, 32, 64, 128), z=4, unet_ch=(96, 128), ctx_dim=128, heads=4, text_layers=2,
               text_heads=4, max_len=MAX_LEN, latent_size=8)
+CONFIGS = {
+    # the shipped model, unchanged (checkpoints without a "data" key are this one)
+    "shapes-64": CONFIG,
+    # its successor; widths chosen by measured one-thread step times (see the report in
+    # scripts/tinysd/SHAPES2.md): UNet 5.0M parameters, ~3 s per batch-64 step
+    "shapes2-64": dict(name="shapes2-64", data="scenes", vae_ch=(32, 64, 128), z=4, vae_scale=4, image_size=64,
+                       unet="UNetN", unet_ch=(48, 96, 128), unet_attn=("cross", "full", "full"), head_dim=32,
+                       ctx_dim=128, text_layers=3, text_heads=4, max_len=MAX_LEN, latent_size=16,
+                       pool=60000, lr_schedule="const-cos", unet_lr=5e-4),
+}
 POOL_START = 100_000_000  # pool images use training indices [POOL_START, POOL_START + pool)
+DECODER_FT_START = 500_000_000  # training indices the decoder fine-tune draws from
+VAL_START = 2_000_000  # held-out offset (TEST_START + VAL_START ...) of train.py's own validation
+
+
+def data_module(cfg):
+    """The data generator a config trains on (data.py for shapes-64, scenes.py for shapes2-64)."""
+    return importlib.import_module(cfg.get("data", "data"))
 
 
 def sd_alphas_cumprod():
@@ -41,12 +69,15 @@ def sd_alphas_cumprod():
     return torch.cumprod(1 - betas, 0).float()
 
 
-def known_token_ids(tok):
+def known_token_ids(tok, dm=data):
     rng = np.random.default_rng(12345)
     ids = {tok.bos_id, tok.eos_id}
     for i in range(20000):
-        ids.update(tok.encode(data.caption(data.attributes(i), rng)))
-    for w in list(data.COLORS) + data.SHAPES + list(data.BACKGROUNDS) + list(data.SIZES) + ["left", "right", "middle", "center"]:
+        ids.update(tok.encode(dm.caption(dm.attributes(i), rng)))
+    words = getattr(dm, "VOCAB_WORDS", None)
+    if words is None:  # data.py (shapes-64): exactly the list it was trained with
+        words = list(dm.COLORS) + dm.SHAPES + list(dm.BACKGROUNDS) + list(dm.SIZES) + ["left", "right", "middle", "center"]
+    for w in words:
         ids.update(tok.encode(w))
     return sorted(ids)
 
@@ -55,8 +86,29 @@ def build_models(cfg, known_ids):
     enc = VAEEncoder(cfg["vae_ch"], cfg["z"])
     dec = VAEDecoder(cfg["vae_ch"], cfg["z"])
     te = TextEncoder(known_ids, d=cfg["ctx_dim"], layers=cfg["text_layers"], heads=cfg["text_heads"], max_len=cfg["max_len"])
-    un = UNet(cfg["z"], tuple(cfg["unet_ch"]), cfg["ctx_dim"], cfg["heads"], cfg["latent_size"])
+    if cfg.get("unet", "UNet") == "UNetN":
+        un = UNetN(cfg["z"], tuple(cfg["unet_ch"]), cfg["ctx_dim"], cfg["head_dim"], cfg["latent_size"],
+                   attn=tuple(cfg["unet_attn"]))
+    else:
+        un = UNet(cfg["z"], tuple(cfg["unet_ch"]), cfg["ctx_dim"], cfg["heads"], cfg["latent_size"])
     return enc, dec, te, un
+
+
+def lr_const_cos(frac, step, base, warm, decay_from=0.7):
+    """Warm-up, constant until `decay_from` of the budget, then cosine to 10%: extending the
+    budget while still in the constant part (the usual case across sessions) changes nothing."""
+    w = min(1.0, (step + 1) / warm)
+    if frac <= decay_from:
+        return base * w
+    f = min(1.0, (frac - decay_from) / (1 - decay_from))
+    return base * w * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * f)))
+
+
+STOP = {"signal": None}
+
+
+def _on_signal(signum, frame):
+    STOP["signal"] = signum  # checked once per step: checkpoint, then exit
 
 
 def lr_at(frac, step, base, warm):
@@ -73,11 +125,21 @@ def save(state, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--config", choices=sorted(CONFIGS), default=None,
+                    help="data generator + model (default shapes-64; a resumed run keeps its own)")
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--minutes-vae", type=float, default=14)
-    ap.add_argument("--minutes-unet", type=float, default=70)
+    ap.add_argument("--minutes-vae", type=float, default=None, help="VAE budget (default 14; resume: the stored one)")
+    ap.add_argument("--minutes-unet", type=float, default=None,
+                    help="UNet budget in minutes of UNet time, counting the time already spent (default 70; "
+                         "resume: the stored one). shapes2-64's learning rate is constant until 70%% of it, so "
+                         "raising it on a later --resume is safe until then")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pool", type=int, default=30000)
+    ap.add_argument("--pool", type=int, default=None, help="latent pool size (default 30000; shapes2-64: 60000)")
+    ap.add_argument("--log-every", type=int, default=50, help="print the mean loss every so many steps")
+    ap.add_argument("--stop-at-step", type=int, default=0,
+                    help="testing: checkpoint and exit when the UNet step counter reaches this")
+    ap.add_argument("--val-minutes", type=float, default=15,
+                    help="shapes2-64: every so many minutes, the EMA model's loss on fixed held-out latents")
     ap.add_argument("--vae-batch", type=int, default=16)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--ckpt-minutes", type=float, default=3)
@@ -98,10 +160,14 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "ckpt.pt")
     tok = ClipBPE(TOKENIZER_DIR)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
 
     if args.resume and os.path.exists(ckpt_path):
         st = torch.load(ckpt_path)
         cfg, known = st["config"], st["known_ids"]
+        if args.config and CONFIGS[args.config] != cfg and args.config != cfg.get("name", "shapes-64"):
+            raise SystemExit(f"{ckpt_path} was trained with config {cfg.get('name', 'shapes-64')}, not {args.config}")
         enc, dec, te, un = build_models(cfg, known)
         for m, k in ((enc, "vae_encoder"), (dec, "vae_decoder"), (te, "text_encoder"), (un, "unet")):
             m.load_state_dict(st[k])
@@ -113,13 +179,29 @@ def main():
             st["phase"] = "unet"
             print(f"extending the UNet phase by {args.extend_unet} min from step {st['unet_step']}", flush=True)
     else:
-        cfg = dict(CONFIG)
-        known = known_token_ids(tok)
+        if args.resume:
+            print(f"--resume: no {ckpt_path} yet, starting a new run", flush=True)
+        cfg = dict(CONFIGS[args.config or "shapes-64"])
+        known = known_token_ids(tok, data_module(cfg))
         enc, dec, te, un = build_models(cfg, known)
         st = dict(config=cfg, known_ids=known, phase="vae", vae_step=0, vae_time=0.0, unet_step=0, unet_time=0.0,
                   scaling_factor=None, seed=args.seed, log=[])
-    print(f"params: vae_encoder {nparams(enc)} vae_decoder {nparams(dec)} text_encoder {nparams(te)} "
-          f"unet {nparams(un)}; known token ids {len(known)}", flush=True)
+    dm = data_module(cfg)
+    new_style = cfg.get("lr_schedule") == "const-cos"
+    # budgets: explicit flags win (and are stored); otherwise the stored ones; otherwise the defaults
+    for key, flag, default in (("minutes_vae", args.minutes_vae, 14.0), ("minutes_unet", args.minutes_unet, 70.0)):
+        if flag is not None:
+            if st.get(key) is not None and st[key] != flag:
+                print(f"{key}: {st[key]} -> {flag}", flush=True)
+            st[key] = flag
+        elif st.get(key) is None:
+            st[key] = default
+    args.minutes_vae, args.minutes_unet = st["minutes_vae"], st["minutes_unet"]
+    if args.pool is None:
+        args.pool = cfg.get("pool", 30000)
+    print(f"config {cfg.get('name', 'shapes-64')} (data {cfg.get('data', 'data')}.py): vae_encoder {nparams(enc)} "
+          f"vae_decoder {nparams(dec)} text_encoder {nparams(te)} unet {nparams(un)}; known token ids {len(known)}; "
+          f"budgets vae {args.minutes_vae} min, unet {args.minutes_unet} min", flush=True)
 
     def snapshot(extra=None):
         st.update(vae_encoder=enc.state_dict(), vae_decoder=dec.state_dict(), text_encoder=te.state_dict(), unet=un.state_dict())
@@ -140,7 +222,7 @@ def main():
             step = st["vae_step"]
             for g in opt.param_groups:
                 g["lr"] = lr_at((time.time() - t0) / budget, step, 1e-3, 100)
-            x, _ = data.generate(range(step * args.vae_batch, (step + 1) * args.vae_batch))
+            x, _ = dm.generate(range(step * args.vae_batch, (step + 1) * args.vae_batch))
             x = x * 2 - 1
             ml = enc(x)
             mean, logvar = ml.chunk(2, 1)
@@ -163,15 +245,20 @@ def main():
                 print(f"vae step {st['vae_step']} t={time.time() - t0:.0f}s mse={m:.5f} psnr~{psnr:.2f}dB kl={kl.item():.1f}", flush=True)
                 st["log"].append(("vae", st["vae_step"], round(time.time() - t0), m, psnr))
                 acc, n = 0.0, 0
-            if time.time() - last_ck > args.ckpt_minutes * 60:
+            if time.time() - last_ck > args.ckpt_minutes * 60 or STOP["signal"]:
                 st["vae_time"] = time.time() - t0
                 snapshot(dict(vae_opt=opt.state_dict()))
                 last_ck = time.time()
+                if STOP["signal"]:
+                    print(f"signal {STOP['signal']}: checkpoint written at vae step {st['vae_step']}, exiting", flush=True)
+                    return
         st["vae_time"] = time.time() - t0
         st["phase"] = "pool"
         st.pop("vae_opt", None)
         snapshot()
         print(f"vae done: {st['vae_step']} steps in {st['vae_time']:.0f}s", flush=True)
+        if new_style:
+            vae_report(enc, dec, dm, cfg, args.out)
 
     # ------------------------------------------------------------------ phase 2: latent pool
     pool_path = os.path.join(args.out, "pool.pt")
@@ -180,12 +267,16 @@ def main():
         enc.eval()
         means, logvars, attrs = [], [], []
         with torch.no_grad():
+            z = cfg["z"]
             for k in range(0, args.pool, 500):
-                x, a = data.generate(range(POOL_START + k, POOL_START + min(args.pool, k + 500)))
+                x, a = dm.generate(range(POOL_START + k, POOL_START + min(args.pool, k + 500)))
                 ml = enc(x * 2 - 1)
-                means.append(ml[:, :4].clone())
-                logvars.append(ml[:, 4:].clamp(-30, 20).clone())
+                means.append(ml[:, :z].clone())
+                logvars.append(ml[:, z:].clamp(-30, 20).clone())
                 attrs.extend(a)
+                if STOP["signal"]:
+                    print(f"signal {STOP['signal']} during the pool (redone on resume), exiting", flush=True)
+                    return
         means, logvars = torch.cat(means), torch.cat(logvars)
         std = means.std().item()
         st["scaling_factor"] = 1.0 / std
@@ -216,6 +307,9 @@ def main():
 
         ext = st.get("extend")
         budget = args.minutes_unet * 60 if ext is None else ext["start_time"] + ext["minutes"] * 60
+        base_lr = cfg.get("unet_lr", 5e-4)
+        val = make_validation(enc, dm, cfg, tok, sf, args.out) if new_style else None
+        last_val = time.time()
         t0, last_ck = time.time() - st["unet_time"], time.time()
         acc, n = 0.0, 0
         N = pmean.shape[0]
@@ -223,7 +317,9 @@ def main():
         while time.time() - t0 < budget:
             step = st["unet_step"]
             for g in opt.param_groups:
-                if ext is None:
+                if ext is None and new_style:
+                    g["lr"] = lr_const_cos((time.time() - t0) / budget, step, base_lr, 300)
+                elif ext is None:
                     g["lr"] = lr_at((time.time() - t0) / budget, step, 5e-4, 300)
                 else:
                     frac = (time.time() - t0 - ext["start_time"]) / (ext["minutes"] * 60)
@@ -231,7 +327,7 @@ def main():
             rng = np.random.default_rng([args.seed, step])
             gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
             idx = torch.from_numpy(rng.integers(0, N, args.batch))
-            caps = [data.caption(pattrs[i], rng) if rng.random() >= 0.1 else "" for i in idx.tolist()]
+            caps = [dm.caption(pattrs[i], rng) if rng.random() >= 0.1 else "" for i in idx.tolist()]
             ids = torch.tensor([ids_of(c) for c in caps])
             mu, lv = pmean[idx], plogvar[idx]
             z0 = (mu + torch.randn(mu.shape, generator=gen) * torch.exp(0.5 * lv)) * sf
@@ -255,20 +351,107 @@ def main():
                         ema[k].copy_(v)
             acc += loss.item()
             n += 1
-            if st["unet_step"] % 50 == 0:
+            if st["unet_step"] % args.log_every == 0:
                 m = acc / n
-                print(f"unet step {st['unet_step']} t={time.time() - t0:.0f}s loss={m:.4f} lr={opt.param_groups[0]['lr']:.2e}", flush=True)
+                print(f"unet step {st['unet_step']} t={time.time() - t0:.0f}s loss={m:.6f} lr={opt.param_groups[0]['lr']:.2e}", flush=True)
                 st["log"].append(("unet", st["unet_step"], round(time.time() - t0), m))
                 acc, n = 0.0, 0
-            if time.time() - last_ck > args.ckpt_minutes * 60:
+            if val is not None and time.time() - last_val > args.val_minutes * 60:
+                vl = validate(val, ema, cfg, known)
+                print(f"val step {st['unet_step']} t={time.time() - t0:.0f}s ema-loss {vl['all']:.4f} "
+                      + " ".join(f"{k}={v:.4f}" for k, v in vl.items() if k != "all"), flush=True)
+                st["log"].append(("val", st["unet_step"], round(time.time() - t0), vl))
+                last_val = time.time()
+            if args.stop_at_step and st["unet_step"] >= args.stop_at_step:
+                STOP["signal"] = "stop-at-step"
+            if time.time() - last_ck > args.ckpt_minutes * 60 or STOP["signal"]:
                 st["unet_time"] = time.time() - t0
                 snapshot(dict(unet_opt=opt.state_dict(), ema=ema))
                 last_ck = time.time()
+                if STOP["signal"]:
+                    print(f"signal {STOP['signal']}: checkpoint written at unet step {st['unet_step']}, exiting", flush=True)
+                    return
         st["unet_time"] = time.time() - t0
         st["phase"] = "done"
         snapshot(dict(unet_opt=opt.state_dict(), ema=ema))
         print(f"unet done: {st['unet_step']} steps in {st['unet_time']:.0f}s", flush=True)
     print("training complete", flush=True)
+
+
+def save_png_grid(rows, path, scale=2):
+    """rows: list of [N,3,H,W] tensors in [0,1] -> one PNG, a row per tensor."""
+    from PIL import Image
+    pad = 2
+    n, H, W = rows[0].shape[0], rows[0].shape[2], rows[0].shape[3]
+    canvas = np.full((len(rows) * (H + pad), n * (W + pad), 3), 255, dtype=np.uint8)
+    for r, imgs in enumerate(rows):
+        a = (imgs.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for c in range(n):
+            canvas[r * (H + pad):r * (H + pad) + H, c * (W + pad):c * (W + pad) + W] = a[c]
+    Image.fromarray(canvas).resize((canvas.shape[1] * scale, canvas.shape[0] * scale), Image.NEAREST).save(path)
+
+
+@torch.no_grad()
+def vae_report(enc, dec, dm, cfg, out, n=256):
+    """Held-out VAE round trip (posterior mean -> decoder, as torchedit's encodeImage): PSNR, by
+    background kind and object count, and <out>/vae_roundtrip.png (originals / round trips)."""
+    enc.eval()
+    dec.eval()
+    x, A = dm.generate(range(dm.TEST_START, dm.TEST_START + n))
+    rec = torch.cat([((dec(enc(x[k:k + 64] * 2 - 1)[:, :cfg["z"]]) + 1) / 2).clamp(0, 1) for k in range(0, n, 64)])
+    mse = ((rec - x) ** 2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    ps = 10 * torch.log10(1 / mse)
+    groups = {"all": [True] * n}
+    if "objects" in A[0]:
+        groups.update({"grey bg": [a["bg_kind"] == "grey" for a in A], "tint bg": [a["bg_kind"] == "tint" for a in A],
+                       "1 object": [a["n"] == 1 for a in A], "2 objects": [a["n"] == 2 for a in A]})
+    parts = []
+    for k, sel in groups.items():
+        v = ps[torch.tensor(sel)]
+        parts.append(f"{k}: mean {v.mean():.2f} min {v.min():.2f}")
+    print(f"vae held-out round trip PSNR (n={n}) " + "; ".join(parts), flush=True)
+    order = torch.argsort(ps)  # worst first, then a spread
+    pick = torch.cat([order[:8], order[torch.linspace(8, n - 1, 8).long()]])
+    save_png_grid([x[pick[:8]], rec[pick[:8]], x[pick[8:]], rec[pick[8:]]], os.path.join(out, "vae_roundtrip.png"))
+    enc.train()
+    dec.train()
+    return float(ps.mean())
+
+
+@torch.no_grad()
+def make_validation(enc, dm, cfg, tok, sf, out, n=192):
+    """Fixed held-out latents, full captions, noises and timesteps for a comparable EMA loss."""
+    path = os.path.join(out, "val.pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    enc.eval()
+    x, A = dm.generate(range(dm.TEST_START + VAL_START, dm.TEST_START + VAL_START + n))
+    z0 = enc(x * 2 - 1)[:, :cfg["z"]] * sf
+    g = torch.Generator().manual_seed(777)
+    t = torch.linspace(10, 990, n).round().long()[torch.randperm(n, generator=g)]
+    caps = [dm.full_caption(a) if hasattr(dm, "full_caption") else "" for a in A]
+    v = dict(z0=z0, t=t, noise=torch.randn(z0.shape, generator=g), ids=torch.tensor([tok(c, cfg["max_len"]) for c in caps]),
+             two=torch.tensor([a.get("n", 1) == 2 for a in A]))
+    torch.save(v, path)
+    return v
+
+
+@torch.no_grad()
+def validate(v, ema, cfg, known):
+    _, _, te, un = build_models(cfg, known)
+    un.load_state_dict({k: x for k, x in ema.items() if not k.startswith("te.")})
+    te.load_state_dict({k[3:]: x for k, x in ema.items() if k.startswith("te.")})
+    un.eval()
+    te.eval()
+    acp = sd_alphas_cumprod()
+    a = acp[v["t"]].view(-1, 1, 1, 1)
+    xt = a.sqrt() * v["z0"] + (1 - a).sqrt() * v["noise"]
+    pred = torch.cat([un(xt[k:k + 64], v["t"][k:k + 64], te(v["ids"][k:k + 64])) for k in range(0, xt.shape[0], 64)])
+    per = ((pred - v["noise"]) ** 2).mean(dim=(1, 2, 3))
+    t = v["t"]
+    return {"all": per.mean().item(), "t<300": per[t < 300].mean().item(),
+            "t300-700": per[(t >= 300) & (t < 700)].mean().item(), "t>=700": per[t >= 700].mean().item(),
+            "1obj": per[~v["two"]].mean().item(), "2obj": per[v["two"]].mean().item()}
 
 
 def finetune_decoder(args):
@@ -291,12 +474,14 @@ def finetune_decoder(args):
     budget = args.decoder_only * 60
     t0, last_ck = time.time() - ft["time"], time.time()
     acc, n = 0.0, 0
-    start = 500_000_000  # training indices not used by the VAE phase or the pool
+    start = DECODER_FT_START  # training indices not used by the VAE phase or the pool
+    dm = data_module(st["config"])
+    z = st["config"]["z"]
     while time.time() - t0 < budget:
         step = ft["step"]
         for g in opt.param_groups:
             g["lr"] = lr_at((time.time() - t0) / budget, step, 5e-4, 50)
-        x, _ = data.generate(range(start + step * args.vae_batch, start + (step + 1) * args.vae_batch))
+        x, _ = dm.generate(range(start + step * args.vae_batch, start + (step + 1) * args.vae_batch))
         x = x * 2 - 1
         with torch.no_grad():
             mean, logvar = enc(x).chunk(2, 1)
