@@ -3,8 +3,9 @@
  * inversion): LEDITS step 2, SEGA concepts and/or a target prompt (lib/pipelines/ledits/edit.ts).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { conceptDefaults, editDefaults, inversionDefaults, type ModelDefaults } from '../../options/defaults.js';
-import { edit, type EditConcept, type EditOptions } from '../../pipelines/ledits/edit.js';
+import { conceptDefaults, editDefaults } from '../../options/defaults.js';
+import { contextOf, validateEditOptions } from '../../options/resolve.js';
+import type { EditConcept, EditOptions } from '../../pipelines/ledits/edit.js';
 import { loadInversion, type Inversion } from '../../pipelines/ledits/inversion.js';
 import type { CliContext } from '../cli.js';
 import { addInversionOptions, inversionFlagNames, inversionNames, inversionOptions, outputNameFor, type InversionFlags } from './invertCommand.js';
@@ -67,25 +68,6 @@ function collectConcept(spec: string, previous: EditConcept[]): EditConcept[] {
   return [...previous, parseConcept(spec)];
 }
 
-/**
- * Validates edit options before a possibly long inversion: the library checks every option
- * before it touches the model, so a stand-in inversion whose model throws stops it right there.
- */
-async function validateEditOptions(options: EditOptions, steps: number, defaults: ModelDefaults): Promise<void> {
-  const reached = new Error('validated');
-  const standIn = {
-    settings: { steps, eta: inversionDefaults.eta },
-    // the model's defaults apply; its first use after validation ends the check
-    model: { defaults, encodePrompt(): never { throw reached; }, get native(): never { throw reached; } },
-    get tensors(): never { throw reached; },
-  } as unknown as Inversion;
-  try {
-    await edit(standIn, options);
-  } catch (error) {
-    if (error !== reached) throw error;
-  }
-}
-
 export function registerEdit(ctx: CliContext): Command {
   const d = editDefaults;
   const c = conceptDefaults;
@@ -142,7 +124,7 @@ Examples:
         if (image !== undefined) {
           const defaults = session.model.defaults;
           const steps = flags.steps !== undefined && Number.isInteger(flags.steps) && flags.steps > 0 ? flags.steps : defaults.inversion.steps;
-          await validateEditOptions(editOptions, steps, defaults);
+          validateEditOptions(editOptions, contextOf(session.model, { inversionSteps: steps }));
           inversion = await session.model.invert(image, { ...inversionOptions(flags), ...session.job });
         } else {
           inversion = await loadInversion(input, session.model);
