@@ -46,6 +46,9 @@ export interface BundleConfig {
   recommended?: RecommendedSettings;
 }
 
+/** The dtypes a bundle's weights may have (and loadModel may cast them to). */
+export const BUNDLE_DTYPES = ['float32', 'float16', 'bfloat16'] as const;
+
 /** The files of a bundle besides model.json. */
 export const bundleFiles = ['text_encoder.pt', 'unet.pt', 'vae_encoder.pt', 'vae_decoder.pt', 'tokenizer/vocab.json', 'tokenizer/merges.txt'];
 
@@ -143,7 +146,7 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
       eosTokenId: int(t, 'eosTokenId', 'textEncoder.', 0, 1 << 24),
       padTokenId: int(t, 'padTokenId', 'textEncoder.', 0, 1 << 24),
     },
-    dtype: choice(json, 'dtype', '', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
+    dtype: choice(json, 'dtype', '', BUNDLE_DTYPES, 'float32'),
     exportedWith,
   };
   if (json.recommended !== undefined) config.recommended = recommended(dir, json.recommended, limitsOf(config));
