@@ -140,7 +140,7 @@ function defaultNote(group: GroupName, spec: OptionSpec, help: HelpDefaults): st
   const key = optionSchema[group].defaultsKey;
   const chosen = getPath(help.defaults[key], defaultsPath(spec));
   const library = getPath(libraryDefaults[key], defaultsPath(spec));
-  const text = `${formatDefault(chosen)}${spec.kind.type === 'skip' ? ` ${spec.defaultText}` : ''}`;
+  const text = `${formatDefault(chosen)}${spec.defaultText ? ` ${spec.defaultText}` : ''}`;
   return chosen === library ? `(default: ${text})` : `(default: ${text}, from the model's model.json; library default ${formatDefault(library)})`;
 }
 

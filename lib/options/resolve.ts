@@ -72,7 +72,7 @@ export function rangeText(kind: Kind, limits: Limits = {}): string {
     case 'seed': return SEED_TEXT;
     case 'imageSide': return `positive integer, a multiple of ${limits.sizeMultiple ?? '8 × vaeScaleFactor'}`;
     case 'skip': return `${integerText(0, boundText(SKIP_MAX, limits))}, or a fraction in (0, 1)`;
-    case 'list': return `array of ${kind.item}s`;
+    case 'list': return `array of ${kind.of} objects`;
   }
 }
 

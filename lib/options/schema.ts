@@ -97,11 +97,11 @@ const RESIZE: Kind = { type: 'enum', values: ['cover', 'contain', 'fill'] };
 
 const width: OptionSpec = {
   name: 'width', kind: { type: 'imageSide' }, default: null, defaultText: "the model's size",
-  doc: 'image width in pixels, a multiple of 8 × vaeScaleFactor', flag: '--width', value: '<px>',
+  doc: 'image width in pixels', flag: '--width', value: '<px>',
 };
 const height: OptionSpec = {
   name: 'height', kind: { type: 'imageSide' }, default: null, defaultText: "the model's size",
-  doc: 'image height in pixels, a multiple of 8 × vaeScaleFactor', flag: '--height', value: '<px>',
+  doc: 'image height in pixels', flag: '--height', value: '<px>',
 };
 const resize: OptionSpec = {
   name: 'resize', kind: RESIZE, default: 'cover',
@@ -152,7 +152,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
     call: 'inversion.edit(options)',
     defaultsKey: 'edit',
     options: [
-      { name: 'targetPrompt', kind: { type: 'string' }, default: '', defaultText: 'none: concepts only',
+      { name: 'targetPrompt', kind: { type: 'string' }, default: '', defaultText: '(concepts only)',
         doc: 'describes the wanted image (CFG); omit for concepts-only edits', flag: '--target', value: '<prompt>' },
       { name: 'guidanceScale', kind: CFG, default: 15, recommended: true, doc: 'CFG scale of the target prompt', flag: '--guidance', value: '<scale>' },
       { name: 'skip', kind: { type: 'skip' }, default: 0.36, recommended: 'skipFraction', defaultText: "of the inversion's steps",

@@ -29,15 +29,15 @@ export interface EditConcept {
 }
 
 export interface EditOptions extends JobOptions {
-  /** A prompt describing the wanted image; omit (or `''`) for concepts-only edits. */
+  /** A prompt describing the wanted image. Defaults to `''`: none, a concepts-only edit. */
   targetPrompt?: string;
   /** CFG scale of the target prompt. Defaults to `15`. */
   guidanceScale?: number;
   /**
    * Inversion steps not replayed: the edit starts from the noisy latent after `skip` steps. An
    * integer count (DDPM-inversion style, `36` of 100), or a fraction in (0, 1) of the inversion's
-   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to 36% of the
-   * inversion's steps: `36` for the default 100.
+   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to `0.36` of the
+   * inversion's steps: 36 for the default 100.
    */
   skip?: number;
   /** SEGA concepts, each added or removed. Defaults to none. */
