@@ -11,7 +11,7 @@ import { BUNDLE_DTYPES, readModelJson, type BundleConfig } from '../model/config
 import { defaultModelPath } from '../model/model.js';
 import { defaultsFor, getPath, libraryDefaults, setPath, type ModelDefaults } from '../options/defaults.js';
 import {
-  rangeText, validateEditOptions, validateImagicOptions, validateImagicSweepOptions, validateInvertOptions, validateTextToImageOptions,
+  limitsOf, rangeText, validateEditOptions, validateImagicOptions, validateImagicSweepOptions, validateInvertOptions, validateTextToImageOptions,
   type ValidationContext,
 } from '../options/resolve.js';
 import { defaultsPath, hasValueDefault, optionSchema, type GroupName, type Limits, type OptionSpec } from '../options/schema.js';
@@ -117,12 +117,12 @@ export async function helpDefaults(argv: readonly string[]): Promise<HelpDefault
   try {
     config = await readModelJson(dir);
   } catch (error) {
-    return { defaults: libraryDefaults, limits: {}, source: `the library's: ${(error as Error).message.split('\n')[0]}` };
+    return { defaults: libraryDefaults, limits: {}, source: `the library's (${(error as Error).message.split('\n')[0]})` };
   }
   const recommends = config.recommended !== undefined && Object.keys(config.recommended).length > 0;
   return {
     defaults: defaultsFor(config.recommended),
-    limits: { numTrainTimesteps: config.scheduler.numTrainTimesteps },
+    limits: limitsOf(config),
     source: recommends
       ? `${config.name}'s (${relative(process.cwd(), dir) || '.'}): the library's, replaced where its model.json recommends others`
       : `the library's (${config.name} recommends none)`,
@@ -136,7 +136,10 @@ export function formatDefault(value: unknown): string {
 }
 
 function defaultNote(group: GroupName, spec: OptionSpec, help: HelpDefaults): string {
-  if (!hasValueDefault(spec)) return `(default: ${spec.defaultText ?? 'none'})`;
+  if (!hasValueDefault(spec)) {
+    const size = spec.kind.type === 'imageSide' && help.limits.imageSize !== undefined ? `, ${help.limits.imageSize}` : '';
+    return `(default: ${spec.defaultText ?? 'none'}${size})`;
+  }
   const key = optionSchema[group].defaultsKey;
   const chosen = getPath(help.defaults[key], defaultsPath(spec));
   const library = getPath(libraryDefaults[key], defaultsPath(spec));
@@ -150,7 +153,7 @@ function plain(doc: string): string {
 
 /** The help line of a flag: `name: doc, range (default: …)`. */
 export function flagDescription(group: GroupName, spec: OptionSpec, help: HelpDefaults): string {
-  const range = ['integer', 'number', 'skip'].includes(spec.kind.type) ? ` [${rangeText(spec.kind, help.limits)}]` : '';
+  const range = ['integer', 'number', 'skip', 'imageSide'].includes(spec.kind.type) ? ` [${rangeText(spec.kind, help.limits)}]` : '';
   return `${spec.name}: ${plain(spec.doc)}${range} ${defaultNote(group, spec, help)}`;
 }
 

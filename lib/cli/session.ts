@@ -4,6 +4,8 @@
  * anything loads; `withModel` then loads the model (global --model, --device, --dtype, --threads)
  * with progress on stderr and Ctrl-C wired to the job's AbortSignal, and disposes of it after.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { TorchEditError, invalidOption } from '../errors.js';
 import type { JobOptions } from '../jobs.js';
@@ -52,6 +54,8 @@ export async function readBundle(command: Command): Promise<Bundle> {
   const globals = globalsOf(command);
   if (globals.model === '') throw invalidOption('--model', 'non-empty string', globals.model);
   const dir = modelDir(globals);
+  // Without --model and without a shipped model, loadModel() says so (before any native work).
+  if (globals.model === undefined && !existsSync(join(dir, 'model.json'))) await loadModel();
   const config = await readModelJson(dir);
   const defaults = defaultsFor(config.recommended);
   return { dir, config, defaults, context: (extra = {}) => ({ defaults, limits: { ...limitsOf(config), ...extra } }) };
