@@ -5,7 +5,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { native } from '../../binding.js';
-import { TorchEditError } from '../../errors.js';
 import { checkImageSize } from '../../image/read.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor } from '../../io/safetensors.js';
