@@ -33,11 +33,17 @@ export type ErrorCode =
 
 export class TorchEditError extends Error {
   readonly code: ErrorCode;
+  /**
+   * With `ERR_INVALID_OPTION` from a pipeline's options: the path of the offending option in the
+   * options object, e.g. `'steps'`, `'embedding.lr'` or `'concepts[0].threshold'`.
+   */
+  declare readonly option?: string;
 
-  constructor(code: ErrorCode | string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode | string, message: string, options?: { cause?: unknown; option?: string }) {
     super(message, options);
     this.name = code === 'ERR_ABORTED' ? 'AbortError' : 'TorchEditError';
     this.code = code as ErrorCode;
+    if (options?.option !== undefined) Object.defineProperty(this, 'option', { value: options.option, enumerable: true });
   }
 }
 
@@ -50,9 +56,12 @@ function describe(value: unknown): string {
   return `${String(value)} of type ${typeof value}`;
 }
 
-/** The one wording for a bad option (after sharp): "Expected X for name but received Y". */
-export function invalidOption(name: string, expected: string, actual: unknown): TorchEditError {
-  return new TorchEditError('ERR_INVALID_OPTION', `Expected ${expected} for ${name} but received ${describe(actual)}`);
+/**
+ * The one wording for a bad option (after sharp): "Expected X for name but received Y". `option`
+ * is the option's path when `name` is not it (the CLI names its flags).
+ */
+export function invalidOption(name: string, expected: string, actual: unknown, option?: string): TorchEditError {
+  return new TorchEditError('ERR_INVALID_OPTION', `Expected ${expected} for ${name} but received ${describe(actual)}`, option === undefined ? undefined : { option });
 }
 
 /**

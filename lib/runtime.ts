@@ -29,13 +29,16 @@ export interface RuntimeOptions {
   cpuCacheLimit?: number;
 }
 
+/** The most intra-op threads configure() accepts. */
+export const MAX_THREADS = 1024;
+
 export function configure(options: RuntimeOptions): void {
   if (options.libtorch !== undefined) {
     if (typeof options.libtorch !== 'string' || options.libtorch.length === 0) throw invalidOption('libtorch', 'non-empty path', options.libtorch);
     setLibtorchPath(options.libtorch);
   }
   if (options.threads !== undefined) {
-    const threads = integerIn('threads', options.threads, 1, 1024);
+    const threads = integerIn('threads', options.threads, 1, MAX_THREADS);
     callNative(() => native().setThreads(threads));
   }
   if (options.cpuCache !== undefined || options.cpuCacheLimit !== undefined) {

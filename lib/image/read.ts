@@ -126,15 +126,15 @@ export function checkImageSize(width: number, height: number, multiple: number):
   checkPositiveInteger('multiple', multiple);
   for (const [name, value] of [['width', width], ['height', height]] as const) {
     checkPositiveInteger(name, value);
-    if (value % multiple !== 0) {
-      const below = Math.floor(value / multiple) * multiple;
-      const nearest = below === 0 ? `${multiple}` : `${below} or ${below + multiple}`;
-      throw new TorchEditError(
-        'ERR_INVALID_OPTION',
-        `Expected ${name} to be a multiple of ${multiple} but received ${value} (nearest valid: ${nearest})`,
-      );
-    }
+    if (value % multiple !== 0) throw new TorchEditError('ERR_INVALID_OPTION', notAMultipleMessage(name, value, multiple));
   }
+}
+
+/** "Expected width to be a multiple of 64 but received 500 (nearest valid: 448 or 512)". */
+export function notAMultipleMessage(name: string, value: number, multiple: number): string {
+  const below = Math.floor(value / multiple) * multiple;
+  const nearest = below === 0 ? `${multiple}` : `${below} or ${below + multiple}`;
+  return `Expected ${name} to be a multiple of ${multiple} but received ${value} (nearest valid: ${nearest})`;
 }
 
 /** A fresh sharp pipeline for the input; never mutates a caller's instance. */

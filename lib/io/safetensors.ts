@@ -115,3 +115,24 @@ export async function looksLikeSafetensors(path: string): Promise<boolean> {
     await handle.close();
   }
 }
+
+/** The `__metadata__` of a safetensors file, reading only its header (ERR_FILE_FORMAT when it has none). */
+export async function readSafetensorsMetadata(path: string): Promise<Record<string, string>> {
+  const handle = await open(path, 'r');
+  try {
+    const { buffer: prefix, bytesRead } = await handle.read(Buffer.alloc(8), 0, 8, 0);
+    if (bytesRead < 8) throw corrupt(path, 'shorter than its 8-byte header length');
+    const length = Number(prefix.readBigUInt64LE(0));
+    if (length > (await handle.stat()).size - 8) throw corrupt(path, 'header length exceeds the file');
+    const { buffer } = await handle.read(Buffer.alloc(length), 0, length, 8);
+    let header: { __metadata__?: Record<string, string> };
+    try {
+      header = JSON.parse(buffer.toString('utf8'));
+    } catch {
+      throw corrupt(path, 'header is not JSON');
+    }
+    return header.__metadata__ ?? {};
+  } finally {
+    await handle.close();
+  }
+}

@@ -6,6 +6,8 @@ import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TorchEditError } from '../errors.js';
 import type { RecommendedSettings } from '../options/defaults.js';
+import { checkValue, limitsOf, rangeText } from '../options/resolve.js';
+import { defaultsPath, groupNames, optionSchema, type DefaultsKey, type Kind, type Limits, type OptionSpec } from '../options/schema.js';
 import { isPlainObject } from '../options/validate.js';
 
 export interface SchedulerConfig {
@@ -40,9 +42,12 @@ export interface BundleConfig {
   textEncoder: TextEncoderConfig;
   dtype: 'float32' | 'float16' | 'bfloat16';
   exportedWith?: { torch?: string };
-  /** Settings the bundle recommends for itself, replacing the library's defaults for it (lib/options/defaults.ts). */
+  /** Settings the bundle recommends for itself, replacing the library's defaults for it (lib/options/schema.ts). */
   recommended?: RecommendedSettings;
 }
+
+/** The dtypes a bundle's weights may have (and loadModel may cast them to). */
+export const BUNDLE_DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 
 /** The files of a bundle besides model.json. */
 export const bundleFiles = ['text_encoder.pt', 'unet.pt', 'vae_encoder.pt', 'vae_decoder.pt', 'tokenizer/vocab.json', 'tokenizer/merges.txt'];
@@ -53,6 +58,19 @@ function configError(dir: string, field: string, expected: string, actual: unkno
 
 /** Reads and validates `<dir>/model.json` and checks that every bundle file exists. */
 export async function readBundleConfig(dir: string): Promise<BundleConfig> {
+  const config = await readModelJson(dir);
+  for (const name of bundleFiles) {
+    try {
+      await access(join(dir, name));
+    } catch (error) {
+      throw new TorchEditError('ERR_MODEL_NOT_FOUND', `The bundle ${dir} lacks ${name}`, { cause: error });
+    }
+  }
+  return config;
+}
+
+/** Reads and validates `<dir>/model.json` alone (the CLI checks options against it before loading anything). */
+export async function readModelJson(dir: string): Promise<BundleConfig> {
   const file = join(dir, 'model.json');
   let text: string;
   try {
@@ -67,15 +85,7 @@ export async function readBundleConfig(dir: string): Promise<BundleConfig> {
     throw new TorchEditError('ERR_MODEL_CONFIG', `${file} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   if (!isPlainObject(json)) throw configError(dir, '(root)', 'an object', json);
-  const config = validate(dir, json);
-  for (const name of bundleFiles) {
-    try {
-      await access(join(dir, name));
-    } catch (error) {
-      throw new TorchEditError('ERR_MODEL_NOT_FOUND', `The bundle ${dir} lacks ${name}`, { cause: error });
-    }
-  }
-  return config;
+  return validate(dir, json);
 }
 
 function validate(dir: string, json: Record<string, unknown>): BundleConfig {
@@ -111,7 +121,7 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
   const betaEnd = num(s, 'betaEnd', 'scheduler.', 0, 1);
   if (betaEnd < betaStart) throw configError(dir, 'scheduler.betaEnd', `a number ≥ betaStart (${betaStart})`, betaEnd);
   const exportedWith = isPlainObject(json.exportedWith) ? { torch: typeof json.exportedWith.torch === 'string' ? json.exportedWith.torch : undefined } : undefined;
-  return {
+  const config: BundleConfig = {
     format: 'torchedit-bundle',
     formatVersion: 1,
     name: typeof json.name === 'string' ? json.name : 'unnamed',
@@ -136,42 +146,46 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
       eosTokenId: int(t, 'eosTokenId', 'textEncoder.', 0, 1 << 24),
       padTokenId: int(t, 'padTokenId', 'textEncoder.', 0, 1 << 24),
     },
-    dtype: choice(json, 'dtype', '', ['float32', 'float16', 'bfloat16'] as const, 'float32'),
+    dtype: choice(json, 'dtype', '', BUNDLE_DTYPES, 'float32'),
     exportedWith,
-    ...(json.recommended === undefined ? {} : { recommended: recommended(dir, json.recommended) }),
   };
+  if (json.recommended !== undefined) config.recommended = recommended(dir, json.recommended, limitsOf(config));
+  return config;
 }
 
-/** model.json `recommended`: every group and field optional; each value checked like the option it stands for. */
-function recommended(dir: string, value: unknown): RecommendedSettings {
+/**
+ * model.json `recommended`: every group and field optional; each value checked as the option it
+ * replaces the default of (lib/options/schema.ts), with the bounds this model.json sets.
+ */
+function recommended(dir: string, value: unknown, limits: Limits): RecommendedSettings {
   if (!isPlainObject(value)) throw configError(dir, 'recommended', 'an object', value);
-  type Check = (v: unknown) => boolean;
-  const number = (min: number, max: number): Check => (v) => typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max;
-  const integer = (min: number, max: number): Check => (v) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
-  const stage: Check = (v) => isPlainObject(v) && integer(1, 1_000_000)(v.steps) && number(Number.MIN_VALUE, 1)(v.lr);
-  const schema: Record<string, Record<string, [Check, string]>> = {
-    textToImage: { steps: [integer(1, 100000), 'an integer ≥ 1'], guidanceScale: [number(0, 1000), 'a number in [0, 1000]'] },
-    inversion: { steps: [integer(1, 100000), 'an integer ≥ 1'], sourceGuidanceScale: [number(0, 1000), 'a number in [0, 1000]'] },
-    edit: {
-      guidanceScale: [number(0, 1000), 'a number in [0, 1000]'],
-      skipFraction: [(v) => typeof v === 'number' && v > 0 && v < 1, 'a fraction in (0, 1)'],
-      maskMode: [(v) => v === 'channel' || v === 'sum', "'channel' or 'sum'"],
-    },
-    concept: { scale: [number(0, 1000), 'a number in [0, 1000]'], warmup: [integer(0, 100000), 'an integer ≥ 0'], threshold: [(v) => typeof v === 'number' && v >= 0 && v < 1, 'a number in [0, 1)'] },
-    imagic: { embedding: [stage, 'an object { steps, lr }'], finetune: [stage, 'an object { steps, lr }'] },
-    imagicGenerate: { eta: [number(-10, 10), 'a number in [-10, 10]'], steps: [integer(1, 100000), 'an integer ≥ 1'], guidanceScale: [number(0, 1000), 'a number in [0, 1000]'] },
-  };
+  const groups = new Map(groupNames.map((g) => [optionSchema[g].defaultsKey, optionSchema[g].options.filter((o) => o.recommended)] as const));
   for (const [group, fields] of Object.entries(value)) {
-    const known = schema[group];
-    if (!known) throw configError(dir, `recommended.${group}`, `one of the groups ${Object.keys(schema).join(', ')}`, group);
-    if (!isPlainObject(fields)) throw configError(dir, `recommended.${group}`, 'an object', fields);
-    for (const [key, v] of Object.entries(fields)) {
-      const rule = known[key];
-      if (!rule) throw configError(dir, `recommended.${group}.${key}`, `one of the fields ${Object.keys(known).join(', ')}`, key);
-      if (!rule[0](v)) throw configError(dir, `recommended.${group}.${key}`, rule[1], v);
-    }
+    const specs = groups.get(group as DefaultsKey);
+    if (!specs) throw configError(dir, `recommended.${group}`, `one of the groups ${[...groups.keys()].join(', ')}`, group);
+    checkFields(dir, `recommended.${group}`, fields, specs.map((spec) => [defaultsPath(spec), spec] as const), limits);
   }
   return value as RecommendedSettings;
+}
+
+/** Checks the object at `field` against the options whose key paths start there. */
+function checkFields(dir: string, field: string, fields: unknown, specs: readonly (readonly [string[], OptionSpec])[], limits: Limits): void {
+  if (!isPlainObject(fields)) throw configError(dir, field, 'an object', fields);
+  const keys = [...new Set(specs.map(([path]) => path[0]))];
+  for (const [key, v] of Object.entries(fields)) {
+    const here = specs.filter(([path]) => path[0] === key);
+    if (here.length === 0) throw configError(dir, `${field}.${key}`, `one of the fields ${keys.join(', ')}`, key);
+    const leaf = here.find(([path]) => path.length === 1);
+    if (!leaf) {
+      checkFields(dir, `${field}.${key}`, v, here.map(([path, spec]) => [path.slice(1), spec] as const), limits);
+      continue;
+    }
+    const spec = leaf[1];
+    // skip is recommended as a fraction of the inversion's steps (the count depends on them)
+    const kind: Kind = spec.kind.type === 'skip' ? { type: 'number', min: 0, max: 1, minExclusive: true, maxExclusive: true } : spec.kind;
+    const checked = checkValue(kind, v, limits);
+    if (!checked.ok) throw configError(dir, `${field}.${key}`, rangeText(kind, limits), v);
+  }
 }
 
 /** Compares dotted versions numerically ("1.13.0a0" ≈ 1.13.0): negative when a < b. */

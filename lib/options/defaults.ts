@@ -1,78 +1,89 @@
-/** Every default value of the public options, defined once (doc comments in the option types repeat them). */
-export const textToImageDefaults = {
-  negativePrompt: '',
-  steps: 50,
-  guidanceScale: 7.5,
-  eta: 0,
-} as const;
+/**
+ * The defaults in force for a model: the library's (declared in lib/options/schema.ts, nowhere
+ * else), replaced by what the model's model.json `recommended` says, and an option the caller
+ * passes still wins. The library's defaults are Stable Diffusion's; a small model such as the
+ * shipped shapes-64 edits best with other values (eval/RESULTS.md).
+ *
+ * The two interfaces below only name and type the fields; a test checks them against the schema.
+ */
+import type { ResizeMode } from '../image/read.js';
+import { defaultsPath, groupNames, hasValueDefault, optionSchema, type DefaultsKey, type OptionSpec } from './schema.js';
 
-/** LEDITS inversion (demo defaults of Tsaban & Passos; ALGORITHMS.md §3). */
-export const inversionDefaults = {
-  sourcePrompt: '',
-  sourceGuidanceScale: 3.5,
-  steps: 100,
-  eta: 1,
-} as const;
-
-/** LEDITS edit: target-prompt CFG and where the replay starts. */
-export const editDefaults = {
-  guidanceScale: 15,
-  /** Share of the inversion's steps not replayed: 36 of 100 (DDPM-inversion demo). */
-  skipFraction: 0.36,
-  momentumScale: 0.3,
-  momentumBeta: 0.6,
-  maskMode: 'channel',
-} as const;
-
-/** One SEGA concept (LEDITS demo values, tuned for DDPM-inversion edits; SEGA's own are 5, 10, 0.9). */
-export const conceptDefaults = {
-  scale: 7,
-  remove: false,
-  warmup: 2,
-  threshold: 0.95,
-  weight: 1,
-} as const;
-
-/** Imagic (paper's Stable Diffusion settings, arXiv:2210.09276 §4; ALGORITHMS.md §4). */
-export const imagicDefaults = {
-  embedding: { steps: 1000, lr: 2e-3 },
-  finetune: { steps: 1500, lr: 5e-7 },
-} as const;
-
-/** Imagic stage C sampling. */
-export const imagicGenerateDefaults = {
-  eta: 0.7,
-  steps: 50,
-  guidanceScale: 7.5,
-} as const;
+/** Every option default of a model (`model.defaults`), grouped as model.json `recommended` is. */
+export interface ModelDefaults {
+  textToImage: { negativePrompt: string; steps: number; guidanceScale: number; eta: number; batchSize: number };
+  inversion: { sourcePrompt: string; sourceGuidanceScale: number; steps: number; eta: number; resize: ResizeMode };
+  /** `skipFraction`: the default `skip`, a fraction of the inversion's steps. */
+  edit: { targetPrompt: string; guidanceScale: number; skipFraction: number; momentumScale: number; momentumBeta: number; maskMode: 'channel' | 'sum' };
+  concept: { scale: number; remove: boolean; warmup: number; threshold: number; weight: number };
+  imagic: { embedding: { steps: number; lr: number }; finetune: { steps: number; lr: number }; resize: ResizeMode };
+  imagicGenerate: { eta: number; steps: number; guidanceScale: number };
+}
 
 /**
  * Settings a bundle recommends for itself (model.json `recommended`, BUNDLE.md): they replace the
- * library's defaults above for that model, and an option the caller passes still wins. The
- * library's defaults are Stable Diffusion's; a small model such as the shipped shapes-64 edits
- * best with other values (eval/RESULTS.md).
+ * library's defaults for that model. Every group and field is optional; each value is checked at
+ * load like the option it stands for.
  */
 export interface RecommendedSettings {
   textToImage?: { steps?: number; guidanceScale?: number };
   inversion?: { steps?: number; sourceGuidanceScale?: number };
-  /** `skip` here is a fraction of the inversion's steps in (0, 1). */
+  /** `skipFraction` is a fraction of the inversion's steps in (0, 1). */
   edit?: { guidanceScale?: number; skipFraction?: number; maskMode?: 'channel' | 'sum' };
   concept?: { scale?: number; warmup?: number; threshold?: number };
-  imagic?: { embedding?: { steps: number; lr: number }; finetune?: { steps: number; lr: number } };
+  imagic?: { embedding?: { steps?: number; lr?: number }; finetune?: { steps?: number; lr?: number } };
   imagicGenerate?: { eta?: number; steps?: number; guidanceScale?: number };
 }
 
-/** The defaults in force for a model: the library's, overridden by what its bundle recommends. */
-export function defaultsFor(recommended: RecommendedSettings | undefined) {
-  const r = recommended ?? {};
-  return {
-    textToImage: { ...textToImageDefaults, ...r.textToImage },
-    inversion: { ...inversionDefaults, ...r.inversion },
-    edit: { ...editDefaults, ...r.edit },
-    concept: { ...conceptDefaults, ...r.concept },
-    imagic: { ...imagicDefaults, ...r.imagic },
-    imagicGenerate: { ...imagicGenerateDefaults, ...r.imagicGenerate },
-  };
+type Tree = Record<string, unknown>;
+
+export function getPath(tree: unknown, path: readonly string[]): unknown {
+  let node = tree;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Tree)[key];
+  }
+  return node;
 }
 
-export type ModelDefaults = ReturnType<typeof defaultsFor>;
+export function setPath(tree: Tree, path: readonly string[], value: unknown): void {
+  let node = tree;
+  for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Tree;
+  node[path[path.length - 1]] = value;
+}
+
+function freeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) freeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Each option of the schema with a value default, with its group's key. */
+function* defaultedOptions(): Generator<[DefaultsKey, OptionSpec]> {
+  for (const group of groupNames) {
+    for (const spec of optionSchema[group].options) if (hasValueDefault(spec)) yield [optionSchema[group].defaultsKey, spec];
+  }
+}
+
+/** The defaults in force for a model: the library's, each replaced where its bundle recommends another value. */
+export function defaultsFor(recommended: RecommendedSettings | undefined): ModelDefaults {
+  const out: Tree = {};
+  for (const [key, spec] of defaultedOptions()) {
+    const path = defaultsPath(spec);
+    const chosen = getPath(recommended?.[key], path);
+    setPath(out, [key, ...path], spec.recommended && chosen !== undefined ? chosen : spec.default);
+  }
+  return out as unknown as ModelDefaults;
+}
+
+/** The library's own defaults (no model's recommendations). */
+export const libraryDefaults: ModelDefaults = freeze(defaultsFor(undefined));
+
+export const textToImageDefaults = libraryDefaults.textToImage;
+export const inversionDefaults = libraryDefaults.inversion;
+export const editDefaults = libraryDefaults.edit;
+export const conceptDefaults = libraryDefaults.concept;
+export const imagicDefaults = libraryDefaults.imagic;
+export const imagicGenerateDefaults = libraryDefaults.imagicGenerate;

@@ -1,6 +1,8 @@
 /**
  * Small predicates for option validation (after sharp's lib/is.mjs). Every check throws the
  * same way: "Expected <what> for <name> but received <value>" with code ERR_INVALID_OPTION.
+ * The `…Text` functions are the one wording of each range, shared with the option schema's
+ * validation (lib/options/resolve.ts) and its generated docs.
  */
 import { invalidOption } from '../errors.js';
 
@@ -8,21 +10,45 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+export function integerText(min: number | string, max: number | string): string {
+  return `integer between ${min} and ${max}`;
+}
+
+export function numberText(min: number, max: number | string, opts: { minExclusive?: boolean; maxExclusive?: boolean } = {}): string {
+  return `number in ${opts.minExclusive ? '(' : '['}${min}, ${max}${opts.maxExclusive ? ')' : ']'}`;
+}
+
+export function oneOfText(allowed: readonly string[]): string {
+  return `one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
+}
+
+export const SEED_TEXT = 'non-negative integer seed';
+
+export function isIntegerIn(value: unknown, min: number, max: number): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
+}
+
+export function isNumberIn(value: unknown, min: number, max: number, opts: { minExclusive?: boolean; maxExclusive?: boolean } = {}): value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) return false;
+  const lowOk = opts.minExclusive ? value > min : value >= min;
+  const highOk = opts.maxExclusive ? value < max : value <= max;
+  return lowOk && highOk;
+}
+
+/** A seed as a bigint, or undefined when `value` is not one: a non-negative safe integer or a bigint in [0, 2^64). */
+export function toSeed(value: unknown): bigint | undefined {
+  if (typeof value === 'bigint' && value >= 0n && value < 1n << 64n) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  return undefined;
+}
+
 export function integerIn(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(name, `integer between ${min} and ${max}`, value);
-  }
+  if (!isIntegerIn(value, min, max)) throw invalidOption(name, integerText(min, max), value);
   return value;
 }
 
 export function numberIn(name: string, value: unknown, min: number, max: number, opts: { minExclusive?: boolean; maxExclusive?: boolean } = {}): number {
-  const lowOk = opts.minExclusive ? (value as number) > min : (value as number) >= min;
-  const highOk = opts.maxExclusive ? (value as number) < max : (value as number) <= max;
-  if (typeof value !== 'number' || !Number.isFinite(value) || !lowOk || !highOk) {
-    const low = opts.minExclusive ? `(${min}` : `[${min}`;
-    const high = opts.maxExclusive ? `${max})` : `${max}]`;
-    throw invalidOption(name, `number in ${low}, ${high}`, value);
-  }
+  if (!isNumberIn(value, min, max, opts)) throw invalidOption(name, numberText(min, max, opts), value);
   return value;
 }
 
@@ -32,17 +58,15 @@ export function nonEmptyString(name: string, value: unknown): string {
 }
 
 export function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !allowed.includes(value as T)) {
-    throw invalidOption(name, `one of ${allowed.map((a) => `'${a}'`).join(', ')}`, value);
-  }
+  if (typeof value !== 'string' || !allowed.includes(value as T)) throw invalidOption(name, oneOfText(allowed), value);
   return value as T;
 }
 
 /** A seed: a non-negative safe integer or a bigint in [0, 2^64). */
 export function seed(name: string, value: unknown): bigint {
-  if (typeof value === 'bigint' && value >= 0n && value < 1n << 64n) return value;
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
-  throw invalidOption(name, 'non-negative integer seed', value);
+  const parsed = toSeed(value);
+  if (parsed === undefined) throw invalidOption(name, SEED_TEXT, value);
+  return parsed;
 }
 
 export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {

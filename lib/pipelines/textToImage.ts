@@ -2,11 +2,9 @@
  * Text-to-image: DDIM sampling with classifier-free guidance. The loop runs natively in one job
  * (native/core/pipelines/text_to_image.cc); this file validates options and decodes the result.
  */
-import { randomBytes } from 'node:crypto';
-import { checkImageSize } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import type { StableDiffusionModel } from '../model/model.js';
-import { integerIn, numberIn, seed as seedOption } from '../options/validate.js';
+import { contextOf, validateTextToImageOptions } from '../options/resolve.js';
 import { Tensor } from '../tensor.js';
 import { GenerationResult, toImages } from './result.js';
 
@@ -29,22 +27,9 @@ export interface TextToImageOptions extends JobOptions {
   batchSize?: number;
 }
 
-export function randomSeed(): bigint {
-  return randomBytes(8).readBigUInt64LE() >> 1n;
-}
-
 export async function textToImage(model: StableDiffusionModel, prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
-  const d = model.defaults.textToImage;
-  const steps = integerIn('steps', options.steps ?? d.steps, 1, model.config.scheduler.numTrainTimesteps);
-  const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
-  const eta = numberIn('eta', options.eta ?? d.eta, 0, 1);
-  const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
-  const width = options.width ?? model.imageSize;
-  const height = options.height ?? model.imageSize;
-  checkImageSize(width, height, model.sizeMultiple);
-  const batchSize = integerIn('batchSize', options.batchSize ?? 1, 1, 64);
+  const { negativePrompt, steps, guidanceScale, eta, seed, width, height, batchSize } = validateTextToImageOptions(options, contextOf(model));
   if (typeof prompt !== 'string') throw new TypeError('prompt must be a string');
-  const negativePrompt = options.negativePrompt ?? d.negativePrompt;
 
   const context = await model.encodePrompt(Array(batchSize).fill(prompt));
   const unconditional = await model.encodePrompt(negativePrompt);

@@ -3,7 +3,7 @@
 // shipped default model may not exist in a checkout.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -68,7 +68,7 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('--help of the program lists the commands; of each command, its options and the library defaults', async () => {
+  test('--help of the program lists the commands; of each command, its options and the defaults of a model that recommends none: the library\'s', async () => {
     const root = await cli(['--help']);
     assert.equal(root.code, 0);
     for (const name of ['generate', 'invert', 'edit', 'info', '--model', '--device', '--threads', '--json', '--quiet']) assert.ok(root.stdout.includes(name), name);
@@ -82,7 +82,7 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
         '--source-prompt', '--steps', '--seed', '--save-inversion', '--out', `(default: ${editDefaults.guidanceScale})`, `(default: ${editDefaults.momentumBeta})`],
       info: ['--model', '--device', '--json'],
     };
-    const runs = await Promise.all(Object.keys(expected).map((command) => cli([command, '--help'])));
+    const runs = await Promise.all(Object.keys(expected).map((command) => cli([command, '--help', '--model', model])));
     Object.entries(expected).forEach(([command, options], i) => {
       const run = runs[i];
       assert.equal(run.code, 0, `${command} --help exit code`);
@@ -198,6 +198,37 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     cases.forEach(([, code, mention], i) => assertBadInput(runs[i], code, mention));
     assert.ok(!existsSync(out));
+  });
+
+  test('options are checked against model.json before the model loads; --help shows the chosen model\'s defaults', async () => {
+    // A bundle folder with model.json alone: a bad option must be reported before its missing module files are.
+    const partial = join(dir, 'model-json-only');
+    mkdirSync(partial, { recursive: true });
+    const json = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8'));
+    writeFileSync(join(partial, 'model.json'), JSON.stringify({ ...json, recommended: { edit: { guidanceScale: 5 }, imagicGenerate: { eta: 1.2 } } }));
+    const out = join(dir, 'never.png');
+    const cases: [string[], string][] = [
+      [['generate', 'x', '--steps', '0', '--out', out], 'for --steps'],
+      [['generate', 'x', '--width', '100', '--out', out], '--width to be a multiple of 64'],
+      [['invert', photo, '--eta', '0', '--out', join(dir, 'never.safetensors')], 'for --eta'],
+      [['edit', photo, '--steps', '10', '--skip', '12', '--out', out], 'between 0 and 9 for --skip'],
+      // the saved inversion of the test above has 5 steps, read from its header
+      [['edit', '--inversion', join(dir, 'photo.inversion.safetensors'), '--skip', '5', '--out', out], 'between 0 and 4 for --skip'],
+      [['edit', photo, '--concept', '+blue', '--concept', '-red:threshold=1', '--out', out], 'for threshold of --concept #2'],
+      [['imagic', photo, '--target', 'x', '--eta', '0.5', '--eta', '11', '--out', out], 'for --eta #2'],
+      [['imagic', photo, '--target', 'x', '--sample-seed', '1', '--embedding-lr', '2', '--out', out], 'for --embedding-lr'],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli([...args, '--model', partial])));
+    cases.forEach(([, mention], i) => assertBadInput(runs[i], 'ERR_INVALID_OPTION', mention));
+    // Valid options get as far as loading the model, which lacks its files.
+    assertBadInput(await cli(['generate', 'x', '--steps', '2', '--model', partial, '--out', out]), 'ERR_MODEL_NOT_FOUND', 'lacks');
+    assert.ok(!existsSync(out));
+
+    const [edit, imagic] = await Promise.all([cli(['edit', '--help', '--model', partial]), cli(['--model', partial, 'imagic', '--help'])]);
+    const text = (run: Run) => run.stdout.replace(/\s+/g, ' ');
+    assert.ok(text(edit).includes("(default: 5, from the model's model.json; library default 15)"), edit.stdout);
+    assert.ok(text(edit).includes('(default: 0.6)'), 'momentumBeta is not recommended: the library default');
+    assert.ok(text(imagic).includes("(default: 1.2, from the model's model.json; library default 0.7)"), imagic.stdout);
   });
 
   test('Ctrl-C aborts the running job and exits 130', async () => {

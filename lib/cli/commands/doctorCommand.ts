@@ -8,10 +8,10 @@
  */
 import { Command } from 'commander';
 import { TorchEditError } from '../../errors.js';
-import type { CliContext } from '../cli.js';
 import { doctorReport, type DoctorReport, type LibtorchReport } from '../doctorReport.js';
+import { globalsOf } from '../flags.js';
 
-export function registerDoctor(ctx: CliContext): Command {
+export function doctorCommand(): Command {
   return new Command('doctor')
     .description('Show the libtorch, addon, threads, BLAS, devices and default model torchedit finds, and what is wrong.')
     .addHelpText('after', `
@@ -19,7 +19,7 @@ Environment it reads: TORCHEDIT_LIBTORCH / LIBTORCH (a libtorch folder: the only
 TORCHEDIT_PYTHON (the Python whose torch to use), TORCHEDIT_ADDON (a .node to use).`)
     .action((_flags: unknown, command: Command) => {
       const report = doctorReport();
-      if (ctx.globals(command).json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      if (globalsOf(command).json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
       else process.stdout.write(formatDoctor(report));
       if (!report.load.ok) throw new TorchEditError(report.load.code, report.load.message.split('\n')[0]);
     });

@@ -1,7 +1,8 @@
 /** `torchedit info`: the bundle's model.json summary, parameter counts, device and the libtorch runtime. */
 import { Command } from 'commander';
 import { runtimeInfo } from '../../runtime.js';
-import type { CliContext } from '../cli.js';
+import { report, round } from '../output.js';
+import { withModel } from '../session.js';
 
 /** 1234567 → "1.23M". */
 function count(n: number): string {
@@ -11,14 +12,14 @@ function count(n: number): string {
   return String(n);
 }
 
-export function registerInfo(ctx: CliContext): Command {
+export function infoCommand(): Command {
   return new Command('info')
     .description("Load a model bundle and print its summary: sizes, prediction type, scheduler, parameter counts, device, dtype, libtorch.")
     .addHelpText('after', `
 Example:
   torchedit info --model ./sd15-bundle --json`)
     .action(async (_flags: unknown, command: Command) => {
-      await ctx.run(command, {}, async (session) => {
+      await withModel(command, async (session) => {
         const { model } = session;
         const c = model.config;
         const modules = model.modules();
@@ -53,7 +54,7 @@ Example:
           device: model.device,
           dtype: model.dtype,
           runtime,
-          loadSeconds: Math.round(session.loadSeconds * 1000) / 1000,
+          loadSeconds: round(session.loadSeconds),
         };
         const s = c.scheduler;
         const t = c.textEncoder;
@@ -76,7 +77,7 @@ Example:
           rows.push([`defaults: ${group}`, Object.entries(fields as object).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')]);
         }
         const width = Math.max(...rows.map(([k]) => k.length));
-        session.report(info, rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'), { essential: true });
+        report(command, info, rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'), { essential: true });
       });
     });
 }

@@ -5,7 +5,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { native } from '../../binding.js';
-import { TorchEditError } from '../../errors.js';
 import { checkImageSize } from '../../image/read.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor } from '../../io/safetensors.js';
@@ -13,10 +12,9 @@ import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Device } from '../../device.js';
 import { loadModule, type Module } from '../../module.js';
-import { integerIn, numberIn, seed as seedOption } from '../../options/validate.js';
+import { contextOf, validateImagicGenerateOptions, validateImagicSweepOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
 import { GenerationResult, toImages } from '../result.js';
-import { randomSeed } from '../textToImage.js';
 
 export interface ImagicSettings {
   targetPrompt: string;
@@ -66,17 +64,13 @@ export class ImagicResult implements Disposable {
 
   /** Samples with ē = η·e_tgt + (1−η)·e_opt and the fine-tuned UNet (stage C). */
   async generate(options: ImagicGenerateOptions = {}): Promise<GenerationResult> {
-    return (await this.sweep({ ...options, etas: [options.eta ?? this.model.defaults.imagicGenerate.eta] }))[0];
+    const { eta, ...rest } = validateImagicGenerateOptions(options, contextOf(this.model));
+    return (await this.sweep({ ...options, ...rest, etas: [eta] }))[0];
   }
 
   /** One image per η with the same seed, reusing the fine-tuned UNet and the prompt states. */
   async sweep(options: Omit<ImagicGenerateOptions, 'eta'> & { etas: number[] }): Promise<GenerationResult[]> {
-    const d = this.model.defaults.imagicGenerate;
-    if (!Array.isArray(options?.etas) || options.etas.length === 0) throw new TorchEditError('ERR_INVALID_OPTION', 'Expected a non-empty array of numbers for etas');
-    const etas = options.etas.map((eta, i) => numberIn(`etas[${i}]`, eta, -10, 10));
-    const steps = integerIn('steps', options.steps ?? d.steps, 1, this.model.config.scheduler.numTrainTimesteps);
-    const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
-    const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
+    const { etas, steps, guidanceScale, seed } = validateImagicSweepOptions(options, contextOf(this.model));
     const { width, height } = this.settings;
     checkImageSize(width, height, this.model.sizeMultiple);
     const scale = this.model.config.vaeScaleFactor;

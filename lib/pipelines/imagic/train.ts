@@ -4,14 +4,13 @@
  * (native/core/edit/imagic_trainer.cc); only progress crosses into JavaScript.
  */
 import { native } from '../../binding.js';
-import { invalidOption } from '../../errors.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import { Module } from '../../module.js';
-import { integerIn, isPlainObject, nonEmptyString, numberIn, seed as seedOption } from '../../options/validate.js';
+import { contextOf, validateImagicOptions } from '../../options/resolve.js';
+import { nonEmptyString } from '../../options/validate.js';
 import { Tensor } from '../../tensor.js';
-import { randomSeed } from '../textToImage.js';
 import { ImagicResult } from './result.js';
 
 export interface ImagicStageOptions {
@@ -36,23 +35,11 @@ export interface ImagicOptions extends JobOptions {
   resize?: ResizeMode;
 }
 
-function stage(name: string, value: unknown, defaults: { steps: number; lr: number }) {
-  if (value !== undefined && !isPlainObject(value)) throw invalidOption(name, 'object { steps, lr }', value);
-  const v = (value ?? {}) as ImagicStageOptions;
-  return {
-    steps: integerIn(`${name}.steps`, v.steps ?? defaults.steps, 1, 1_000_000),
-    lr: numberIn(`${name}.lr`, v.lr ?? defaults.lr, 0, 1, { minExclusive: true }),
-  };
-}
-
 export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
-  const d = model.defaults.imagic;
-  const embedding = stage('embedding', options.embedding, d.embedding);
-  const finetune = stage('finetune', options.finetune, d.finetune);
-  const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
+  const { embedding, finetune, seed, width, height, resize } = validateImagicOptions(options, contextOf(model));
 
-  const x0 = await model.encodeImage(image, { width: options.width, height: options.height, resize: options.resize, signal: options.signal });
+  const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
   const target = await model.encodePrompt(prompt);
   const handle = model.native;
   try {

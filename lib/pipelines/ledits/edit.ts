@@ -4,10 +4,8 @@
  * natively (native/core/edit/ledits.cc, semantic_guidance.cc); this file validates and packages.
  */
 import { native } from '../../binding.js';
-import { invalidOption } from '../../errors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
-import type { ModelDefaults } from '../../options/defaults.js';
-import { integerIn, isPlainObject, nonEmptyString, numberIn, oneOf } from '../../options/validate.js';
+import { contextOf, validateEditOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
 import { GenerationResult, toImages } from '../result.js';
 import type { Inversion } from './inversion.js';
@@ -31,15 +29,15 @@ export interface EditConcept {
 }
 
 export interface EditOptions extends JobOptions {
-  /** A prompt describing the wanted image; omit (or `''`) for concepts-only edits. */
+  /** A prompt describing the wanted image. Defaults to `''`: none, a concepts-only edit. */
   targetPrompt?: string;
   /** CFG scale of the target prompt. Defaults to `15`. */
   guidanceScale?: number;
   /**
    * Inversion steps not replayed: the edit starts from the noisy latent after `skip` steps. An
    * integer count (DDPM-inversion style, `36` of 100), or a fraction in (0, 1) of the inversion's
-   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to 36% of the
-   * inversion's steps: `36` for the default 100.
+   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to `0.36` of the
+   * inversion's steps: 36 for the default 100.
    */
   skip?: number;
   /** SEGA concepts, each added or removed. Defaults to none. */
@@ -52,40 +50,10 @@ export interface EditOptions extends JobOptions {
   maskMode?: 'channel' | 'sum';
 }
 
-function concept(value: unknown, i: number, d: ModelDefaults['concept']) {
-  if (!isPlainObject(value)) throw invalidOption(`concepts[${i}]`, 'object with a prompt', value);
-  const name = (key: string) => `concepts[${i}].${key}`;
-  const remove = value.remove ?? d.remove;
-  if (typeof remove !== 'boolean') throw invalidOption(name('remove'), 'boolean', remove);
-  return {
-    prompt: nonEmptyString(name('prompt'), value.prompt),
-    scale: numberIn(name('scale'), value.scale ?? d.scale, 0, 1000),
-    remove,
-    warmup: integerIn(name('warmup'), value.warmup ?? d.warmup, 0, 100000),
-    cooldown: value.cooldown === undefined ? null : integerIn(name('cooldown'), value.cooldown, 0, 100000),
-    threshold: numberIn(name('threshold'), value.threshold ?? d.threshold, 0, 1, { maxExclusive: true }),
-    weight: numberIn(name('weight'), value.weight ?? d.weight, 0, 1000),
-  };
-}
-
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
-  const defaults = inversion.model.defaults;
-  const d = defaults.edit;
-  const steps = inversion.settings.steps;
-  const targetPrompt = options.targetPrompt ?? '';
-  if (typeof targetPrompt !== 'string') throw invalidOption('targetPrompt', 'string', targetPrompt);
-  const guidanceScale = numberIn('guidanceScale', options.guidanceScale ?? d.guidanceScale, 0, 1000);
-  const rawSkip = options.skip ?? d.skipFraction;
-  const skip = typeof rawSkip === 'number' && rawSkip > 0 && rawSkip < 1
-    ? Math.round(rawSkip * steps)
-    : integerIn('skip', rawSkip, 0, steps - 1);
-  if (skip >= steps) throw invalidOption('skip', `integer below the inversion's ${steps} steps`, rawSkip);
-  const concepts = options.concepts ?? [];
-  if (!Array.isArray(concepts)) throw invalidOption('concepts', 'array', concepts);
-  const parsed = concepts.map((c, i) => concept(c, i, defaults.concept));
-  const momentumScale = numberIn('momentumScale', options.momentumScale ?? d.momentumScale, 0, 1000);
-  const momentumBeta = numberIn('momentumBeta', options.momentumBeta ?? d.momentumBeta, 0, 1, { maxExclusive: true });
-  const maskMode = oneOf('maskMode', options.maskMode ?? d.maskMode, ['channel', 'sum'] as const);
+  const { steps, eta } = inversion.settings;
+  const { targetPrompt, guidanceScale, skip, concepts: parsed, momentumScale, momentumBeta, maskMode } =
+    validateEditOptions(options, contextOf(inversion.model, { inversionSteps: steps }));
 
   const model = inversion.model;
   const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
@@ -95,7 +63,7 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   try {
     const latents = Tensor.fromNative(await runJob((onProgress) => native().ledits.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
       t.unconditional.native, target?.native ?? null, conceptStates?.native ?? null,
-      { steps, eta: inversion.settings.eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
+      { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
     return new GenerationResult(await toImages(decoded), latents, BigInt(inversion.settings.seed));
   } finally {

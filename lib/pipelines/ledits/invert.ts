@@ -6,10 +6,8 @@ import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
-import { integerIn, numberIn, seed as seedOption } from '../../options/validate.js';
-import { invalidOption } from '../../errors.js';
+import { contextOf, validateInvertOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
-import { randomSeed } from '../textToImage.js';
 import { Inversion } from './inversion.js';
 
 export interface InvertOptions extends JobOptions {
@@ -32,15 +30,9 @@ export interface InvertOptions extends JobOptions {
 }
 
 export async function invert(model: StableDiffusionModel, image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
-  const d = model.defaults.inversion;
-  const sourcePrompt = options.sourcePrompt ?? d.sourcePrompt;
-  if (typeof sourcePrompt !== 'string') throw invalidOption('sourcePrompt', 'string', sourcePrompt);
-  const sourceGuidanceScale = numberIn('sourceGuidanceScale', options.sourceGuidanceScale ?? d.sourceGuidanceScale, 0, 1000);
-  const steps = integerIn('steps', options.steps ?? d.steps, 1, model.config.scheduler.numTrainTimesteps);
-  const eta = numberIn('eta', options.eta ?? d.eta, 0, 1, { minExclusive: true });
-  const seed = options.seed === undefined ? randomSeed() : seedOption('seed', options.seed);
+  const { sourcePrompt, sourceGuidanceScale, steps, eta, seed, width, height, resize } = validateInvertOptions(options, contextOf(model));
 
-  const x0 = await model.encodeImage(image, { width: options.width, height: options.height, resize: options.resize, signal: options.signal });
+  const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
   const unconditional = await model.encodePrompt('');
   const source = sourcePrompt === '' ? null : await model.encodePrompt(sourcePrompt);
   const handle = model.native;

@@ -1,0 +1,244 @@
+/**
+ * Every option of every pipeline, declared once: name, kind and range, library default, whether
+ * model.json `recommended` may replace that default, doc text, and CLI flag. Everything else is
+ * derived from these tables:
+ *
+ * - validation and defaults (lib/options/resolve.ts), which the pipelines call first and the CLI
+ *   calls before it loads a model;
+ * - the merged defaults of a model, `model.defaults` (lib/options/defaults.ts);
+ * - the checks of model.json `recommended` (lib/model/config.ts);
+ * - the CLI's flags and their `--help` (lib/cli/flags.ts);
+ * - the option tables of docs/options.md and README.md (lib/options/docs.ts, `npm run docs:options`).
+ *
+ * The exported option interfaces (TextToImageOptions, …) keep hand-written doc comments; a test
+ * checks that the defaults they state are the ones declared here.
+ */
+
+/** Bounds only the model or the inversion knows; a bound not known yet is not checked. */
+export interface Limits {
+  /** model.json `scheduler.numTrainTimesteps`: the most steps a schedule can take. */
+  numTrainTimesteps?: number;
+  /** Steps of the inversion an edit replays (an edit's `skip` must be below it). */
+  inversionSteps?: number;
+  /** Image sides must be multiples of this: 8 × vaeScaleFactor. */
+  sizeMultiple?: number;
+  /** The model's image side (sampleSize × vaeScaleFactor), the default width and height. */
+  imageSize?: number;
+}
+
+/** A bound given by a limit, e.g. `{ limit: 'numTrainTimesteps' }`; `minus` is subtracted from it. */
+export interface LimitBound {
+  limit: 'numTrainTimesteps' | 'inversionSteps';
+  minus?: number;
+}
+
+export type Bound = number | LimitBound;
+
+export type Kind =
+  | { type: 'integer'; min: number; max: Bound }
+  | { type: 'number'; min: number; max: number; minExclusive?: boolean; maxExclusive?: boolean }
+  /** Any string; `nonEmpty` rejects `''`. */
+  | { type: 'string'; nonEmpty?: boolean }
+  | { type: 'boolean' }
+  | { type: 'enum'; values: readonly string[] }
+  /** A non-negative safe integer or a bigint below 2^64; unset draws a random seed. */
+  | { type: 'seed' }
+  /** An image side in pixels: a positive integer, a multiple of `sizeMultiple`; unset is the model's size. */
+  | { type: 'imageSide' }
+  /** LEDITS skip: an integer count below the inversion's steps, or a fraction in (0, 1) of them. */
+  | { type: 'skip' }
+  /** An array of objects, each validated by the group `of`. */
+  | { type: 'list'; of: GroupName; item: string };
+
+export type Value = number | string | boolean;
+
+export interface OptionSpec {
+  /** Path in the options object: `'steps'`, or `'embedding.lr'` for a nested one. */
+  readonly name: string;
+  readonly kind: Kind;
+  /**
+   * The library's default. `null`: no value, `defaultText` says what happens (a random seed, the
+   * model's size, never). `undefined` with `required`: the caller must give it.
+   */
+  readonly default: Value | readonly [] | null | undefined;
+  /** Shown for the default, in place of the value (with `null`) or after it. */
+  readonly defaultText?: string;
+  readonly required?: boolean;
+  /**
+   * model.json `recommended` may replace the default, under this key of the group (`true`: the
+   * option's own name). The default is also `model.defaults[group][key]`.
+   */
+  readonly recommended?: true | string;
+  /** One line for tables and --help (markdown backticks allowed). */
+  readonly doc: string;
+  /** The equivalent parameter of diffusers, for the docs. */
+  readonly diffusers?: string;
+  /** The CLI flag and its value placeholder; concept settings are `key=value` inside --concept. */
+  readonly flag?: string;
+  readonly value?: string;
+  /** The flag may be given several times (values collected in order). */
+  readonly repeatable?: boolean;
+}
+
+export interface GroupSpec {
+  /** The call the options belong to, for docs. */
+  readonly call: string;
+  /** The group's key in model.json `recommended` and in `model.defaults`. */
+  readonly defaultsKey: DefaultsKey;
+  readonly options: readonly OptionSpec[];
+}
+
+export type GroupName = 'textToImage' | 'invert' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate';
+export type DefaultsKey = 'textToImage' | 'inversion' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate';
+
+const TRAIN_STEPS: LimitBound = { limit: 'numTrainTimesteps' };
+const CFG: Kind = { type: 'number', min: 0, max: 1000 };
+const RESIZE: Kind = { type: 'enum', values: ['cover', 'contain', 'fill'] };
+
+const width: OptionSpec = {
+  name: 'width', kind: { type: 'imageSide' }, default: null, defaultText: "the model's size",
+  doc: 'image width in pixels', flag: '--width', value: '<px>',
+};
+const height: OptionSpec = {
+  name: 'height', kind: { type: 'imageSide' }, default: null, defaultText: "the model's size",
+  doc: 'image height in pixels', flag: '--height', value: '<px>',
+};
+const resize: OptionSpec = {
+  name: 'resize', kind: RESIZE, default: 'cover',
+  doc: 'how the image is fitted: `cover` (center crop), `contain` (pad) or `fill` (stretch)', flag: '--resize', value: '<mode>',
+};
+
+export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
+  textToImage: {
+    call: 'model.generate(prompt, options)',
+    defaultsKey: 'textToImage',
+    options: [
+      { name: 'negativePrompt', kind: { type: 'string' }, default: '', doc: 'what to steer away from: the unconditional prompt of classifier-free guidance',
+        diffusers: 'negative_prompt', flag: '--negative', value: '<prompt>' },
+      { name: 'steps', kind: { type: 'integer', min: 1, max: TRAIN_STEPS }, default: 50, recommended: true,
+        doc: 'DDIM denoising steps ("leading" spacing with the bundle\'s stepsOffset)', diffusers: 'num_inference_steps', flag: '--steps', value: '<n>' },
+      { name: 'guidanceScale', kind: CFG, default: 7.5, recommended: true, doc: 'classifier-free guidance scale; ≤ 1 runs the conditional pass only',
+        diffusers: 'guidance_scale', flag: '--guidance', value: '<scale>' },
+      { name: 'eta', kind: { type: 'number', min: 0, max: 1 }, default: 0, doc: "DDIM η: 0 is deterministic DDIM, 1 adds DDPM's posterior noise",
+        diffusers: 'eta', flag: '--eta', value: '<eta>' },
+      { name: 'seed', kind: { type: 'seed' }, default: null, defaultText: 'random, reported',
+        doc: 'seed of the initial noise (and η-noise): `torch.Generator().manual_seed(seed)` then `randn`', flag: '--seed', value: '<n>' },
+      width,
+      height,
+      { name: 'batchSize', kind: { type: 'integer', min: 1, max: 64 }, default: 1, doc: 'images per prompt (the CLI writes `<out>-1.png` …)',
+        diffusers: 'num_images_per_prompt', flag: '--batch-size', value: '<n>' },
+    ],
+  },
+  invert: {
+    call: 'model.invert(image, options)',
+    defaultsKey: 'inversion',
+    options: [
+      { name: 'sourcePrompt', kind: { type: 'string' }, default: '', doc: 'describes the input image; guides the inversion (s_src)',
+        diffusers: 'source_prompt', flag: '--source-prompt', value: '<prompt>' },
+      { name: 'sourceGuidanceScale', kind: CFG, default: 3.5, recommended: true, doc: 'CFG scale of the source prompt; no effect without one',
+        diffusers: 'source_guidance_scale', flag: '--source-guidance', value: '<scale>' },
+      { name: 'steps', kind: { type: 'integer', min: 1, max: TRAIN_STEPS }, default: 100, recommended: true,
+        doc: 'inversion steps T (an edit replays T − skip of them)', diffusers: 'num_inversion_steps', flag: '--steps', value: '<n>' },
+      { name: 'eta', kind: { type: 'number', min: 0, max: 1, minExclusive: true }, default: 1, doc: "η of the DDPM posterior; 1 is the method's choice",
+        flag: '--eta', value: '<eta>' },
+      { name: 'seed', kind: { type: 'seed' }, default: null, defaultText: 'random, recorded',
+        doc: 'seed of the independent noise draws; the same seed gives a bit-identical inversion', flag: '--seed', value: '<n>' },
+      width,
+      height,
+      resize,
+    ],
+  },
+  edit: {
+    call: 'inversion.edit(options)',
+    defaultsKey: 'edit',
+    options: [
+      { name: 'targetPrompt', kind: { type: 'string' }, default: '', defaultText: '(concepts only)',
+        doc: 'describes the wanted image (CFG); omit for concepts-only edits', flag: '--target', value: '<prompt>' },
+      { name: 'guidanceScale', kind: CFG, default: 15, recommended: true, doc: 'CFG scale of the target prompt', flag: '--guidance', value: '<scale>' },
+      { name: 'skip', kind: { type: 'skip' }, default: 0.36, recommended: 'skipFraction', defaultText: "of the inversion's steps",
+        doc: "inversion steps not replayed: a count, or a fraction of the inversion's steps; less skip = stronger edits, less fidelity",
+        flag: '--skip', value: '<n>' },
+      { name: 'concepts', kind: { type: 'list', of: 'concept', item: 'object with a prompt' }, default: [], defaultText: 'none',
+        doc: 'SEGA concepts, each added or removed (concept options below)', flag: '--concept', value: '<spec>', repeatable: true },
+      { name: 'momentumScale', kind: CFG, default: 0.3, doc: "momentum scale s_m of SEGA's guidance", diffusers: 'edit_momentum_scale',
+        flag: '--momentum-scale', value: '<s>' },
+      { name: 'momentumBeta', kind: { type: 'number', min: 0, max: 1, maxExclusive: true }, default: 0.6, doc: "momentum β of SEGA's guidance",
+        diffusers: 'edit_mom_beta', flag: '--momentum-beta', value: '<b>' },
+      { name: 'maskMode', kind: { type: 'enum', values: ['channel', 'sum'] }, default: 'channel', recommended: true,
+        doc: 'how λ masks: `channel` (SEGA: quantile per channel) or `sum` (LEDITS++: over the channel-summed magnitude)',
+        flag: '--mask-mode', value: '<mode>' },
+    ],
+  },
+  concept: {
+    call: 'a concept of inversion.edit({ concepts })',
+    defaultsKey: 'concept',
+    // CLI: --concept "+prompt:key=value,…"; `flag` is the setting's key there.
+    options: [
+      { name: 'prompt', kind: { type: 'string', nonEmpty: true }, default: undefined, required: true,
+        doc: 'what to add (or, with `remove`, take away), e.g. `blue` (CLI: the text after the sign)' },
+      { name: 'scale', kind: CFG, default: 7, recommended: true, doc: 'guidance scale s_c', diffusers: 'edit_guidance_scale', flag: 'scale' },
+      { name: 'remove', kind: { type: 'boolean' }, default: false, doc: 'guide away from the concept instead of towards it (CLI: `-` before the prompt)',
+        diffusers: 'reverse_editing_direction' },
+      { name: 'warmup', kind: { type: 'integer', min: 0, max: 100000 }, default: 2, recommended: true,
+        doc: 'edit steps before the concept applies (counted from the first replayed step)', diffusers: 'edit_warmup_steps', flag: 'warmup' },
+      { name: 'cooldown', kind: { type: 'integer', min: 0, max: 100000 }, default: null, defaultText: 'never',
+        doc: 'edit step from which the concept stops applying', diffusers: 'edit_cooldown_steps', flag: 'cooldown' },
+      { name: 'threshold', kind: { type: 'number', min: 0, max: 1, maxExclusive: true }, default: 0.95, recommended: true,
+        doc: 'share λ of the guidance entries masked out (smallest first)', diffusers: 'edit_threshold', flag: 'threshold' },
+      { name: 'weight', kind: CFG, default: 1, doc: 'relative weight w_c among concepts', diffusers: 'edit_weights', flag: 'weight' },
+    ],
+  },
+  imagic: {
+    call: 'model.imagic(image, targetPrompt, options)',
+    defaultsKey: 'imagic',
+    options: [
+      { name: 'embedding.steps', kind: { type: 'integer', min: 1, max: 1_000_000 }, default: 1000, recommended: true,
+        doc: 'stage A, the text-embedding optimisation (UNet frozen): Adam steps', flag: '--embedding-steps', value: '<n>' },
+      { name: 'embedding.lr', kind: { type: 'number', min: 0, max: 1, minExclusive: true }, default: 2e-3, recommended: true,
+        doc: 'stage A: Adam learning rate', flag: '--embedding-lr', value: '<lr>' },
+      { name: 'finetune.steps', kind: { type: 'integer', min: 1, max: 1_000_000 }, default: 1500, recommended: true,
+        doc: 'stage B, the UNet fine-tune (embedding frozen): Adam steps', flag: '--finetune-steps', value: '<n>' },
+      { name: 'finetune.lr', kind: { type: 'number', min: 0, max: 1, minExclusive: true }, default: 5e-7, recommended: true,
+        doc: 'stage B: Adam learning rate', flag: '--finetune-lr', value: '<lr>' },
+      { name: 'seed', kind: { type: 'seed' }, default: null, defaultText: 'random, recorded',
+        doc: 'seed of the timestep and noise draws of both stages', flag: '--seed', value: '<n>' },
+      width,
+      height,
+      resize,
+    ],
+  },
+  imagicGenerate: {
+    call: 'result.generate(options), result.sweep({ etas, … })',
+    defaultsKey: 'imagicGenerate',
+    options: [
+      { name: 'eta', kind: { type: 'number', min: -10, max: 10 }, default: 0.7, recommended: true,
+        doc: 'η of ē = η·e_tgt + (1−η)·e_opt: 1 is the target text, 0 the optimised embedding, > 1 extrapolates (CLI: several give one image each)',
+        diffusers: 'alpha (community pipeline)', flag: '--eta', value: '<η...>', repeatable: true },
+      { name: 'steps', kind: { type: 'integer', min: 1, max: TRAIN_STEPS }, default: 50, recommended: true, doc: 'DDIM steps',
+        flag: '--steps', value: '<n>' },
+      { name: 'guidanceScale', kind: CFG, default: 7.5, recommended: true, doc: 'classifier-free guidance scale (`""` as the unconditional prompt)',
+        flag: '--guidance', value: '<scale>' },
+      { name: 'seed', kind: { type: 'seed' }, default: null, defaultText: 'random, reported', doc: "seed of the sampler's initial noise",
+        flag: '--sample-seed', value: '<n>' },
+    ],
+  },
+};
+
+export const groupNames = Object.keys(optionSchema) as GroupName[];
+
+/** The option `name` of `group` (throws for a name the table lacks: a programming error). */
+export function optionSpec(group: GroupName, name: string): OptionSpec {
+  const spec = optionSchema[group].options.find((o) => o.name === name);
+  if (!spec) throw new Error(`no option ${name} in ${group}`);
+  return spec;
+}
+
+/** The option's key path in `model.defaults[group]` and model.json `recommended[group]`. */
+export function defaultsPath(spec: OptionSpec): string[] {
+  return typeof spec.recommended === 'string' ? spec.recommended.split('.') : spec.name.split('.');
+}
+
+/** Options with a value as default: those `model.defaults` holds. */
+export function hasValueDefault(spec: OptionSpec): boolean {
+  return spec.default !== null && spec.default !== undefined && !Array.isArray(spec.default);
+}
