@@ -3,6 +3,11 @@
     /usr/bin/python3 scripts/tinysd/export.py --ckpt /work/train-run/ckpt.pt --out models/shapes-64 \
         [--no-ema] [--n-eval 96] [--cfg 7.5] [--edit-check 64] [--skip-bundle]
 
+The checkpoint's config (train.py CONFIGS) decides the data generator (data.py or scenes.py),
+the latent size and vaeScaleFactor written to model.json. For shapes2-64 the text-to-image
+measure uses held-out one-object pictures, and a second measure two-object prompts ("a red
+circle on the left and a blue square on the right"), scored per object by scene_analyze.py.
+
 Works from any checkpoint that has reached the unet phase (uses the EMA weights if present).
 Writes <out>/{model.json, text_encoder.pt, unet.pt, vae_encoder.pt, vae_decoder.pt, tokenizer/}
 through scripts/bundle_writer.py, then reloads the written TorchScript files and measures
@@ -33,8 +38,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import analyze  # noqa: E402
 import data  # noqa: E402
+import scene_analyze  # noqa: E402
 from clip_bpe import ClipBPE  # noqa: E402
-from train import TOKENIZER_DIR, build_models, sd_alphas_cumprod  # noqa: E402
+from train import TOKENIZER_DIR, build_models, data_module, sd_alphas_cumprod  # noqa: E402
 from models import nparams  # noqa: E402
 
 GRID_PROMPTS = [
@@ -49,6 +55,28 @@ GRID_PROMPTS = [
     "green on the right",
     "",
 ]
+GRID_PROMPTS_2 = [
+    "a red circle on the left and a blue square on the right",
+    "a green triangle in the middle",
+    "a yellow square on the left and a green circle in the middle on a black background",
+    "a small yellow circle on the right on a light gray background",
+    "a large blue square on a sky blue background",
+    "a tiny red triangle on the left on a beige background",
+    "a big green circle on a lavender background",
+    "a blue triangle on a gray background",
+    "two shapes on a light pink background",
+    "blue",
+    "",
+]
+DESCRIPTIONS = {
+    "shapes-64": "Tiny text-to-image latent diffusion model trained on CPU on synthetic 64x64 pictures of one "
+                 "shape (circle/square/triangle; red/green/blue/yellow; left/middle/right; small/large) on a "
+                 "white/black/gray background. See MODEL_CARD.md.",
+    "shapes2-64": "Tiny text-to-image latent diffusion model trained on CPU on synthetic 64x64 pictures of one or two "
+                  "shapes (circle/square/triangle; red/green/blue/yellow; left/middle/right; radius 4-22 px) on "
+                  "grey (black to white) or tinted (sky blue, beige, light pink, pale green, lavender) backgrounds; "
+                  "4x VAE, 16x16 latents. See MODEL_CARD.md.",
+}
 POS_PHRASE = {"left": "on the left", "center": "in the middle", "right": "on the right"}
 
 
@@ -71,8 +99,9 @@ def load_checkpoint(path, use_ema=True):
 
 
 class Sampler:
-    def __init__(self, te, un, dec, enc, sf, tok, max_len):
+    def __init__(self, te, un, dec, enc, sf, tok, max_len, latent_shape=(4, 8, 8)):
         self.te, self.un, self.dec, self.enc, self.sf, self.tok, self.L = te, un, dec, enc, sf, tok, max_len
+        self.latent_shape = tuple(latent_shape)
         self.acp = sd_alphas_cumprod().double()
 
     @torch.no_grad()
@@ -91,7 +120,7 @@ class Sampler:
         """Plain DDIM (eta 0), leading spacing, stepsOffset 1; returns images [B,3,64,64] in [0,1]."""
         cond = self.embed(prompts)
         uncond = self.embed([""] * len(prompts))
-        x = torch.stack([torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).double()
+        x = torch.stack([torch.randn(*self.latent_shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]).double()
         ratio = 1000 // steps
         ts = list(range(0, steps * ratio, ratio))[::-1]
         ts = [t + 1 for t in ts]
@@ -109,7 +138,7 @@ class Sampler:
 
     @torch.no_grad()
     def encode(self, img01):
-        return self.enc(img01 * 2 - 1)[:, :4].double() * self.sf
+        return self.enc(img01 * 2 - 1)[:, :self.latent_shape[0]].double() * self.sf
 
     @torch.no_grad()
     def edit_friendly(self, img01, src, tgt, w_src=3.5, w_tgt=7.5, steps=100, skip=30, seed=0):
@@ -156,7 +185,8 @@ def to_hwc(x):
 def save_grid(rows, path, labels):
     from PIL import Image, ImageDraw
     n_r, n_c = len(rows), rows[0].shape[0]
-    S, pad, lw = 64 * 2, 4, 330
+    S, pad = 64 * 2, 4
+    lw = max(330, 6 * max(len(t) for t in labels) + 12)
     canvas = Image.new("RGB", (lw + n_c * (S + pad), n_r * (S + pad)), (255, 255, 255))
     d = ImageDraw.Draw(canvas)
     for r, imgs in enumerate(rows):
@@ -167,18 +197,29 @@ def save_grid(rows, path, labels):
     canvas.save(path)
 
 
-def measure_t2i(args, S, dec, enc, metrics, out):
+def one_object_attrs(dm, start, n):
+    """n held-out attribute dicts with one object (all of data.py's; scenes.py's one-object ones)."""
+    out, i = [], start
+    while len(out) < n:
+        a = dm.attributes(i)
+        if a.get("n", 1) == 1:
+            out.append(a)
+        i += 1
+    return out
+
+
+def measure_t2i(args, S, dec, enc, metrics, out, dm=data, z=4, grid_prompts=GRID_PROMPTS):
     N = args.n_eval
     # ---------------------------------------------------------------- VAE round trip
-    x, A = data.generate(range(data.TEST_START, data.TEST_START + N))
+    x, A = dm.generate(range(dm.TEST_START, dm.TEST_START + N))
     with torch.no_grad():
-        rec = ((dec(enc(x * 2 - 1)[:, :4]) + 1) / 2).clamp(0, 1)
+        rec = ((dec(enc(x * 2 - 1)[:, :z]) + 1) / 2).clamp(0, 1)
     ps = [analyze.psnr(a, b) for a, b in zip(to_hwc(x), to_hwc(rec))]
     metrics["vae_psnr"] = {"n": N, "mean": round(float(np.mean(ps)), 2), "median": round(float(np.median(ps)), 2),
                            "min": round(float(np.min(ps)), 2)}
     print("VAE round-trip PSNR", metrics["vae_psnr"], flush=True)
     # ---------------------------------------------------------------- text to image
-    A2 = [data.attributes(data.TEST_START + 10_000 + i) for i in range(N)]
+    A2 = one_object_attrs(dm, dm.TEST_START + 10_000, N)
     prompts = [f"a {a['color']} {a['shape']} {POS_PHRASE[a['pos']]}" for a in A2]
     metrics["t2i"] = {}
     for w in args.cfg:
@@ -195,17 +236,34 @@ def measure_t2i(args, S, dec, enc, metrics, out):
         metrics["t2i"][str(w)] = {k: round(v / N, 4) for k, v in ok.items()}
         metrics["t2i"][str(w)]["n"] = N
         print(f"text-to-image cfg {w}: {metrics['t2i'][str(w)]} ({time.time() - t0:.0f}s)", flush=True)
+    # ---------------------------------------------------------------- two objects (scenes.py only)
+    if hasattr(dm, "full_caption"):
+        A3, i = [], dm.TEST_START + 30_000
+        while len(A3) < N:
+            a = dm.attributes(i)
+            if a["n"] == 2:
+                A3.append(a)
+            i += 1
+        prompts2 = [dm.full_caption(a, with_bg=False) for a in A3]
+        metrics["t2i_two"] = {}
+        for w in args.cfg:
+            t0 = time.time()
+            imgs = torch.cat([S.ddim(prompts2[k:k + 32], range(k, min(N, k + 32)), w=w) for k in range(0, N, 32)])
+            sc = scene_analyze.score_against(to_hwc(imgs), A3)
+            metrics["t2i_two"][str(w)] = sc
+            print(f"text-to-image, two objects, cfg {w}: {sc} ({time.time() - t0:.0f}s)", flush=True)
     # ---------------------------------------------------------------- sample grid
     w0 = args.cfg[0]
-    rows = [S.ddim([p] * args.grid_cols, range(1000, 1000 + args.grid_cols), w=w0) for p in GRID_PROMPTS]
-    save_grid(rows, os.path.join(out, "samples.png"), GRID_PROMPTS)
-    metrics["grid"] = {"prompts": GRID_PROMPTS, "seeds": [1000, 1000 + args.grid_cols - 1], "cfg": w0, "sampler": "DDIM 50, eta 0"}
+    rows = [S.ddim([p] * args.grid_cols, range(1000, 1000 + args.grid_cols), w=w0) for p in grid_prompts]
+    save_grid(rows, os.path.join(out, "samples.png"), grid_prompts)
+    metrics["grid"] = {"prompts": grid_prompts, "seeds": [1000, 1000 + args.grid_cols - 1], "cfg": w0, "sampler": "DDIM 50, eta 0"}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default="/work/train-run/ckpt.pt")
-    ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "models", "shapes-64"))
+    ap.add_argument("--out", required=True, help="bundle directory (with --skip-bundle: where samples.png and "
+                                                 "metrics.json go); e.g. models/shapes-64")
     ap.add_argument("--no-ema", action="store_true")
     ap.add_argument("--decoder", help="decoder_ft.pt from train.py --decoder-only (replaces the VAE decoder)")
     ap.add_argument("--n-eval", type=int, default=96)
@@ -227,50 +285,58 @@ def main():
         dec.load_state_dict(dft["vae_decoder"])
         st["decoder_ft"] = {"steps": dft["step"], "minutes": round(dft["time"] / 60, 1)}
     cfg = st["config"]
+    name = cfg.get("name", "shapes-64")
+    dm = data_module(cfg)
     sf = float(st["scaling_factor"])
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     L = cfg["max_len"]
     config = {
-        "name": "shapes-64",
-        "sampleSize": cfg["latent_size"], "latentChannels": cfg["z"], "vaeScaleFactor": 8,
+        "name": name,
+        "sampleSize": cfg["latent_size"], "latentChannels": cfg["z"], "vaeScaleFactor": cfg.get("vae_scale", 8),
         "scalingFactor": sf, "predictionType": "epsilon",
         "scheduler": {"numTrainTimesteps": 1000, "betaSchedule": "scaled_linear", "betaStart": 0.00085,
                       "betaEnd": 0.012, "stepsOffset": 1, "setAlphaToOne": False, "timestepSpacing": "leading"},
         "textEncoder": {"maxLength": L, "hiddenSize": cfg["ctx_dim"], "bosTokenId": 49406, "eosTokenId": 49407,
                         "padTokenId": 49407},
-        "description": "Tiny text-to-image latent diffusion model trained on CPU on synthetic 64x64 pictures of one "
-                       "shape (circle/square/triangle; red/green/blue/yellow; left/middle/right; small/large) on a "
-                       "white/black/gray background. See MODEL_CARD.md.",
-        "imageSize": 64,
+        "description": DESCRIPTIONS[name],
+        "imageSize": cfg.get("image_size", 64),
     }
     if args.recommended:
         with open(args.recommended) as f:
             config["recommended"] = json.load(f)
     if not args.skip_bundle:
+        import shutil
+        import tempfile
         import bundle_writer
-        bundle_writer.write_bundle(out, te, un, enc, dec, config, TOKENIZER_DIR, "float32",
+        # exporting over models/shapes-64 would copy its tokenizer files onto themselves
+        tok_src = tempfile.mkdtemp(prefix="tinysd-tok-")
+        for fn in ("vocab.json", "merges.txt"):
+            shutil.copyfile(os.path.join(TOKENIZER_DIR, fn), os.path.join(tok_src, fn))
+        bundle_writer.write_bundle(out, te, un, enc, dec, config, tok_src, "float32",
                                    script=("text_encoder", "unet"))
+        shutil.rmtree(tok_src)
         # measure what is shipped: the reloaded TorchScript modules
         te = torch.jit.load(os.path.join(out, "text_encoder.pt")).eval()
         un = torch.jit.load(os.path.join(out, "unet.pt")).eval()
         enc = torch.jit.load(os.path.join(out, "vae_encoder.pt")).eval()
         dec = torch.jit.load(os.path.join(out, "vae_decoder.pt")).eval()
     tok = ClipBPE(TOKENIZER_DIR)
-    S = Sampler(te, un, dec, enc, sf, tok, L)
+    S = Sampler(te, un, dec, enc, sf, tok, L, (cfg["z"], cfg["latent_size"], cfg["latent_size"]))
     metrics = {"checkpoint": {"phase": st["phase"], "vae_step": st["vae_step"], "unet_step": st["unet_step"],
                               "vae_minutes": round(st["vae_time"] / 60, 1), "unet_minutes": round(st["unet_time"] / 60, 1),
                               "ema": (not args.no_ema) and "ema" in st, "decoder_ft": st.get("decoder_ft")},
                "scalingFactor": sf}
     N = args.n_eval
     if not args.edit_only and N > 0:  # --n-eval 0: bundle only (the measuring is eval/run.ts's job)
-        measure_t2i(args, S, dec, enc, metrics, out)
+        measure_t2i(args, S, dec, enc, metrics, out, dm, cfg["z"],
+                    GRID_PROMPTS_2 if hasattr(dm, "full_caption") else GRID_PROMPTS)
     # ---------------------------------------------------------------- edit preview
     if args.edit_check:
         n = args.edit_check
-        A3 = [data.attributes(data.TEST_START + 20_000 + i) for i in range(n)]
-        x3 = data.render(A3)
-        colors = list(data.COLORS)
+        A3 = one_object_attrs(dm, dm.TEST_START + 20_000, n)
+        x3 = dm.render(A3)
+        colors = list(dm.COLORS)
         new = [colors[(colors.index(a["color"]) + 1 + (a["index"] % 3)) % 4] for a in A3]
         src = [f"a {a['color']} {a['shape']} {POS_PHRASE[a['pos']]} on a {a['bg']} background" for a in A3]
         tgt = [f"a {c} {a['shape']} {POS_PHRASE[a['pos']]} on a {a['bg']} background" for a, c in zip(A3, new)]
@@ -290,7 +356,7 @@ def main():
                 shifts.append(cmp["centroid_shift"] if not math.isnan(cmp["centroid_shift"]) else 99.0)
                 bgp.append(cmp["bg_psnr"])
                 pp.append(cmp["psnr"])
-                strict += (r["color"] == want and r["shape"] == a["shape"] and r["bg"] == a["bg"]
+                strict += (r["color"] == want and r["shape"] == a["shape"] and bg_name(r, dm) == a["bg"]
                            and shifts[-1] < 4)
             res[name] = {"n": n, "strict_success": round(strict / n, 4), "colour_ok": round(col / n, 4),
                          "median_centroid_shift": round(float(np.median(shifts)), 3),
@@ -311,6 +377,11 @@ def main():
         json.dump(metrics, f, indent=2)
         f.write("\n")
     print(json.dumps(metrics, indent=2))
+
+
+def bg_name(r, dm):
+    """The background word of an analysed picture in the data generator's vocabulary."""
+    return dm.bg_word(r["bg_rgb"]) if hasattr(dm, "bg_word") else r["bg"]
 
 
 def nparams_any(m):
