@@ -3,6 +3,7 @@
  * (native/core/pipelines/text_to_image.cc); this file validates options and decodes the result.
  */
 import { randomBytes } from 'node:crypto';
+import { native } from '../binding.js';
 import { checkImageSize } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import type { StableDiffusionModel } from '../model/model.js';
@@ -51,7 +52,7 @@ export async function textToImage(model: StableDiffusionModel, prompt: string, o
   const scale = model.config.vaeScaleFactor;
   const handle = model.native;
   try {
-    const latents = Tensor.fromNative(await runJob((onProgress) => handle.textToImage(context.native, unconditional.native, {
+    const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.textToImage(handle, context.native, unconditional.native, {
       steps, guidanceScale, eta, seed, latentHeight: height / scale, latentWidth: width / scale,
     }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });

@@ -85,9 +85,9 @@ export class ImagicResult implements Disposable {
     try {
       for (const eta of etas) {
         const handle = this.model.native;
-        const latents = Tensor.fromNative(await runJob((onProgress) => native().imagic.generate(handle, this.unet.native, this.targetEmbedding.native,
-          this.optimizedEmbedding.native, eta, unconditional.native,
-          { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale }, onProgress), options));
+        const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.imagicGenerate(handle, this.unet.native, this.targetEmbedding.native,
+          this.optimizedEmbedding.native, unconditional.native,
+          { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } }, onProgress), options));
         using decoded = await this.model.decodeLatents(latents, { signal: options.signal });
         results.push(new GenerationResult(await toImages(decoded), latents, seed));
       }

@@ -56,7 +56,7 @@ export async function imagic(model: StableDiffusionModel, image: ImageInput | Te
   const target = await model.encodePrompt(prompt);
   const handle = model.native;
   try {
-    const out = await runJob((onProgress) => native().imagic.train(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
+    const out = await runJob((onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
     const [, , h, w] = x0.shape;
     return new ImagicResult(model, {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),

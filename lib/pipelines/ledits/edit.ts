@@ -93,7 +93,7 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   const t = inversion.tensors;
   const handle = model.native;
   try {
-    const latents = Tensor.fromNative(await runJob((onProgress) => native().ledits.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
+    const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
       t.unconditional.native, target?.native ?? null, conceptStates?.native ?? null,
       { steps, eta: inversion.settings.eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });

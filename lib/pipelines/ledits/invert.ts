@@ -45,7 +45,7 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
   const source = sourcePrompt === '' ? null : await model.encodePrompt(sourcePrompt);
   const handle = model.native;
   try {
-    const [timesteps, xts, zs] = await runJob((onProgress) => native().ledits.invert(handle, x0.native, unconditional.native, source?.native ?? null,
+    const [timesteps, xts, zs] = await runJob((onProgress) => native().pipelines.invert(handle, x0.native, unconditional.native, source?.native ?? null,
       { steps, eta, sourceGuidanceScale, seed }, onProgress), options);
     const [, , h, w] = x0.shape;
     return new Inversion(model, {
