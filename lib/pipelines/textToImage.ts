@@ -30,10 +30,12 @@ export interface TextToImageOptions extends JobOptions {
   batchSize?: number;
 }
 
+/** @internal */
 export function randomSeed(): bigint {
   return randomBytes(8).readBigUInt64LE() >> 1n;
 }
 
+/** @internal The body of model.generate(). */
 export async function textToImage(model: StableDiffusionModel, prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
   const d = model.defaults.textToImage;
   const steps = integerIn('steps', options.steps ?? d.steps, 1, model.config.scheduler.numTrainTimesteps);
@@ -56,7 +58,7 @@ export async function textToImage(model: StableDiffusionModel, prompt: string, o
       steps, guidanceScale, eta, seed, latentHeight: height / scale, latentWidth: width / scale,
     }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
-    return new GenerationResult(await toImages(decoded), latents, seed);
+    return GenerationResult.create(await toImages(decoded), latents, seed);
   } finally {
     context.dispose();
     unconditional.dispose();

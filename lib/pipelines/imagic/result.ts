@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { native } from '../../binding.js';
 import { TorchEditError } from '../../errors.js';
 import { checkImageSize } from '../../image/read.js';
+import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor } from '../../io/safetensors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
@@ -41,7 +42,9 @@ export interface ImagicGenerateOptions extends JobOptions {
 
 const KIND: ArtifactKind = { format: 'torchedit-imagic', version: '1', what: 'Imagic result' };
 
-export class ImagicResult implements Disposable {
+type ImagicResultParts = Pick<ImagicResult, 'targetEmbedding' | 'optimizedEmbedding' | 'unet' | 'losses' | 'settings' | 'fingerprint'>;
+
+export class ImagicResult extends NativeHandle {
   readonly model: StableDiffusionModel;
   /** e_tgt: the target prompt's text states `[1, L, D]`. */
   readonly targetEmbedding: Tensor;
@@ -54,7 +57,8 @@ export class ImagicResult implements Disposable {
   readonly settings: ImagicSettings;
   readonly fingerprint: string;
 
-  constructor(model: StableDiffusionModel, init: Omit<ImagicResult, 'model' | 'generate' | 'sweep' | 'save' | 'dispose' | typeof Symbol.dispose>) {
+  private constructor(model: StableDiffusionModel, init: ImagicResultParts) {
+    super('Imagic result');
     this.model = model;
     this.targetEmbedding = init.targetEmbedding;
     this.optimizedEmbedding = init.optimizedEmbedding;
@@ -64,13 +68,20 @@ export class ImagicResult implements Disposable {
     this.fingerprint = init.fingerprint;
   }
 
+  /** @internal Made by model.imagic() and loadImagic(). */
+  static create(model: StableDiffusionModel, init: ImagicResultParts): ImagicResult {
+    return new ImagicResult(model, init);
+  }
+
   /** Samples with ē = η·e_tgt + (1−η)·e_opt and the fine-tuned UNet (stage C). */
   async generate(options: ImagicGenerateOptions = {}): Promise<GenerationResult> {
+    this.assertLive();
     return (await this.sweep({ ...options, etas: [options.eta ?? this.model.defaults.imagicGenerate.eta] }))[0];
   }
 
   /** One image per η with the same seed, reusing the fine-tuned UNet and the prompt states. */
   async sweep(options: Omit<ImagicGenerateOptions, 'eta'> & { etas: number[] }): Promise<GenerationResult[]> {
+    this.assertLive();
     const d = this.model.defaults.imagicGenerate;
     if (!Array.isArray(options?.etas) || options.etas.length === 0) throw new TorchEditError('ERR_INVALID_OPTION', 'Expected a non-empty array of numbers for etas');
     const etas = options.etas.map((eta, i) => numberIn(`etas[${i}]`, eta, -10, 10));
@@ -89,7 +100,7 @@ export class ImagicResult implements Disposable {
           this.optimizedEmbedding.native, unconditional.native,
           { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } }, onProgress), options));
         using decoded = await this.model.decodeLatents(latents, { signal: options.signal });
-        results.push(new GenerationResult(await toImages(decoded), latents, seed));
+        results.push(GenerationResult.create(await toImages(decoded), latents, seed));
       }
       return results;
     } finally {
@@ -99,6 +110,7 @@ export class ImagicResult implements Disposable {
 
   /** Writes `dir/imagic.safetensors` (embeddings, losses, settings, model fingerprint) and `dir/unet.pt`. */
   async save(dir: string): Promise<void> {
+    this.assertLive();
     await mkdir(dir, { recursive: true });
     await this.unet.save(join(dir, 'unet.pt'));
     const tensors = new Map([
@@ -110,15 +122,11 @@ export class ImagicResult implements Disposable {
     await writeArtifact(join(dir, 'imagic.safetensors'), KIND, tensors, this.settings, this.model, this.fingerprint);
   }
 
-  /** Frees the fine-tuned UNet and the embeddings. */
-  dispose(): void {
+  /** @internal Frees the fine-tuned UNet and the embeddings. */
+  protected override release(): void {
     this.unet.dispose();
     this.targetEmbedding.dispose();
     this.optimizedEmbedding.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -127,7 +135,7 @@ export async function loadImagic(dir: string, model: StableDiffusionModel): Prom
   const file = await readArtifact<ImagicSettings>(join(dir, 'imagic.safetensors'), KIND, model);
   const losses = (name: string) => Array.from(file.tensor(name).data as Float32Array);
   const unet = await loadModule(join(dir, 'unet.pt'), { device: model.device as Device });
-  return new ImagicResult(model, {
+  return ImagicResult.create(model, {
     targetEmbedding: toTensor(file.tensor('target_embedding')),
     optimizedEmbedding: toTensor(file.tensor('optimized_embedding')),
     unet,

@@ -45,6 +45,7 @@ function stage(name: string, value: unknown, defaults: { steps: number; lr: numb
   };
 }
 
+/** @internal The body of model.imagic(). */
 export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
   const d = model.defaults.imagic;
@@ -58,7 +59,7 @@ export async function imagic(model: StableDiffusionModel, image: ImageInput | Te
   try {
     const out = await runJob((onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
     const [, , h, w] = x0.shape;
-    return new ImagicResult(model, {
+    return ImagicResult.create(model, {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
       unet: Module.fromNative(out.unet),

@@ -68,6 +68,7 @@ function concept(value: unknown, i: number, d: ModelDefaults['concept']) {
   };
 }
 
+/** @internal The body of inversion.edit(); the CLI calls it to validate options before inverting. */
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
   const defaults = inversion.model.defaults;
   const d = defaults.edit;
@@ -97,7 +98,7 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
       t.unconditional.native, target?.native ?? null, conceptStates?.native ?? null,
       { steps, eta: inversion.settings.eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
-    return new GenerationResult(await toImages(decoded), latents, BigInt(inversion.settings.seed));
+    return GenerationResult.create(await toImages(decoded), latents, BigInt(inversion.settings.seed));
   } finally {
     target?.dispose();
     conceptStates?.dispose();

@@ -31,6 +31,7 @@ export interface InvertOptions extends JobOptions {
   resize?: ResizeMode;
 }
 
+/** @internal The body of model.invert(). */
 export async function invert(model: StableDiffusionModel, image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
   const d = model.defaults.inversion;
   const sourcePrompt = options.sourcePrompt ?? d.sourcePrompt;
@@ -48,7 +49,7 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
     const [timesteps, xts, zs] = await runJob((onProgress) => native().pipelines.invert(handle, x0.native, unconditional.native, source?.native ?? null,
       { steps, eta, sourceGuidanceScale, seed }, onProgress), options);
     const [, , h, w] = x0.shape;
-    return new Inversion(model, {
+    return Inversion.create(model, {
       tensors: { x0, timesteps: Tensor.fromNative(timesteps), xts: Tensor.fromNative(xts), zs: Tensor.fromNative(zs), unconditional, source },
       settings: { sourcePrompt, sourceGuidanceScale, steps, eta, seed: seed.toString(), width: w * model.config.vaeScaleFactor, height: h * model.config.vaeScaleFactor },
       fingerprint: await model.fingerprint(),
