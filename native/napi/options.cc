@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <cmath>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -23,7 +24,7 @@ class Fields {
   int64_t integer(const char* key) const {
     Napi::Value v = get(key, "an integer", &Napi::Value::IsNumber);
     double d = v.As<Napi::Number>().DoubleValue();
-    if (d != static_cast<double>(static_cast<int64_t>(d))) fail(key, "an integer", v);
+    if (!(std::abs(d) <= 9007199254740991.0) || std::trunc(d) != d) fail(key, "an integer", v);  // safe integers; NaN fails
     return static_cast<int64_t>(d);
   }
   double number(const char* key) const { return get(key, "a number", &Napi::Value::IsNumber).As<Napi::Number>().DoubleValue(); }
