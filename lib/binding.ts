@@ -88,15 +88,39 @@ export interface NativeTextToImageOptions {
   latentWidth: number;
 }
 
-export interface NativeEditOptions {
+export interface NativeInversionOptions {
   steps: number;
   eta: number;
-  skip: number;
-  guidanceScale: number;
+  sourceGuidanceScale: number;
+  seed: bigint;
+}
+
+/** SEGA's part of the edit options. */
+export interface NativeGuidanceOptions {
   momentumScale: number;
   momentumBeta: number;
   maskMode: 'channel' | 'sum';
   concepts: Array<{ scale: number; remove: boolean; warmup: number; cooldown: number | null; threshold: number; weight: number }>;
+}
+
+export interface NativeEditOptions extends NativeGuidanceOptions {
+  steps: number;
+  eta: number;
+  skip: number;
+  guidanceScale: number;
+}
+
+export interface NativeImagicTrainOptions {
+  embedding: { steps: number; lr: number };
+  finetune: { steps: number; lr: number };
+  seed: bigint;
+}
+
+export interface NativeImagicGenerateOptions {
+  /** η of ē = η·e_tgt + (1−η)·e_opt. */
+  eta: number;
+  /** The DDIM sampler's options (its own `eta` is the sampler's η). */
+  sampling: NativeTextToImageOptions;
 }
 
 export interface NativeModel {
@@ -106,7 +130,6 @@ export interface NativeModel {
   encodeText(ids: NativeTensor): NativeJob<NativeTensor>;
   encodeImage(image: NativeTensor, sample: boolean, seed: bigint | null): NativeJob<NativeTensor>;
   decodeLatents(latents: NativeTensor): NativeJob<NativeTensor>;
-  textToImage(context: NativeTensor, unconditional: NativeTensor, options: NativeTextToImageOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
   modules(): { textEncoder: NativeModule; unet: NativeModule; vaeEncoder: NativeModule; vaeDecoder: NativeModule };
   dispose(): void;
 }
@@ -128,25 +151,30 @@ export interface NativeBinding {
   memory(): MemoryReport;
   setCpuCache(enabled: boolean, limitBytes?: number): void;
   emptyCpuCache(): void;
-  ledits: {
-    invert(model: NativeModel, x0: NativeTensor, unconditional: NativeTensor, source: NativeTensor | null,
-      options: { steps: number; eta: number; sourceGuidanceScale: number; seed: bigint }, onProgress?: NativeProgressCallback): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
+  /**
+   * Every pipeline is one job on the model's queue, called one way: (model, tensors…, options,
+   * onProgress?). Every option field is required (the native structs have no defaults).
+   */
+  pipelines: {
+    textToImage(model: NativeModel, context: NativeTensor, unconditional: NativeTensor, options: NativeTextToImageOptions,
+      onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
+    invert(model: NativeModel, x0: NativeTensor, unconditional: NativeTensor, source: NativeTensor | null, options: NativeInversionOptions,
+      onProgress?: NativeProgressCallback): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
     edit(model: NativeModel, timesteps: NativeTensor, xts: NativeTensor, zs: NativeTensor, unconditional: NativeTensor,
       target: NativeTensor | null, concepts: NativeTensor | null, options: NativeEditOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
-  };
-  imagic: {
-    train(model: NativeModel, x0: NativeTensor, targetEmbedding: NativeTensor,
-      options: { embedding: { steps: number; lr: number }; finetune: { steps: number; lr: number }; seed: bigint },
+    imagicTrain(model: NativeModel, x0: NativeTensor, targetEmbedding: NativeTensor, options: NativeImagicTrainOptions,
       onProgress?: NativeProgressCallback): NativeJob<{ targetEmbedding: NativeTensor; optimizedEmbedding: NativeTensor; unet: NativeModule; embeddingLosses: Float32Array; finetuneLosses: Float32Array }>;
-    generate(model: NativeModel, unet: NativeModule, targetEmbedding: NativeTensor, optimizedEmbedding: NativeTensor, eta: number,
-      unconditional: NativeTensor, options: NativeTextToImageOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
-    lossGradient(model: NativeModel, x0: NativeTensor, embedding: NativeTensor, t: number, noise: NativeTensor): NativeJob<[NativeTensor, NativeTensor]>;
+    imagicGenerate(model: NativeModel, unet: NativeModule, targetEmbedding: NativeTensor, optimizedEmbedding: NativeTensor,
+      unconditional: NativeTensor, options: NativeImagicGenerateOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
   };
-  /** Test support: a job of `steps` sleeps of `msPerStep`, checking for abort between steps. */
+  /** Test support. */
   testing: {
+    /** A job of `steps` sleeps of `msPerStep`, checking for abort between steps. */
     stepJob(device: string, steps: number, msPerStep: number, onProgress?: NativeProgressCallback): NativeJob<number>;
     /** The SEGA term of each of `steps` edit steps for fixed ε_∅ and concept ε's. */
-    semanticGuidance(epsUncond: NativeTensor, epsConcepts: NativeTensor, options: Omit<NativeEditOptions, 'steps' | 'eta' | 'skip' | 'guidanceScale'>, steps: number): NativeTensor[];
+    semanticGuidance(epsUncond: NativeTensor, epsConcepts: NativeTensor, options: NativeGuidanceOptions, steps: number): NativeTensor[];
+    /** Imagic's loss and its gradient with respect to the embedding, with the bundle's UNet. */
+    imagicLossGradient(model: NativeModel, x0: NativeTensor, embedding: NativeTensor, noise: NativeTensor, t: number): NativeJob<[NativeTensor, NativeTensor]>;
   };
 }
 

@@ -1,4 +1,5 @@
-// Public exports only.
+// Public exports only. Pipelines are methods: model.generate(), model.invert() → inversion.edit(),
+// model.imagic() → result.generate()/sweep(); the functions behind them are internal.
 export { TorchEditError, type ErrorCode } from './errors.js';
 export { Tensor, type DType, type DTypeArrays, type TypedArray } from './tensor.js';
 export { Module, loadModule, type LoadModuleOptions, type ModuleArgument, type ModuleOutput } from './module.js';
@@ -9,11 +10,11 @@ export { readImage, checkImageSize, type ImageInput, type ResizeMode, type ReadI
 export { ImageResult, type ImageFormat, type EncodeOptions } from './image/write.js';
 export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOptions, type EncodeImageOptions } from './model/model.js';
 export { type BundleConfig, type SchedulerConfig, type TextEncoderConfig } from './model/config.js';
-export { textToImage, type TextToImageOptions } from './pipelines/textToImage.js';
+export { type TextToImageOptions } from './pipelines/textToImage.js';
 export { GenerationResult } from './pipelines/result.js';
 export { ClipTokenizer, type ClipTokenizerOptions } from './tokenizer/clipTokenizer.js';
-export { invert, type InvertOptions } from './pipelines/ledits/invert.js';
+export { type InvertOptions } from './pipelines/ledits/invert.js';
 export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
-export { edit, type EditOptions, type EditConcept } from './pipelines/ledits/edit.js';
-export { imagic, type ImagicOptions, type ImagicStageOptions } from './pipelines/imagic/train.js';
+export { type EditOptions, type EditConcept } from './pipelines/ledits/edit.js';
+export { type ImagicOptions, type ImagicStageOptions } from './pipelines/imagic/train.js';
 export { ImagicResult, loadImagic, type ImagicGenerateOptions, type ImagicSettings } from './pipelines/imagic/result.js';

@@ -5,7 +5,8 @@
 import { resolve } from 'node:path';
 import { native, type NativeArgument, type NativeModule, type NativeValue } from './binding.js';
 import { resolveDevice, type Device } from './device.js';
-import { TorchEditError, callNative, invalidOption } from './errors.js';
+import { callNative, invalidOption } from './errors.js';
+import { NativeHandle } from './handle.js';
 import { runJob, type JobOptions } from './jobs.js';
 import { Tensor } from './tensor.js';
 
@@ -18,8 +19,6 @@ export interface LoadModuleOptions extends JobOptions {
   /** Where the module's weights live and its calls run. Defaults to `'cpu'`. */
   device?: Device;
 }
-
-const registry = new FinalizationRegistry<NativeModule>((handle) => handle.dispose());
 
 function toNativeArgument(value: ModuleArgument, index: number): NativeArgument {
   if (value instanceof Tensor) return value.native;
@@ -34,12 +33,9 @@ function fromNativeValue(value: NativeValue): ModuleOutput {
   return value;
 }
 
-export class Module implements Disposable {
-  #handle: NativeModule;
-
+export class Module extends NativeHandle {
   private constructor(handle: NativeModule) {
-    this.#handle = handle;
-    registry.register(this, handle, this);
+    super('module', handle);
   }
 
   /** @internal */
@@ -47,10 +43,9 @@ export class Module implements Disposable {
     return new Module(handle);
   }
 
-  /** @internal */
+  /** @internal The native handle, for passing to the binding. Throws ERR_DISPOSED. */
   get native(): NativeModule {
-    if (this.#handle.disposed) throw new TorchEditError('ERR_DISPOSED', 'The module was disposed');
-    return this.#handle;
+    return this.handle<NativeModule>();
   }
 
   get path(): string { return callNative(() => this.native.path); }
@@ -59,7 +54,6 @@ export class Module implements Disposable {
   get parameterCount(): number { return callNative(() => this.native.parameterCount); }
   /** Dotted names of every parameter, e.g. `'linear.weight'`. */
   get parameterNames(): string[] { return callNative(() => this.native.parameterNames); }
-  get disposed(): boolean { return this.#handle.disposed; }
 
   /** Calls the module's forward() on its device, without autograd. */
   forward(...args: ModuleArgument[]): Promise<ModuleOutput> {
@@ -96,15 +90,6 @@ export class Module implements Disposable {
   /** Puts the module in evaluation mode, as it is after loading. */
   eval(): Promise<void> {
     return this.train(false);
-  }
-
-  dispose(): void {
-    registry.unregister(this);
-    this.#handle.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 

@@ -6,6 +6,7 @@
 import { native, type NativeTensor } from './binding.js';
 import { resolveDevice, type Device } from './device.js';
 import { TorchEditError, callNative, invalidOption } from './errors.js';
+import { NativeHandle } from './handle.js';
 import { runJob, type JobOptions } from './jobs.js';
 import { seed as seedOption } from './options/validate.js';
 
@@ -41,9 +42,6 @@ const arrayDtypes: Array<[new (...args: never[]) => TypedArray, DType[]]> = [
 const allDtypes = arrayDtypes.flatMap(([, d]) => d);
 const floatDtypes: DType[] = ['float32', 'float64', 'float16', 'bfloat16'];
 
-/** Disposes natives whose handle was garbage-collected without dispose(): a backstop, not the plan. */
-const registry = new FinalizationRegistry<NativeTensor>((handle) => handle.dispose());
-
 function checkShape(shape: unknown): number[] {
   if (!Array.isArray(shape)) throw new TorchEditError('ERR_SHAPE', `Expected an array of non-negative integers for shape but received ${typeof shape}`);
   for (const [i, d] of shape.entries()) {
@@ -61,12 +59,9 @@ function checkDtype(dtype: unknown, allowed: readonly DType[] = allDtypes): DTyp
   return dtype as DType;
 }
 
-export class Tensor implements Disposable {
-  #handle: NativeTensor;
-
+export class Tensor extends NativeHandle {
   private constructor(handle: NativeTensor) {
-    this.#handle = handle;
-    registry.register(this, handle, this);
+    super('tensor', handle);
   }
 
   /** @internal Wraps a handle the binding returned. */
@@ -112,15 +107,13 @@ export class Tensor implements Disposable {
 
   /** @internal The native handle, for passing to the binding. Throws ERR_DISPOSED. */
   get native(): NativeTensor {
-    if (this.#handle.disposed) throw new TorchEditError('ERR_DISPOSED', 'The tensor was disposed');
-    return this.#handle;
+    return this.handle<NativeTensor>();
   }
 
   get shape(): number[] { return callNative(() => this.native.shape); }
   get dtype(): DType { return callNative(() => this.native.dtype) as DType; }
   get device(): string { return callNative(() => this.native.device); }
   get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
-  get disposed(): boolean { return this.#handle.disposed; }
 
   /** Copies the elements out, as the TypedArray of this dtype (see {@link DTypeArrays}). */
   async data(options: JobOptions = {}): Promise<TypedArray> {
@@ -138,16 +131,6 @@ export class Tensor implements Disposable {
     const device = spec.device === undefined ? null : resolveDevice(spec.device);
     const handle = this.native;
     return Tensor.fromNative(await runJob(() => handle.to(dtype, device), options));
-  }
-
-  /** Frees the native memory now. Further use throws ERR_DISPOSED; disposing twice is fine. */
-  dispose(): void {
-    registry.unregister(this);
-    this.#handle.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 
   /** @internal Accepts only Tensor handles where a tensor is expected. */

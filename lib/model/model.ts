@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { native, packageRoot, type NativeModel } from '../binding.js';
 import { resolveDevice, type Device } from '../device.js';
 import { TorchEditError, callNative, fromNative, invalidOption } from '../errors.js';
+import { NativeHandle } from '../handle.js';
 import { readImage, type ImageInput, type ResizeMode } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import { Module } from '../module.js';
@@ -56,26 +57,22 @@ export interface EncodeImageOptions {
   seed?: number | bigint;
 }
 
-const registry = new FinalizationRegistry<NativeModel>((handle) => handle.dispose());
-
-export class StableDiffusionModel implements Disposable {
+export class StableDiffusionModel extends NativeHandle {
   readonly config: BundleConfig;
   readonly path: string;
   readonly tokenizer: ClipTokenizer;
   /** The option defaults for this model: the library's, replaced by model.json `recommended`. */
   readonly defaults: ModelDefaults;
-  #handle: NativeModel;
   /** Prompt → its [1, L, D] states, so repeated prompts skip the text encoder. */
   #promptCache = new Map<string, Float32Array>();
   #fingerprint: Promise<string> | undefined;
 
   private constructor(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel) {
+    super('model', handle);
     this.path = path;
     this.config = config;
     this.defaults = defaultsFor(config.recommended);
     this.tokenizer = tokenizer;
-    this.#handle = handle;
-    registry.register(this, handle, this);
   }
 
   /** @internal */
@@ -83,15 +80,13 @@ export class StableDiffusionModel implements Disposable {
     return new StableDiffusionModel(path, config, tokenizer, handle);
   }
 
-  /** @internal */
+  /** @internal The native handle, for passing to the binding. Throws ERR_DISPOSED. */
   get native(): NativeModel {
-    if (this.#handle.disposed) throw new TorchEditError('ERR_DISPOSED', 'The model was disposed');
-    return this.#handle;
+    return this.handle<NativeModel>();
   }
 
   get device(): string { return callNative(() => this.native.device); }
   get dtype(): string { return callNative(() => this.native.dtype); }
-  get disposed(): boolean { return this.#handle.disposed; }
   /** Default image side in pixels: sampleSize × vaeScaleFactor (512 for SD 1.5). */
   get imageSize(): number { return this.config.sampleSize * this.config.vaeScaleFactor; }
   /** Image sides must be multiples of this: 8 × vaeScaleFactor (64 for SD). */
@@ -179,15 +174,9 @@ export class StableDiffusionModel implements Disposable {
     return this.#fingerprint;
   }
 
-  /** Frees the weights. Jobs already queued finish first; new calls throw ERR_DISPOSED. */
-  dispose(): void {
-    registry.unregister(this);
-    this.#handle.dispose();
+  /** @internal Frees the prompt cache with the weights: jobs already queued finish first; new calls throw ERR_DISPOSED. */
+  protected override release(): void {
     this.#promptCache.clear();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 

@@ -1,8 +1,9 @@
 /** The result every generating pipeline returns: the decoded image and the latents it came from. */
+import { NativeHandle } from '../handle.js';
 import { ImageResult } from '../image/write.js';
 import type { Tensor } from '../tensor.js';
 
-export class GenerationResult implements Disposable {
+export class GenerationResult extends NativeHandle {
   /** The decoded image (first of the batch for `image`; all of them in `images`). */
   readonly images: ImageResult[];
   /** Final latents `[B, C, h, w]`, scaled as the VAE decoder's input (× scalingFactor). */
@@ -10,10 +11,16 @@ export class GenerationResult implements Disposable {
   /** The seed that was used (drawn at random when none was given), to reproduce the result. */
   readonly seed: bigint;
 
-  constructor(images: ImageResult[], latents: Tensor, seed: bigint) {
+  private constructor(images: ImageResult[], latents: Tensor, seed: bigint) {
+    super('result');
     this.images = images;
     this.latents = latents;
     this.seed = seed;
+  }
+
+  /** @internal Made by the pipelines. */
+  static create(images: ImageResult[], latents: Tensor, seed: bigint): GenerationResult {
+    return new GenerationResult(images, latents, seed);
   }
 
   get image(): ImageResult {
@@ -25,16 +32,13 @@ export class GenerationResult implements Disposable {
     return this.image.toFile(path);
   }
 
-  dispose(): void {
+  /** @internal Frees the latents; the images are JavaScript memory and stay usable. */
+  protected override release(): void {
     this.latents.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
-/** Splits decoded images `[B, 3, H, W]` (float32, about [-1, 1]) into one ImageResult each. */
+/** @internal Splits decoded images `[B, 3, H, W]` (float32, about [-1, 1]) into one ImageResult each. */
 export async function toImages(decoded: Tensor): Promise<ImageResult[]> {
   const [batch, , height, width] = decoded.shape;
   const data = (await decoded.data()) as Float32Array;

@@ -2,6 +2,8 @@
  * Text-to-image: DDIM sampling with classifier-free guidance. The loop runs natively in one job
  * (native/core/pipelines/text_to_image.cc); this file validates options and decodes the result.
  */
+import { invalidOption } from '../errors.js';
+import { native } from '../binding.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import type { StableDiffusionModel } from '../model/model.js';
 import { contextOf, validateTextToImageOptions } from '../options/resolve.js';
@@ -27,20 +29,21 @@ export interface TextToImageOptions extends JobOptions {
   batchSize?: number;
 }
 
+/** @internal The body of model.generate(). */
 export async function textToImage(model: StableDiffusionModel, prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
   const { negativePrompt, steps, guidanceScale, eta, seed, width, height, batchSize } = validateTextToImageOptions(options, contextOf(model));
-  if (typeof prompt !== 'string') throw new TypeError('prompt must be a string');
+  if (typeof prompt !== 'string') throw invalidOption('prompt', 'string', prompt);
 
   const context = await model.encodePrompt(Array(batchSize).fill(prompt));
   const unconditional = await model.encodePrompt(negativePrompt);
   const scale = model.config.vaeScaleFactor;
   const handle = model.native;
   try {
-    const latents = Tensor.fromNative(await runJob((onProgress) => handle.textToImage(context.native, unconditional.native, {
+    const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.textToImage(handle, context.native, unconditional.native, {
       steps, guidanceScale, eta, seed, latentHeight: height / scale, latentWidth: width / scale,
     }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
-    return new GenerationResult(await toImages(decoded), latents, seed);
+    return GenerationResult.create(await toImages(decoded), latents, seed);
   } finally {
     context.dispose();
     unconditional.dispose();

@@ -1,184 +1,87 @@
-#include "AddonModel.h"
-
-#include "../core/pipelines/text_to_image.h"
+// The model handle's JS members; the class is AddonModel in handle.h. The pipelines are in pipelines.cc.
 #include "../core/runtime/device.h"
 #include "../core/runtime/dtype.h"
-#include "AddonModule.h"
-#include "AddonTensor.h"
-#include "addon.h"
 #include "convert.h"
 #include "errors.h"
+#include "handle.h"
 #include "jobs.h"
+#include "options.h"
 
 namespace torchedit::napi {
 
-std::atomic<int64_t> AddonModel::liveHandles{0};
-
 namespace {
-constexpr napi_type_tag kModelTag = {0x2c8e4a6f1d3b5097ULL, 0x8b1d3f5a7c9e2b40ULL};
-
-}  // namespace
-
-void AddonModel::Init(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(
-      env, "NativeModel",
-      {
-          StaticMethod<&AddonModel::Load>("load"),
-          InstanceMethod<&AddonModel::EncodeText>("encodeText"),
-          InstanceMethod<&AddonModel::EncodeImage>("encodeImage"),
-          InstanceMethod<&AddonModel::DecodeLatents>("decodeLatents"),
-          InstanceMethod<&AddonModel::TextToImage>("textToImage"),
-          InstanceMethod<&AddonModel::Modules>("modules"),
-          InstanceMethod<&AddonModel::Dispose>("dispose"),
-          InstanceAccessor<&AddonModel::Device>("device"),
-          InstanceAccessor<&AddonModel::Dtype>("dtype"),
-          InstanceAccessor<&AddonModel::Disposed>("disposed"),
-      });
-  state(env).modelConstructor = Napi::Persistent(ctor);
-  exports.Set("NativeModel", ctor);
-}
-
-AddonModel::AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonModel>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    throwError(info.Env(), code::kInvalidArgument, "NativeModel cannot be constructed directly; use loadModel()");
-  }
-  model_ = std::move(*info[0].As<Napi::External<std::shared_ptr<StableDiffusion>>>().Data());  // see AddonTensor
-  info.This().As<Napi::Object>().TypeTag(&kModelTag);
-  liveHandles++;
-}
-
-AddonModel::~AddonModel() {
-  if (model_) liveHandles--;
-}
-
-std::shared_ptr<StableDiffusion> AddonModel::modelOf(Napi::Env env, Napi::Value value) {
-  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kModelTag)) {
-    throwError(env, code::kInvalidHandle, "Expected a model handle");
-  }
-  return Unwrap(value.As<Napi::Object>())->live(env);
-}
-
-const std::shared_ptr<StableDiffusion>& AddonModel::live(Napi::Env env) const {
-  if (!model_) throwError(env, code::kDisposed, "The model was disposed");
-  return model_;
-}
 
 // load(dir, config, device, dtype | null, autocast | null, onProgress?)
-Napi::Value AddonModel::Load(const Napi::CallbackInfo& info) {
+Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsObject() || !info[2].IsString()) {
     throwError(env, code::kInvalidArgument, "Expected (dir, config, device, dtype)");
   }
   std::string dir = info[0].As<Napi::String>().Utf8Value();
-  ModelConfig config = toModelConfig(env, info[1].As<Napi::Object>());
+  auto config = readOptions<ModelConfig>(env, info[1], "config");
   ResolvedDevice target = guard(env, [&] { return resolveDevice(info[2].As<Napi::String>().Utf8Value()); });
   std::optional<c10::ScalarType> dtype;
   if (info[3].IsString()) dtype = guard(env, [&] { return dtypeFromName(info[3].As<Napi::String>().Utf8Value()); });
   std::optional<c10::ScalarType> autocast;
   if (info[4].IsString()) autocast = guard(env, [&] { return dtypeFromName(info[4].As<Napi::String>().Utf8Value()); });
   c10::Device device = target.device;
-  return enqueueJob(env, target.name, [dir, config, device, dtype, autocast](JobContext&) -> ResultBuilder {
+  return enqueue(env, target.name, info[5], [dir, config, device, dtype, autocast](JobContext&) {
     auto model = StableDiffusion::load(dir, config, device, dtype);
     model->setAutocast(autocast);
-    return [model](Napi::Env env) -> Napi::Value {
-      auto external = Napi::External<std::shared_ptr<StableDiffusion>>::New(
-          env, new std::shared_ptr<StableDiffusion>(model),
-          [](Napi::Env, std::shared_ptr<StableDiffusion>* p) { delete p; });
-      return state(env).modelConstructor.New({external});
-    };
-  }, info[5]);
-}
-
-namespace {
-// Runs `fn(model)` as a job on the model's queue and resolves to the tensor it returns.
-template <typename Fn>
-Napi::Value tensorJob(Napi::Env env, std::shared_ptr<StableDiffusion> model, Napi::Value onProgress, Fn fn) {
-  std::string device = model->device().str();
-  return enqueueJob(env, device, [model, fn](JobContext& job) -> ResultBuilder {
-    job.check();
-    torch::Tensor out = fn(*model, job);
-    return [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, out); };
-  }, onProgress);
-}
-}  // namespace
-
-Napi::Value AddonModel::EncodeText(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  torch::Tensor ids = AddonTensor::tensorOf(env, info[0], "ids");
-  return tensorJob(env, live(env), env.Undefined(), [ids](StableDiffusion& m, JobContext&) {
-    torch::NoGradGuard noGrad;
-    return m.encodeText(ids);
+    return model;
   });
+}
+
+// Runs fn(model) without autograd as a job on the model's queue; resolves to the tensor it returns.
+template <class Fn>
+Napi::Value inference(const std::shared_ptr<StableDiffusion>& model, Napi::Env env, Fn fn) {
+  return enqueue(env, model->device().str(), env.Undefined(), [model, fn](JobContext&) {
+    torch::NoGradGuard noGrad;
+    return fn(*model);
+  });
+}
+
+Napi::Value EncodeText(const std::shared_ptr<StableDiffusion>& model, const Napi::CallbackInfo& info) {
+  torch::Tensor ids = AddonTensor::unwrap(info.Env(), info[0], "ids");
+  return inference(model, info.Env(), [ids](StableDiffusion& m) { return m.encodeText(ids); });
 }
 
 // encodeImage(image, sample: boolean, seed: bigint | null)
-Napi::Value AddonModel::EncodeImage(const Napi::CallbackInfo& info) {
+Napi::Value EncodeImage(const std::shared_ptr<StableDiffusion>& model, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  torch::Tensor image = AddonTensor::tensorOf(env, info[0], "image");
+  torch::Tensor image = AddonTensor::unwrap(env, info[0], "image");
   bool sample = info[1].ToBoolean().Value();
   std::optional<uint64_t> seed;
-  if (info[2].IsBigInt()) {
-    bool lossless = false;
-    seed = info[2].As<Napi::BigInt>().Uint64Value(&lossless);
-  }
-  return tensorJob(env, live(env), env.Undefined(), [image, sample, seed](StableDiffusion& m, JobContext&) {
-    torch::NoGradGuard noGrad;
-    return m.encodeImage(image, sample, seed);
-  });
+  if (!info[2].IsNull()) seed = toSeed(env, info[2], "seed");
+  return inference(model, env, [image, sample, seed](StableDiffusion& m) { return m.encodeImage(image, sample, seed); });
 }
 
-Napi::Value AddonModel::DecodeLatents(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  torch::Tensor latents = AddonTensor::tensorOf(env, info[0], "latents");
-  return tensorJob(env, live(env), env.Undefined(), [latents](StableDiffusion& m, JobContext&) {
-    torch::NoGradGuard noGrad;
-    return m.decodeLatents(latents);
-  });
-}
-
-// textToImage(context, unconditional, options, onProgress?)
-Napi::Value AddonModel::TextToImage(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  torch::Tensor context = AddonTensor::tensorOf(env, info[0], "context");
-  torch::Tensor uncond = AddonTensor::tensorOf(env, info[1], "unconditional");
-  if (!info[2].IsObject()) throwError(env, code::kInvalidArgument, "Expected an options object");
-  TextToImageOptions options = toTextToImageOptions(env, info[2].As<Napi::Object>());
-  return tensorJob(env, live(env), info[3], [context, uncond, options](StableDiffusion& m, JobContext& job) {
-    return textToImage(m, context, uncond, options, job);
-  });
+Napi::Value DecodeLatents(const std::shared_ptr<StableDiffusion>& model, const Napi::CallbackInfo& info) {
+  torch::Tensor latents = AddonTensor::unwrap(info.Env(), info[0], "latents");
+  return inference(model, info.Env(), [latents](StableDiffusion& m) { return m.decodeLatents(latents); });
 }
 
 // modules() -> { textEncoder, unet, vaeEncoder, vaeDecoder } as Module handles sharing the model's weights.
-Napi::Value AddonModel::Modules(const Napi::CallbackInfo& info) {
+Napi::Value Modules(const std::shared_ptr<StableDiffusion>& model, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const auto& model = live(env);
   Napi::Object out = Napi::Object::New(env);
-  out.Set("textEncoder", AddonModule::wrap(env, model->textEncoderModule()));
-  out.Set("unet", AddonModule::wrap(env, model->unetModule()));
-  out.Set("vaeEncoder", AddonModule::wrap(env, model->vaeEncoderModule()));
-  out.Set("vaeDecoder", AddonModule::wrap(env, model->vaeDecoderModule()));
+  out.Set("textEncoder", toJs(env, model->textEncoderModule()));
+  out.Set("unet", toJs(env, model->unetModule()));
+  out.Set("vaeEncoder", toJs(env, model->vaeEncoderModule()));
+  out.Set("vaeDecoder", toJs(env, model->vaeDecoderModule()));
   return out;
 }
 
-Napi::Value AddonModel::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), live(info.Env())->device().str());
-}
-
-Napi::Value AddonModel::Dtype(const Napi::CallbackInfo& info) {
+Napi::Value Dtype(const std::shared_ptr<StableDiffusion>& model, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return Napi::String::New(env, guard(env, [&] { return dtypeName(live(env)->dtype()); }));
+  return Napi::String::New(env, guard(env, [&] { return dtypeName(model->dtype()); }));
 }
 
-Napi::Value AddonModel::Disposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !model_);
-}
+}  // namespace
 
-Napi::Value AddonModel::Dispose(const Napi::CallbackInfo& info) {
-  if (model_) {
-    model_.reset();
-    liveHandles--;
-  }
-  return info.Env().Undefined();
+void InitModel(Napi::Env env, Napi::Object exports) {
+  AddonModel::define(env, exports, {{"load", Load}}, {{"dtype", Dtype}},
+                     {{"encodeText", EncodeText}, {"encodeImage", EncodeImage}, {"decodeLatents", DecodeLatents}, {"modules", Modules}});
 }
 
 }  // namespace torchedit::napi

@@ -13,17 +13,24 @@
 #include "../core/runtime/cuda_memory.h"
 #include "../core/runtime/device.h"
 #include "../core/runtime/job_queue.h"
-#include "AddonModel.h"
-#include "AddonModule.h"
-#include "AddonTensor.h"
 #include "errors.h"
-#include "imagic_bindings.h"
-#include "ledits_bindings.h"
+#include "handle.h"
+#include "pipelines.h"
 #include "testing.h"
 
 namespace torchedit::napi {
 
 AddonState& state(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }
+
+void exportFunctions(Napi::Env env, Napi::Object target, NamedCallbacks functions) {
+  for (const auto& [name, fn] : functions) target.Set(name, Napi::Function::New(env, fn, name));
+}
+
+void exportFunctions(Napi::Env env, Napi::Object exports, const char* name, NamedCallbacks functions) {
+  Napi::Object target = Napi::Object::New(env);
+  exportFunctions(env, target, functions);
+  exports.Set(name, target);
+}
 
 // What CMake built this addon for (cmake/FindLibtorch.cmake); defaults keep other builds compiling.
 #ifndef TORCHEDIT_COMPUTE
@@ -78,10 +85,10 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 Napi::Value Memory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("liveTensors", static_cast<double>(AddonTensor::liveHandles.load()));
+  out.Set("liveTensors", static_cast<double>(AddonTensor::live.load()));
   out.Set("tensorBytes", static_cast<double>(AddonTensor::liveBytes.load()));
-  out.Set("liveModules", static_cast<double>(AddonModule::liveHandles.load()));
-  out.Set("liveModels", static_cast<double>(AddonModel::liveHandles.load()));
+  out.Set("liveModules", static_cast<double>(AddonModule::live.load()));
+  out.Set("liveModels", static_cast<double>(AddonModel::live.load()));
   Napi::Array gpu = Napi::Array::New(env);
   for (const GpuMemory& m : gpuMemory()) {
     Napi::Object device = Napi::Object::New(env);
@@ -132,18 +139,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   installAllocator();
   // Workers must stop before the environment's handles go away.
   env.AddCleanupHook([] { shutdownAllQueues(); });
-  AddonTensor::Init(env, exports);
-  AddonModule::Init(env, exports);
-  AddonModel::Init(env, exports);
-  InitLedits(env, exports);
-  InitImagic(env, exports);
+  InitTensor(env, exports);
+  InitModule(env, exports);
+  InitModel(env, exports);
+  InitPipelines(env, exports);
   InitTesting(env, exports);
-  exports.Set("runtimeInfo", Napi::Function::New<RuntimeInfo>(env, "runtimeInfo"));
-  exports.Set("resolveDevice", Napi::Function::New<ResolveDevice>(env, "resolveDevice"));
-  exports.Set("setThreads", Napi::Function::New<SetThreads>(env, "setThreads"));
-  exports.Set("memory", Napi::Function::New<Memory>(env, "memory"));
-  exports.Set("setCpuCache", Napi::Function::New<SetCpuCache>(env, "setCpuCache"));
-  exports.Set("emptyCpuCache", Napi::Function::New<EmptyCpuCache>(env, "emptyCpuCache"));
+  exportFunctions(env, exports, {{"runtimeInfo", RuntimeInfo}, {"resolveDevice", ResolveDevice}, {"setThreads", SetThreads},
+                                  {"memory", Memory}, {"setCpuCache", SetCpuCache}, {"emptyCpuCache", EmptyCpuCache}});
   return exports;
 }
 

@@ -4,7 +4,7 @@
 
 #include <limits>
 
-#include "AddonTensor.h"
+#include "handle.h"
 #include "errors.h"
 
 namespace torchedit::napi {
@@ -82,23 +82,46 @@ std::vector<c10::IValue> toIValues(Napi::Env env, Napi::Array args) {
       Napi::Array items = v.As<Napi::Array>();
       c10::List<at::Tensor> list;
       for (uint32_t j = 0; j < items.Length(); ++j) {
-        list.push_back(AddonTensor::tensorOf(env, items.Get(j), name + "[" + std::to_string(j) + "]"));
+        list.push_back(AddonTensor::unwrap(env, items.Get(j), name + "[" + std::to_string(j) + "]"));
       }
       values.emplace_back(std::move(list));
     } else {
-      values.emplace_back(AddonTensor::tensorOf(env, v, name));
+      values.emplace_back(AddonTensor::unwrap(env, v, name));
     }
   }
   return values;
 }
 
-Napi::Value fromIValue(Napi::Env env, const c10::IValue& value) {
-  if (value.isTensor()) return AddonTensor::wrap(env, value.toTensor());
+uint64_t toSeed(Napi::Env env, Napi::Value value, const std::string& what) {
+  if (value.IsBigInt()) {
+    bool lossless = false;
+    return value.As<Napi::BigInt>().Uint64Value(&lossless);
+  }
+  if (value.IsNumber()) return static_cast<uint64_t>(value.As<Napi::Number>().Int64Value());
+  throwError(env, code::kInvalidArgument, "Expected an integer seed" + (what.empty() ? "" : " for " + what));
+}
+
+Napi::Value toJs(Napi::Env env, const at::Tensor& tensor) { return AddonTensor::wrap(env, tensor); }
+
+Napi::Value toJs(Napi::Env env, const std::vector<at::Tensor>& tensors) {
+  Napi::Array array = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) array.Set(i, toJs(env, tensors[i]));
+  return array;
+}
+
+Napi::Value toJs(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& named) {
+  Napi::Object out = Napi::Object::New(env);
+  for (const auto& [name, value] : named) out.Set(name, toJs(env, value));
+  return out;
+}
+
+Napi::Value toJs(Napi::Env env, const c10::IValue& value) {
+  if (value.isTensor()) return toJs(env, value.toTensor());
   if (value.isTuple() || value.isList()) {
     std::vector<c10::IValue> items = value.isTuple() ? value.toTupleRef().elements().vec()
                                                      : value.toListRef().vec();
     Napi::Array array = Napi::Array::New(env, items.size());
-    for (size_t i = 0; i < items.size(); ++i) array.Set(i, fromIValue(env, items[i]));
+    for (size_t i = 0; i < items.size(); ++i) array.Set(i, toJs(env, items[i]));
     return array;
   }
   if (value.isDouble()) return Napi::Number::New(env, value.toDouble());
@@ -110,47 +133,27 @@ Napi::Value fromIValue(Napi::Env env, const c10::IValue& value) {
                                           ", which torchedit cannot convert");
 }
 
-ModelConfig toModelConfig(Napi::Env env, Napi::Object json) {
-  auto number = [&](Napi::Object o, const char* key) { return o.Get(key).ToNumber().DoubleValue(); };
-  auto integer = [&](Napi::Object o, const char* key) { return o.Get(key).ToNumber().Int64Value(); };
-  ModelConfig c;
-  c.sampleSize = integer(json, "sampleSize");
-  c.latentChannels = integer(json, "latentChannels");
-  c.vaeScaleFactor = integer(json, "vaeScaleFactor");
-  c.scalingFactor = number(json, "scalingFactor");
-  c.predictionType = json.Get("predictionType").ToString().Utf8Value();
-  Napi::Object text = json.Get("textEncoder").As<Napi::Object>();
-  c.maxLength = integer(text, "maxLength");
-  c.hiddenSize = integer(text, "hiddenSize");
-  Napi::Object s = json.Get("scheduler").As<Napi::Object>();
-  c.scheduler.numTrainTimesteps = integer(s, "numTrainTimesteps");
-  c.scheduler.betaSchedule = s.Get("betaSchedule").ToString().Utf8Value();
-  c.scheduler.betaStart = number(s, "betaStart");
-  c.scheduler.betaEnd = number(s, "betaEnd");
-  c.scheduler.stepsOffset = integer(s, "stepsOffset");
-  c.scheduler.setAlphaToOne = s.Get("setAlphaToOne").ToBoolean().Value();
-  c.scheduler.timestepSpacing = s.Get("timestepSpacing").ToString().Utf8Value();
-  return c;
+Napi::Value toJs(Napi::Env env, const std::shared_ptr<ScriptModule>& module) { return AddonModule::wrap(env, module); }
+
+Napi::Value toJs(Napi::Env env, const std::shared_ptr<StableDiffusion>& model) { return AddonModel::wrap(env, model); }
+
+Napi::Value toJs(Napi::Env env, const Inversion& inversion) {
+  return toJs(env, std::vector<at::Tensor>{inversion.timesteps, inversion.xts, inversion.zs});
 }
 
-TextToImageOptions toTextToImageOptions(Napi::Env env, Napi::Object o) {
-  TextToImageOptions options;
-  options.steps = o.Get("steps").ToNumber().Int64Value();
-  options.guidanceScale = o.Get("guidanceScale").ToNumber().DoubleValue();
-  options.eta = o.Get("eta").ToNumber().DoubleValue();
-  options.seed = toSeed(env, o.Get("seed"));
-  options.latentHeight = o.Get("latentHeight").ToNumber().Int64Value();
-  options.latentWidth = o.Get("latentWidth").ToNumber().Int64Value();
-  return options;
-}
-
-uint64_t toSeed(Napi::Env env, Napi::Value value) {
-  if (value.IsBigInt()) {
-    bool lossless = false;
-    return value.As<Napi::BigInt>().Uint64Value(&lossless);
-  }
-  if (value.IsNumber()) return static_cast<uint64_t>(value.As<Napi::Number>().Int64Value());
-  throwError(env, code::kInvalidArgument, "Expected an integer seed");
+Napi::Value toJs(Napi::Env env, const ImagicState& state) {
+  auto losses = [&](const std::vector<float>& values) {
+    Napi::Float32Array out = Napi::Float32Array::New(env, values.size());
+    std::copy(values.begin(), values.end(), out.Data());
+    return out;
+  };
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("targetEmbedding", toJs(env, state.targetEmbedding));
+  out.Set("optimizedEmbedding", toJs(env, state.optimizedEmbedding));
+  out.Set("unet", toJs(env, state.unet));
+  out.Set("embeddingLosses", losses(state.embeddingLosses));
+  out.Set("finetuneLosses", losses(state.finetuneLosses));
+  return out;
 }
 
 }  // namespace torchedit::napi

@@ -7,8 +7,9 @@
 
 #include <vector>
 
+#include "../core/edit/ddpm_inversion.h"
+#include "../core/edit/imagic_trainer.h"
 #include "../core/models/stable_diffusion.h"
-#include "../core/pipelines/text_to_image.h"
 
 namespace torchedit::napi {
 
@@ -26,14 +27,18 @@ napi_typedarray_type typedArrayTypeFor(c10::ScalarType dtype);
 // Arguments of a TorchScript call: tensor handles, numbers (double), bigints (int64),
 // booleans, null (None) and arrays of tensor handles (List[Tensor]).
 std::vector<c10::IValue> toIValues(Napi::Env env, Napi::Array args);
-// A TorchScript result -> JS: tensors become handles, tuples and lists arrays.
-Napi::Value fromIValue(Napi::Env env, const c10::IValue& value);
+// A seed passed as a bigint (or a safe integer number); `what` names it in the error.
+uint64_t toSeed(Napi::Env env, Napi::Value value, const std::string& what = "");
 
-// model.json's fields (validated in lib/model/config.ts) -> the core's ModelConfig.
-ModelConfig toModelConfig(Napi::Env env, Napi::Object json);
-// { steps, guidanceScale, eta, seed, latentHeight, latentWidth } (validated in lib/pipelines/textToImage.ts).
-TextToImageOptions toTextToImageOptions(Napi::Env env, Napi::Object o);
-// A seed passed as a bigint (or a safe integer number).
-uint64_t toSeed(Napi::Env env, Napi::Value value);
+// Job results -> JS (main thread; see enqueue() in jobs.h): tensors, modules and models become
+// handles, tuples and lists arrays, an inversion [timesteps, xts, zs], an Imagic state an object.
+Napi::Value toJs(Napi::Env env, const at::Tensor& tensor);
+Napi::Value toJs(Napi::Env env, const std::vector<at::Tensor>& tensors);
+Napi::Value toJs(Napi::Env env, const std::vector<std::pair<std::string, at::Tensor>>& named);
+Napi::Value toJs(Napi::Env env, const c10::IValue& value);
+Napi::Value toJs(Napi::Env env, const std::shared_ptr<ScriptModule>& module);
+Napi::Value toJs(Napi::Env env, const std::shared_ptr<StableDiffusion>& model);
+Napi::Value toJs(Napi::Env env, const Inversion& inversion);
+Napi::Value toJs(Napi::Env env, const ImagicState& state);
 
 }  // namespace torchedit::napi

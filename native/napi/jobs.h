@@ -6,9 +6,12 @@
 #include <napi.h>
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <type_traits>
 
 #include "../core/runtime/job.h"
+#include "convert.h"
 
 namespace torchedit::napi {
 
@@ -22,5 +25,21 @@ using Work = std::function<ResultBuilder(JobContext&)>;
 // rejects at once with ERR_ABORTED; on a running job it takes effect at the job's next check().
 Napi::Object enqueueJob(Napi::Env env, const std::string& device, Work work,
                         Napi::Value onProgress);
+
+// enqueueJob for work that returns a value: the promise resolves to toJs(env, value)
+// (convert.h), made on the main thread; work returning void resolves to undefined.
+template <class Fn>
+Napi::Object enqueue(Napi::Env env, const std::string& device, Napi::Value onProgress, Fn work) {
+  return enqueueJob(env, device, [work](JobContext& job) -> ResultBuilder {
+    using Result = decltype(work(job));
+    if constexpr (std::is_void_v<Result>) {
+      work(job);
+      return nullptr;
+    } else {
+      auto result = std::make_shared<Result>(work(job));
+      return [result](Napi::Env env) -> Napi::Value { return toJs(env, *result); };
+    }
+  }, onProgress);
+}
 
 }  // namespace torchedit::napi

@@ -1,15 +1,20 @@
-// A job with steps and nothing else, so tests can exercise the queue itself (order, abort while
-// queued or between steps, progress throttling) without a model. Exposed as binding.testing.
+// Test support, exposed as binding.testing: a job with steps and nothing else, so tests can
+// exercise the queue itself (order, abort while queued or between steps, progress throttling)
+// without a model; and direct calls into core pieces the pipelines use, for checks against Python.
 #include "testing.h"
 
 #include <chrono>
 #include <thread>
 
+#include "../core/edit/imagic.h"
 #include "../core/edit/semantic_guidance.h"
-#include "AddonTensor.h"
+#include "handle.h"
+#include "addon.h"
+#include "convert.h"
 #include "errors.h"
 #include "jobs.h"
-#include "ledits_bindings.h"
+#include "options.h"
+#include "pipelines.h"
 
 namespace torchedit::napi {
 
@@ -30,28 +35,33 @@ Napi::Value StepJob(const Napi::CallbackInfo& info) {
     return [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(done)); };
   }, info[3]);
 }
+
 // semanticGuidance(epsUncond [B,C,h,w], epsConcepts [K,B,C,h,w], options, steps) -> Tensor[steps]:
-// the SEGA term of each edit step from the core's SemanticGuidance, for tests of the recursion.
+// the SEGA term of each edit step (core semanticGuidanceSteps), for tests of the recursion.
 Napi::Value SemanticGuidanceSteps(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  torch::Tensor uncond = AddonTensor::tensorOf(env, info[0], "epsUncond");
-  torch::Tensor concepts = AddonTensor::tensorOf(env, info[1], "epsConcepts");
-  SemanticGuidance guidance(toGuidanceOptions(info[2].As<Napi::Object>()));
+  torch::Tensor uncond = AddonTensor::unwrap(env, info[0], "epsUncond");
+  torch::Tensor concepts = AddonTensor::unwrap(env, info[1], "epsConcepts");
+  auto options = readOptions<SemanticGuidanceOptions>(env, info[2]);
   int64_t steps = info[3].ToNumber().Int64Value();
-  Napi::Array out = Napi::Array::New(env, steps);
-  guard(env, [&] {
-    for (int64_t i = 0; i < steps; ++i) out.Set(static_cast<uint32_t>(i), AddonTensor::wrap(env, guidance.step(i, uncond, concepts)));
-    return 0;
+  return toJs(env, guard(env, [&] { return semanticGuidanceSteps(options, uncond, concepts, steps); }));
+}
+
+// imagicLossGradient(model, x0, embedding, noise, t) -> [loss, ∂loss/∂embedding] with the bundle's UNet.
+Napi::Value ImagicLossGradient(const Napi::CallbackInfo& info) {
+  ModelCall call(info);
+  torch::Tensor x0 = call.tensor("x0"), embedding = call.tensor("embedding"), noise = call.tensor("noise");
+  int64_t t = call.integer("t");
+  return call.run([=](StableDiffusion& m, JobContext&) {
+    auto [loss, grad] = imagicLossGradient(m, x0, embedding, t, noise);
+    return std::vector<torch::Tensor>{loss, grad};
   });
-  return out;
 }
 }  // namespace
 
 void InitTesting(Napi::Env env, Napi::Object exports) {
-  Napi::Object testing = Napi::Object::New(env);
-  testing.Set("stepJob", Napi::Function::New<StepJob>(env, "stepJob"));
-  testing.Set("semanticGuidance", Napi::Function::New<SemanticGuidanceSteps>(env, "semanticGuidance"));
-  exports.Set("testing", testing);
+  exportFunctions(env, exports, "testing", {{"stepJob", StepJob}, {"semanticGuidance", SemanticGuidanceSteps},
+                                            {"imagicLossGradient", ImagicLossGradient}});
 }
 
 }  // namespace torchedit::napi

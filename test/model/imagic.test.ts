@@ -62,11 +62,12 @@ test('stage A leaves the UNet bit-identical; the losses of both stages trend dow
   assert.ok(maxAbsDiff(await floats(result.optimizedEmbedding), await floats(result.targetEmbedding)) > 1e-3);
   // η = 1 uses exactly e_tgt: the same as a text-to-image run of the target prompt through the fine-tuned UNet's ends.
   const [atOne, atZero] = await result.sweep({ etas: [1, 0], seed: 9, steps: 5 });
-  const viaTarget = await native().imagic.generate(model.native, result.unet.native, result.targetEmbedding.native, result.targetEmbedding.native, 0.5, (await model.encodePrompt('')).native,
-    { steps: 5, guidanceScale: 7.5, eta: 0, seed: 9n, latentHeight: 8, latentWidth: 8 }).promise;
+  const sampling = { steps: 5, guidanceScale: 7.5, eta: 0, seed: 9n, latentHeight: 8, latentWidth: 8 };
+  const viaTarget = await native().pipelines.imagicGenerate(model.native, result.unet.native, result.targetEmbedding.native, result.targetEmbedding.native,
+    (await model.encodePrompt('')).native, { eta: 0.5, sampling }).promise;
   assert.deepEqual(await floats(atOne.latents), await floats(Tensor.fromNative(viaTarget)));
-  const viaOptimized = await native().imagic.generate(model.native, result.unet.native, result.optimizedEmbedding.native, result.optimizedEmbedding.native, 0.5, (await model.encodePrompt('')).native,
-    { steps: 5, guidanceScale: 7.5, eta: 0, seed: 9n, latentHeight: 8, latentWidth: 8 }).promise;
+  const viaOptimized = await native().pipelines.imagicGenerate(model.native, result.unet.native, result.optimizedEmbedding.native, result.optimizedEmbedding.native,
+    (await model.encodePrompt('')).native, { eta: 0.5, sampling }).promise;
   assert.deepEqual(await floats(atZero.latents), await floats(Tensor.fromNative(viaOptimized)));
   assert.ok(maxAbsDiff(await floats(atOne.latents), await floats(atZero.latents)) > 1e-3);
 });
@@ -119,7 +120,7 @@ test('gradient check: the embedding gradient of one step equals Python torch aut
     const embedding = await model.encodePrompt('a blue circle');
     const noise = Tensor.randn([1, 4, 8, 8], { seed: 2 });
     const t = 437;
-    const [lossHandle, gradHandle] = await native().imagic.lossGradient(model.native, x0.native, embedding.native, t, noise.native).promise;
+    const [lossHandle, gradHandle] = await native().testing.imagicLossGradient(model.native, x0.native, embedding.native, noise.native, t).promise;
     const ours = await floats(Tensor.fromNative(gradHandle));
     const dir = tmp();
     await writeSafetensors(join(dir, 'in.safetensors'), new Map([

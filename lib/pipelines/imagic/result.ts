@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { native } from '../../binding.js';
 import { checkImageSize } from '../../image/read.js';
+import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor } from '../../io/safetensors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
@@ -39,7 +40,9 @@ export interface ImagicGenerateOptions extends JobOptions {
 
 const KIND: ArtifactKind = { format: 'torchedit-imagic', version: '1', what: 'Imagic result' };
 
-export class ImagicResult implements Disposable {
+type ImagicResultParts = Pick<ImagicResult, 'targetEmbedding' | 'optimizedEmbedding' | 'unet' | 'losses' | 'settings' | 'fingerprint'>;
+
+export class ImagicResult extends NativeHandle {
   readonly model: StableDiffusionModel;
   /** e_tgt: the target prompt's text states `[1, L, D]`. */
   readonly targetEmbedding: Tensor;
@@ -52,7 +55,8 @@ export class ImagicResult implements Disposable {
   readonly settings: ImagicSettings;
   readonly fingerprint: string;
 
-  constructor(model: StableDiffusionModel, init: Omit<ImagicResult, 'model' | 'generate' | 'sweep' | 'save' | 'dispose' | typeof Symbol.dispose>) {
+  private constructor(model: StableDiffusionModel, init: ImagicResultParts) {
+    super('Imagic result');
     this.model = model;
     this.targetEmbedding = init.targetEmbedding;
     this.optimizedEmbedding = init.optimizedEmbedding;
@@ -62,14 +66,21 @@ export class ImagicResult implements Disposable {
     this.fingerprint = init.fingerprint;
   }
 
+  /** @internal Made by model.imagic() and loadImagic(). */
+  static create(model: StableDiffusionModel, init: ImagicResultParts): ImagicResult {
+    return new ImagicResult(model, init);
+  }
+
   /** Samples with ē = η·e_tgt + (1−η)·e_opt and the fine-tuned UNet (stage C). */
   async generate(options: ImagicGenerateOptions = {}): Promise<GenerationResult> {
+    this.assertLive();
     const { eta, ...rest } = validateImagicGenerateOptions(options, contextOf(this.model));
     return (await this.sweep({ ...options, ...rest, etas: [eta] }))[0];
   }
 
   /** One image per η with the same seed, reusing the fine-tuned UNet and the prompt states. */
   async sweep(options: Omit<ImagicGenerateOptions, 'eta'> & { etas: number[] }): Promise<GenerationResult[]> {
+    this.assertLive();
     const { etas, steps, guidanceScale, seed } = validateImagicSweepOptions(options, contextOf(this.model));
     const { width, height } = this.settings;
     checkImageSize(width, height, this.model.sizeMultiple);
@@ -79,11 +90,11 @@ export class ImagicResult implements Disposable {
     try {
       for (const eta of etas) {
         const handle = this.model.native;
-        const latents = Tensor.fromNative(await runJob((onProgress) => native().imagic.generate(handle, this.unet.native, this.targetEmbedding.native,
-          this.optimizedEmbedding.native, eta, unconditional.native,
-          { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale }, onProgress), options));
+        const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.imagicGenerate(handle, this.unet.native, this.targetEmbedding.native,
+          this.optimizedEmbedding.native, unconditional.native,
+          { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } }, onProgress), options));
         using decoded = await this.model.decodeLatents(latents, { signal: options.signal });
-        results.push(new GenerationResult(await toImages(decoded), latents, seed));
+        results.push(GenerationResult.create(await toImages(decoded), latents, seed));
       }
       return results;
     } finally {
@@ -93,6 +104,7 @@ export class ImagicResult implements Disposable {
 
   /** Writes `dir/imagic.safetensors` (embeddings, losses, settings, model fingerprint) and `dir/unet.pt`. */
   async save(dir: string): Promise<void> {
+    this.assertLive();
     await mkdir(dir, { recursive: true });
     await this.unet.save(join(dir, 'unet.pt'));
     const tensors = new Map([
@@ -104,15 +116,11 @@ export class ImagicResult implements Disposable {
     await writeArtifact(join(dir, 'imagic.safetensors'), KIND, tensors, this.settings, this.model, this.fingerprint);
   }
 
-  /** Frees the fine-tuned UNet and the embeddings. */
-  dispose(): void {
+  /** @internal Frees the fine-tuned UNet and the embeddings. */
+  protected override release(): void {
     this.unet.dispose();
     this.targetEmbedding.dispose();
     this.optimizedEmbedding.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -121,7 +129,7 @@ export async function loadImagic(dir: string, model: StableDiffusionModel): Prom
   const file = await readArtifact<ImagicSettings>(join(dir, 'imagic.safetensors'), KIND, model);
   const losses = (name: string) => Array.from(file.tensor(name).data as Float32Array);
   const unet = await loadModule(join(dir, 'unet.pt'), { device: model.device as Device });
-  return new ImagicResult(model, {
+  return ImagicResult.create(model, {
     targetEmbedding: toTensor(file.tensor('target_embedding')),
     optimizedEmbedding: toTensor(file.tensor('optimized_embedding')),
     unet,

@@ -35,6 +35,7 @@ export interface ImagicOptions extends JobOptions {
   resize?: ResizeMode;
 }
 
+/** @internal The body of model.imagic(). */
 export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
   const { embedding, finetune, seed, width, height, resize } = validateImagicOptions(options, contextOf(model));
@@ -43,9 +44,9 @@ export async function imagic(model: StableDiffusionModel, image: ImageInput | Te
   const target = await model.encodePrompt(prompt);
   const handle = model.native;
   try {
-    const out = await runJob((onProgress) => native().imagic.train(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
+    const out = await runJob((onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
     const [, , h, w] = x0.shape;
-    return new ImagicResult(model, {
+    return ImagicResult.create(model, {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
       unet: Module.fromNative(out.unet),

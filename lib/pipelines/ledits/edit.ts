@@ -50,6 +50,7 @@ export interface EditOptions extends JobOptions {
   maskMode?: 'channel' | 'sum';
 }
 
+/** @internal The body of inversion.edit(); the CLI calls it to validate options before inverting. */
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
   const { steps, eta } = inversion.settings;
   const { targetPrompt, guidanceScale, skip, concepts: parsed, momentumScale, momentumBeta, maskMode } =
@@ -61,11 +62,11 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   const t = inversion.tensors;
   const handle = model.native;
   try {
-    const latents = Tensor.fromNative(await runJob((onProgress) => native().ledits.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
+    const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
       t.unconditional.native, target?.native ?? null, conceptStates?.native ?? null,
       { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
-    return new GenerationResult(await toImages(decoded), latents, BigInt(inversion.settings.seed));
+    return GenerationResult.create(await toImages(decoded), latents, BigInt(inversion.settings.seed));
   } finally {
     target?.dispose();
     conceptStates?.dispose();

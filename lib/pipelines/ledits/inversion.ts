@@ -3,6 +3,7 @@
  * timesteps, the prompt states) and its settings. Invert once, edit many times: edits only read
  * these tensors. Saved as safetensors (BUNDLE.md "Artifacts"), readable from Python.
  */
+import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
 import type { StableDiffusionModel } from '../../model/model.js';
@@ -38,22 +39,29 @@ export interface InversionSettings {
 
 const KIND: ArtifactKind = { format: 'torchedit-inversion', version: '1', what: 'inversion' };
 
-export class Inversion implements Disposable {
+export class Inversion extends NativeHandle {
   readonly model: StableDiffusionModel;
   readonly tensors: InversionTensors;
   readonly settings: InversionSettings;
   /** Fingerprint of the model that made it (lib/model/fingerprint.ts). */
   readonly fingerprint: string;
 
-  constructor(model: StableDiffusionModel, init: { tensors: InversionTensors; settings: InversionSettings; fingerprint: string }) {
+  private constructor(model: StableDiffusionModel, init: Pick<Inversion, 'tensors' | 'settings' | 'fingerprint'>) {
+    super('inversion');
     this.model = model;
     this.tensors = init.tensors;
     this.settings = init.settings;
     this.fingerprint = init.fingerprint;
   }
 
+  /** @internal Made by model.invert() and loadInversion(). */
+  static create(model: StableDiffusionModel, init: Pick<Inversion, 'tensors' | 'settings' | 'fingerprint'>): Inversion {
+    return new Inversion(model, init);
+  }
+
   /** Edits the inverted image (see {@link EditOptions}); the inversion is left unchanged. */
-  edit(options: EditOptions = {}): Promise<GenerationResult> {
+  async edit(options: EditOptions = {}): Promise<GenerationResult> {
+    this.assertLive();
     return edit(this, options);
   }
 
@@ -67,12 +75,9 @@ export class Inversion implements Disposable {
     await writeArtifact(path, KIND, tensors, this.settings, this.model, this.fingerprint);
   }
 
-  dispose(): void {
+  /** @internal Frees the inversion's tensors. */
+  protected override release(): void {
     for (const t of Object.values(this.tensors)) (t as Tensor | null)?.dispose();
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 
@@ -81,7 +86,7 @@ export async function loadInversion(path: string, model: StableDiffusionModel): 
   const file = await readArtifact<InversionSettings>(path, KIND, model);
   const need = (name: string) => toTensor(file.tensor(name));
   const source = file.optional('source_embeddings');
-  return new Inversion(model, {
+  return Inversion.create(model, {
     tensors: {
       x0: need('x0'), timesteps: need('timesteps'), xts: need('xts'), zs: need('zs'),
       unconditional: need('uncond_embeddings'), source: source ? toTensor(source) : null,

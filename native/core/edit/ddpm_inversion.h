@@ -9,11 +9,12 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
 struct InversionOptions {
-  int64_t steps = 100;
-  double eta = 1.0;                   // must be > 0: σ_t = 0 leaves z_t undefined
-  double sourceGuidanceScale = 3.5;   // s_src; unused when there is no source prompt
-  uint64_t seed = 0;
+  int64_t steps;
+  double eta;                  // must be > 0: σ_t = 0 leaves z_t undefined
+  double sourceGuidanceScale;  // s_src; unused when there is no source prompt
+  uint64_t seed;
 };
 
 // Tensors in sampling order (largest t first): timesteps [T]; xts [T, B, C, h, w], xts[k] the

@@ -9,10 +9,22 @@ torch::Tensor interpolateEmbedding(const ImagicState& state, double eta) {
   return eta * state.targetEmbedding + (1.0 - eta) * state.optimizedEmbedding;
 }
 
-torch::Tensor imagicGenerate(StableDiffusion& model, const ImagicState& state, double eta,
-                             const torch::Tensor& unconditional, const TextToImageOptions& options,
+torch::Tensor imagicGenerate(StableDiffusion& model, const ImagicState& state,
+                             const torch::Tensor& unconditional, const ImagicGenerateOptions& options,
                              JobContext& job) {
-  return textToImage(model, interpolateEmbedding(state, eta), unconditional, options, job, state.unet.get());
+  return textToImage(model, interpolateEmbedding(state, options.eta), unconditional, options.sampling, job,
+                     state.unet.get());
+}
+
+std::pair<torch::Tensor, torch::Tensor> imagicLossGradient(StableDiffusion& model, const torch::Tensor& x0,
+                                                           const torch::Tensor& embedding, int64_t t,
+                                                           const torch::Tensor& noise) {
+  torch::AutoGradMode gradMode(true);
+  const auto device = model.device();
+  torch::Tensor e = embedding.to(device, torch::kFloat).detach().clone().set_requires_grad(true);
+  torch::Tensor loss = imagicLoss(model, nullptr, x0.to(device), e, t, noise.to(device));
+  loss.backward();
+  return {loss.detach(), e.grad().detach()};
 }
 
 }  // namespace torchedit

@@ -13,15 +13,16 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
 struct ImagicStage {
-  int64_t steps = 0;
-  double lr = 0.0;
+  int64_t steps;
+  double lr;
 };
 
 struct ImagicTrainOptions {
-  ImagicStage embedding{1000, 2e-3};  // paper, Stable Diffusion variant
-  ImagicStage finetune{1500, 5e-7};
-  uint64_t seed = 0;
+  ImagicStage embedding;  // A
+  ImagicStage finetune;   // B
+  uint64_t seed;
 };
 
 struct ImagicState {

@@ -12,16 +12,18 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
 struct EditOptions {
-  int64_t steps = 100;           // of the inversion
-  double eta = 1.0;              // of the inversion
-  int64_t skip = 36;             // inversion steps not replayed: the edit starts at xts[skip]
-  double guidanceScale = 15.0;   // s_tar, for the target prompt
+  int64_t steps;         // of the inversion
+  double eta;            // of the inversion
+  int64_t skip;          // inversion steps not replayed: the edit starts at xts[skip]
+  double guidanceScale;  // s_tar, for the target prompt
   SemanticGuidanceOptions guidance;
 };
 
-// `target` [1, L, D] or undefined (concepts only); `concepts` [C, L, D] or undefined.
-// Returns the edited latents x_0 [1, C, h, w]. Reads the inversion, never writes it.
+// `target` [1, L, D] or undefined (concepts only); `concepts` [C, L, D] or undefined, with one
+// EditConcept each. Returns the edited latents x_0 [1, C, h, w]. Reads the inversion, never
+// writes it. Throws ERR_SHAPE if the inversion's tensors, skip or the concepts do not fit.
 torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion,
                      const torch::Tensor& unconditional, const torch::Tensor& target,
                      const torch::Tensor& concepts, const EditOptions& options, JobContext& job);

@@ -58,4 +58,13 @@ torch::Tensor SemanticGuidance::step(int64_t i, const torch::Tensor& epsUncondit
   return guidance;
 }
 
+std::vector<torch::Tensor> semanticGuidanceSteps(const SemanticGuidanceOptions& options,
+                                                 const torch::Tensor& epsUnconditional,
+                                                 const torch::Tensor& epsConcepts, int64_t steps) {
+  SemanticGuidance guidance(options);
+  std::vector<torch::Tensor> out;
+  for (int64_t i = 0; i < steps; ++i) out.push_back(guidance.step(i, epsUnconditional, epsConcepts));
+  return out;
+}
+
 }  // namespace torchedit

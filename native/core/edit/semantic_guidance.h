@@ -10,22 +10,23 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
 struct EditConcept {
-  double scale = 5.0;       // s_c
-  bool remove = false;      // d_c = −1: guide away from the concept
-  int64_t warmup = 10;      // edit steps before the concept applies
+  double scale;                     // s_c
+  bool remove;                      // d_c = −1: guide away from the concept
+  int64_t warmup;                   // edit steps before the concept applies
   std::optional<int64_t> cooldown;  // edit step from which it stops; none = never
-  double threshold = 0.9;   // λ_c: share of |ψ_c| masked out, in [0, 1)
-  double weight = 1.0;      // w_c
+  double threshold;                 // λ_c: share of |ψ_c| masked out, in [0, 1)
+  double weight;                    // w_c
 };
 
 enum class MaskMode { Channel, Sum };
 
 struct SemanticGuidanceOptions {
   std::vector<EditConcept> concepts;
-  double momentumScale = 0.1;  // s_m
-  double momentumBeta = 0.4;   // β
-  MaskMode maskMode = MaskMode::Channel;
+  double momentumScale;  // s_m
+  double momentumBeta;   // β
+  MaskMode maskMode;
 };
 
 class SemanticGuidance {
@@ -43,5 +44,10 @@ class SemanticGuidance {
   SemanticGuidanceOptions options_;
   torch::Tensor momentum_;
 };
+
+// step() for i = 0 … steps−1 with the same ε's (for tests of the recursion alone).
+std::vector<torch::Tensor> semanticGuidanceSteps(const SemanticGuidanceOptions& options,
+                                                 const torch::Tensor& epsUnconditional,
+                                                 const torch::Tensor& epsConcepts, int64_t steps);
 
 }  // namespace torchedit

@@ -10,14 +10,15 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from model.json as lib/model/config.ts completed it.
 struct ModelConfig {
-  int64_t sampleSize = 64;       // latent side the model was trained at
-  int64_t latentChannels = 4;
-  int64_t vaeScaleFactor = 8;
-  double scalingFactor = 0.18215;
-  std::string predictionType = "epsilon";  // or "v_prediction"
-  int64_t maxLength = 77;
-  int64_t hiddenSize = 768;
+  int64_t sampleSize;  // latent side the model was trained at
+  int64_t latentChannels;
+  int64_t vaeScaleFactor;
+  double scalingFactor;
+  std::string predictionType;  // "epsilon" or "v_prediction"
+  int64_t maxLength;
+  int64_t hiddenSize;
   ScheduleConfig scheduler;
 };
 

@@ -8,13 +8,14 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
 struct TextToImageOptions {
-  int64_t steps = 50;
-  double guidanceScale = 7.5;  // ≤ 1 runs the conditional pass only
-  double eta = 0.0;            // DDIM η: 0 deterministic, 1 DDPM-like
-  uint64_t seed = 0;
-  int64_t latentHeight = 64;
-  int64_t latentWidth = 64;
+  int64_t steps;
+  double guidanceScale;  // ≤ 1 runs the conditional pass only
+  double eta;            // DDIM η: 0 deterministic, 1 DDPM-like
+  uint64_t seed;
+  int64_t latentHeight;
+  int64_t latentWidth;
 };
 
 // `context` [B, L, D] prompt states; `unconditional` [1 or B, L, D] (the negative prompt).

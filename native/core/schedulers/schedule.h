@@ -9,14 +9,15 @@
 
 namespace torchedit {
 
+// No defaults here: every field is read from model.json as lib/model/config.ts completed it.
 struct ScheduleConfig {
-  int64_t numTrainTimesteps = 1000;
-  std::string betaSchedule = "scaled_linear";  // "linear" | "scaled_linear"
-  double betaStart = 0.00085;
-  double betaEnd = 0.012;
-  int64_t stepsOffset = 1;
-  bool setAlphaToOne = false;
-  std::string timestepSpacing = "leading";  // "leading" | "trailing" | "linspace"
+  int64_t numTrainTimesteps;
+  std::string betaSchedule;  // "linear" | "scaled_linear"
+  double betaStart;
+  double betaEnd;
+  int64_t stepsOffset;
+  bool setAlphaToOne;
+  std::string timestepSpacing;  // "leading" | "trailing" | "linspace"
 };
 
 class NoiseSchedule {
