@@ -1,4 +1,4 @@
-# Finds libtorch in the order of RUNTIME.md / the README:
+# Finds libtorch in the order of docs/install.md:
 #   1. TORCHEDIT_LIBTORCH or LIBTORCH (environment): a libtorch folder (its root, its lib/ folder
 #      or Python's torch package) — the only place looked at, as for the run-time loader
 #   2. Torch_DIR (CMake variable or environment; scripts/install.mjs passes the libtorch the

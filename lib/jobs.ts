@@ -1,5 +1,5 @@
 /**
- * AbortSignal and onProgress plumbing shared by every long call (RUNTIME.md "Execution
+ * AbortSignal and onProgress plumbing shared by every long call (docs/architecture.md "Execution
  * model"): a job that is aborted while queued rejects at once, a running one at its next step.
  */
 import type { NativeJob, NativeProgress, NativeProgressCallback } from './binding.js';

@@ -1,4 +1,4 @@
-"""Make a SMALL random-weight torchedit bundle (BUNDLE.md layout) for tests.
+"""Make a SMALL random-weight torchedit bundle (docs/bundle-format.md layout) for tests.
 
 usage: /usr/bin/python3 scripts/make_test_bundle.py OUT_DIR [--seed N] [--sample-size 8]
           [--latent-channels 4] [--hidden-size 32] [--max-length 77]

@@ -2,7 +2,7 @@
 write it over the bundle's TorchScript files -- eager Python, torch.jit.load, torch.no_grad() for
 inference, classifier-free guidance and LEDITS/SEGA in ONE batched UNet call per step, Adam and
 autograd for Imagic, default settings everywhere, DDIM/DDPM math inline. It computes the same
-algorithm as torchedit (README "Text-to-image", "LEDITS", "Imagic"; ALGORITHMS.md) with the same
+algorithm as torchedit (README "Text-to-image", "LEDITS", "Imagic"; docs/algorithms.md) with the same
 seeds and draw order, so both sides do the same work; it is not an oracle (test/reference/ is).
 
 Run with /usr/bin/python3 (Debian's torch, the same libtorch torchedit links):

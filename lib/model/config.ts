@@ -1,5 +1,5 @@
 /**
- * model.json (BUNDLE.md): read, validated field by field, and typed. Every rejection names the
+ * model.json (docs/bundle-format.md): read, validated field by field, and typed. Every rejection names the
  * file and the field, so a user can fix the bundle without reading this code.
  */
 import { access, readFile } from 'node:fs/promises';

@@ -189,7 +189,7 @@ function promptList(prompts: string | string[]): string[] {
 }
 
 /**
- * Loads a model bundle (BUNDLE.md) from `path`, or the model shipped with the package when no
+ * Loads a model bundle (docs/bundle-format.md) from `path`, or the model shipped with the package when no
  * path is given. Validates model.json and every file, loads the four modules on the device, and
  * checks their output shapes against model.json.
  */

@@ -21,7 +21,7 @@ export interface ModelDefaults {
 }
 
 /**
- * Settings a bundle recommends for itself (model.json `recommended`, BUNDLE.md): they replace the
+ * Settings a bundle recommends for itself (model.json `recommended`, docs/bundle-format.md): they replace the
  * library's defaults for that model. Every group and field is optional; each value is checked at
  * load like the option it stands for.
  */

@@ -154,7 +154,7 @@ inline constexpr HandleKind kModelKind = {{0x2c8e4a6f1d3b5097ULL, 0x8b1d3f5a7c9e
                                           "NativeModel", "a model handle", "model", "loadModel()"};
 
 // A tensor: metadata is synchronous; data moves only on request, as a job on its device's queue
-// (RUNTIME.md "Handles and memory").
+// (docs/architecture.md "Handles and memory").
 using AddonTensor = Handle<at::Tensor, kTensorKind>;
 // A TorchScript module on one device: loading, forward and train()/eval() are jobs on its queue.
 using AddonModule = Handle<std::shared_ptr<ScriptModule>, kModuleKind>;

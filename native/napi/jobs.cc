@@ -22,7 +22,7 @@ struct Message {
 void callJs(Napi::Env env, Napi::Function, AsyncJob* context, Message* message);
 using Tsfn = Napi::TypedThreadSafeFunction<AsyncJob, Message, callJs>;
 
-// Progress is throttled so a fast loop cannot flood the main thread (RUNTIME.md).
+// Progress is throttled so a fast loop cannot flood the main thread (docs/architecture.md "Progress").
 constexpr auto kProgressInterval = std::chrono::milliseconds(50);
 
 class AsyncJob final : public QueuedJob,

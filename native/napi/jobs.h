@@ -1,4 +1,4 @@
-// Bridges a core job on a device queue to a JS Promise (RUNTIME.md execution model):
+// Bridges a core job on a device queue to a JS Promise (docs/architecture.md "Execution model"):
 // the work runs on the device's worker thread; progress and completion come back through a
 // thread-safe function; JS gets { promise, cancel }.
 #pragma once

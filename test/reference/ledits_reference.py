@@ -2,7 +2,7 @@
 (Huberman-Spiegelglas et al., arXiv:2304.06140) + SEGA semantic guidance (Brack et al.,
 arXiv:2301.12247), combined as in LEDITS (Tsaban & Passos, arXiv:2307.00522).
 
-Written from the papers, docs/ALGORITHMS.md §0-3 and diffusers' reference pipelines
+Written from the papers, docs/algorithms.md §0-3 and diffusers' reference pipelines
 (deprecated SemanticStableDiffusionPipeline, LEditsPPPipelineStableDiffusion), not from
 torchedit's C++. Every UNet evaluation is a separate batch-1 call, so a match with torchedit
 (which batches ∅/source/target/concepts) also checks that batching changes nothing.

@@ -1,7 +1,7 @@
 /**
  * An inversion: everything an edit replays (x_0, the x_t it sampled, the noise maps z_t,
  * timesteps, the prompt states) and its settings. Invert once, edit many times: edits only read
- * these tensors. Saved as safetensors (BUNDLE.md "Artifacts"), readable from Python.
+ * these tensors. Saved as safetensors (docs/bundle-format.md "Artifacts"), readable from Python.
  */
 import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';

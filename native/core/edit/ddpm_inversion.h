@@ -1,5 +1,5 @@
 // Edit-friendly DDPM inversion (Huberman-Spiegelglas, Kulikov, Michaeli, "An Edit Friendly
-// DDPM Noise Space", arXiv:2304.06140; ALGORITHMS.md §1).
+// DDPM Noise Space", arXiv:2304.06140; docs/algorithms.md §1).
 #pragma once
 
 #include <torch/types.h>

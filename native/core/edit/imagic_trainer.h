@@ -1,5 +1,5 @@
 // Imagic stages A and B (Kawar et al., "Imagic: Text-Based Real Image Editing with Diffusion
-// Models", arXiv:2210.09276 §3.1; ALGORITHMS.md §4): optimise the text embedding with the UNet
+// Models", arXiv:2210.09276 §3.1; docs/algorithms.md §4): optimise the text embedding with the UNet
 // frozen, then fine-tune a copy of the UNet with that embedding frozen. Adam, no EMA, no clipping.
 #pragma once
 

@@ -1,6 +1,6 @@
 // LEDITS (Tsaban & Passos, "LEDITS: Real Image Editing with DDPM Inversion and Semantic
 // Guidance", arXiv:2307.00522): replay an edit-friendly inversion's noise maps while guiding
-// with a target prompt and/or SEGA concepts (ALGORITHMS.md §3).
+// with a target prompt and/or SEGA concepts (docs/algorithms.md §3).
 #pragma once
 
 #include <torch/types.h>

@@ -1,5 +1,5 @@
 // SEGA semantic guidance (Brack et al., "SEGA: Instructing Text-to-Image Models using Semantic
-// Guidance", arXiv:2301.12247; ALGORITHMS.md §2), with the recursion of diffusers'
+// Guidance", arXiv:2301.12247; docs/algorithms.md §2), with the recursion of diffusers'
 // SemanticStableDiffusionPipeline and LEDITS++'s channel-sum mask as an option.
 #pragma once
 

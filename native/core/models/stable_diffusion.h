@@ -1,5 +1,5 @@
 // A Stable Diffusion bundle's four TorchScript modules and the config that ties them together
-// (BUNDLE.md). Typed calls with the latents' scaling and the v→ε conversion done once, here.
+// (docs/bundle-format.md). Typed calls with the latents' scaling and the v→ε conversion done once, here.
 #pragma once
 
 #include <optional>

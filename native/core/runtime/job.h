@@ -1,5 +1,5 @@
 // What a long-running job sees of the queue that runs it: cancellation and progress.
-// Core algorithms take a JobContext& and call check() between steps (RUNTIME.md: cancellation
+// Core algorithms take a JobContext& and call check() between steps (docs/architecture.md "Cancellation":
 // is checked between steps; progress never blocks the worker).
 #pragma once
 

@@ -1,6 +1,6 @@
 // The DDIM/DDPM posterior step, η-parameterised (arXiv:2010.02502 "Denoising Diffusion
 // Implicit Models"): η = 0 is DDIM, η = 1 is DDPM's posterior variance. Edit-friendly
-// inversion's noise extraction lives here beside step(), its exact inverse (STYLE.md habit 2).
+// inversion's noise extraction lives here beside step(), its exact inverse (docs/architecture.md "Why this layout").
 #pragma once
 
 #include <torch/types.h>

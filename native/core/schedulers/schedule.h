@@ -1,5 +1,5 @@
 // The noise schedule shared by every scheduler: betas, ᾱ_t, and the inference timesteps.
-// Config fields are model.json's `scheduler` block (BUNDLE.md).
+// Config fields are model.json's `scheduler` block (docs/bundle-format.md).
 #pragma once
 
 #include <torch/types.h>
@@ -29,7 +29,7 @@ class NoiseSchedule {
   double alphaBar(int64_t t) const;
 
   // N inference timesteps, largest first. "leading": Δ = T // N, t_k = (N−1−k)·Δ + offset,
-  // clamped to T−1 so N = T with offset 1 stays in range (ALGORITHMS.md §0).
+  // clamped to T−1 so N = T with offset 1 stays in range (docs/algorithms.md §0).
   std::vector<int64_t> timesteps(int64_t steps) const;
   // The timestep after t in the reverse process: t − T // N (may be negative).
   int64_t previousTimestep(int64_t t, int64_t steps) const;
