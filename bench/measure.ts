@@ -92,8 +92,12 @@ function runChild(command: string, args: string[]): Promise<string> {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       if (code === 0) resolve(out);
@@ -140,17 +144,47 @@ class IdleLoopProbe {
  * One measured job of one side in a fresh process (load, warm-up job, measured job). `autocast`
  * applies to the torchedit side only (its model, warm-up and job); Python always runs float32.
  */
-export async function runOne(side: 'torchedit' | 'python', b: Bundle, name: string, spec: WorkloadSpec, threads: number, autocast?: Autocast): Promise<RunResult> {
+export async function runOne(
+  side: 'torchedit' | 'python',
+  b: Bundle,
+  name: string,
+  spec: WorkloadSpec,
+  threads: number,
+  autocast?: Autocast,
+): Promise<RunResult> {
   const warmup = warmupOf(spec);
   const probe = new IdleLoopProbe();
   probe.start();
   // The torchedit child gets the harness's own node flags, so that a run can try V8 settings
   // (`node --no-memory-reducer dist/bench/run.js`, NOTES section 14).
   const output = await (side === 'torchedit'
-    ? runChild(process.execPath, [...process.execArgv, workloadsJs, '--child', JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) })])
-    : runChild(python, [pythonWorkloads, '--bundle', b.path, '--workload', name, '--spec', JSON.stringify(spec),
-      '--warmup-spec', JSON.stringify(warmup), '--runs', '1', '--threads', String(threads)])).finally(() => probe.stop());
-  const line = output.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+    ? runChild(process.execPath, [
+        ...process.execArgv,
+        workloadsJs,
+        '--child',
+        JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) }),
+      ])
+    : runChild(python, [
+        pythonWorkloads,
+        '--bundle',
+        b.path,
+        '--workload',
+        name,
+        '--spec',
+        JSON.stringify(spec),
+        '--warmup-spec',
+        JSON.stringify(warmup),
+        '--runs',
+        '1',
+        '--threads',
+        String(threads),
+      ])
+  ).finally(() => probe.stop());
+  const line = output
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   if (!line) throw new Error(`${side} ${name}: no result line in its output:\n${output}`);
   const result = JSON.parse(line) as RunResult;
   if (result.jobWindowMs) result.idleLoopDelayMaxMs = probe.worstWithin(result.jobWindowMs);
@@ -184,7 +218,9 @@ export function machine(threads: number): Machine {
   try {
     const pretty = /^PRETTY_NAME="?([^"\n]+)"?/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1];
     if (pretty) os = `${pretty}, kernel ${release()}`;
-  } catch { /* not Linux-like */ }
+  } catch {
+    /* not Linux-like */
+  }
   const torch = spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout?.trim() || 'unknown';
   return {
     cpu,
@@ -196,7 +232,9 @@ export function machine(threads: number): Machine {
     openblasCoretype: process.env.OPENBLAS_CORETYPE ?? '(unset)',
     threads,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    loadAverage: loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadAverage: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -211,22 +249,31 @@ export function machineMarkdown(m: Machine, loadAtEnd?: string, precision = 'flo
 }
 
 export function currentLoad(): string {
-  return loadavg().map((l) => l.toFixed(2)).join(' ');
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 }
 
 export type SectionName = 'main' | 'bf16' | 'scaling';
 
 /** Replaces RESULTS.md's section `name` (between its markers), creating the file when needed. */
 export function writeSection(name: SectionName, body: string): void {
-  const text = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : [
-    '# Benchmark results',
-    '',
-    'Written by `npm run bench` (bench/run.ts: the main table; with --autocast bfloat16, the bf16 table) and bench/scaling.ts (how cost grows);',
-    'each rewrites only its own section. How the numbers are taken: bench/NOTES.md and the comments in',
-    'bench/run.ts.',
-    '',
-    '<!-- main:begin -->', '<!-- main:end -->', '', '<!-- scaling:begin -->', '<!-- scaling:end -->', '',
-  ].join('\n');
+  const text = existsSync(resultsFile)
+    ? readFileSync(resultsFile, 'utf8')
+    : [
+        '# Benchmark results',
+        '',
+        'Written by `npm run bench` (bench/run.ts: the main table; with --autocast bfloat16, the bf16 table) and bench/scaling.ts (how cost grows);',
+        'each rewrites only its own section. How the numbers are taken: bench/NOTES.md and the comments in',
+        'bench/run.ts.',
+        '',
+        '<!-- main:begin -->',
+        '<!-- main:end -->',
+        '',
+        '<!-- scaling:begin -->',
+        '<!-- scaling:end -->',
+        '',
+      ].join('\n');
   writeFileSync(resultsFile, placeSection(text, name, body));
 }
 

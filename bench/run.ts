@@ -38,8 +38,30 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundle, cacheDir, currentLoad, ensureInversion, fmt, machine, machineMarkdown, median, runOne, writeSection, type Bundle, type BundleName } from './measure.js';
-import { AUTOCAST_MODES, stepsOf, unetEvaluations, workloads, type Autocast, type Measurement, type RunResult, type WorkloadSpec } from './workloads.js';
+import {
+  bundle,
+  cacheDir,
+  currentLoad,
+  ensureInversion,
+  fmt,
+  machine,
+  machineMarkdown,
+  median,
+  runOne,
+  writeSection,
+  type Bundle,
+  type BundleName,
+} from './measure.js';
+import {
+  AUTOCAST_MODES,
+  stepsOf,
+  unetEvaluations,
+  workloads,
+  type Autocast,
+  type Measurement,
+  type RunResult,
+  type WorkloadSpec,
+} from './workloads.js';
 
 export interface Options {
   quick: boolean;
@@ -55,14 +77,25 @@ export interface Options {
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);
-  process.stderr.write('usage: node dist/bench/run.js [--quick] [--workload NAME[,NAME]] [--bundle small|sd] [--reps N] [--threads T] [--no-write] [--[no-]scaling] [--autocast bfloat16]\n' +
-    `workloads: ${Object.keys(workloads(false)).join(', ')}\n` +
-    `--autocast ${AUTOCAST_MODES.join('|')}: torchedit under autocast vs Python float32, in RESULTS.md's bf16 section; implies --no-scaling, leaves out imagic unless named\n`);
+  process.stderr.write(
+    'usage: node dist/bench/run.js [--quick] [--workload NAME[,NAME]] [--bundle small|sd] [--reps N] [--threads T] [--no-write] [--[no-]scaling] [--autocast bfloat16]\n' +
+      `workloads: ${Object.keys(workloads(false)).join(', ')}\n` +
+      `--autocast ${AUTOCAST_MODES.join('|')}: torchedit under autocast vs Python float32, in RESULTS.md's bf16 section; implies --no-scaling, leaves out imagic unless named\n`,
+  );
   process.exit(2);
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { quick: false, workloads: null, bundles: ['small', 'sd'], reps: 0, threads: 1, write: true, scaling: true, autocast: null };
+  const o: Options = {
+    quick: false,
+    workloads: null,
+    bundles: ['small', 'sd'],
+    reps: 0,
+    threads: 1,
+    write: true,
+    scaling: true,
+    autocast: null,
+  };
   let scaling: boolean | null = null;
   const known = Object.keys(workloads(false));
   for (let i = 0; i < argv.length; i++) {
@@ -96,7 +129,7 @@ export function parseArgs(argv: string[]): Options {
   // it); --scaling / --no-scaling decide otherwise. --autocast implies --no-scaling: the scaling
   // table measures float32 only, and a bf16 run must not rewrite it.
   if (o.autocast && scaling) usage('--autocast implies --no-scaling (the scaling table is float32); run --scaling without --autocast');
-  o.scaling = o.autocast ? false : scaling ?? (!o.quick && !o.workloads && o.bundles.length === 2);
+  o.scaling = o.autocast ? false : (scaling ?? (!o.quick && !o.workloads && o.bundles.length === 2));
   return o;
 }
 
@@ -119,15 +152,25 @@ export interface Entry {
 }
 
 /** Runs one workload `reps` times per side, alternating sides; `autocast` is torchedit's (Python runs float32). */
-export async function measure(b: Bundle, name: string, spec: WorkloadSpec, reps: number, threads: number, autocast?: Autocast): Promise<Entry> {
+export async function measure(
+  b: Bundle,
+  name: string,
+  spec: WorkloadSpec,
+  reps: number,
+  threads: number,
+  autocast?: Autocast,
+): Promise<Entry> {
   const entry: Entry = { bundle: b, name, spec, torchedit: [], python: [] };
   for (let r = 0; r < reps; r++) {
     const te = await runOne('torchedit', b, name, spec, threads, autocast);
-    if (te.autocast !== autocast) throw new Error(`torchedit ${name}: the child ran with autocast ${te.autocast ?? 'none'}, not ${autocast ?? 'none'}`);
+    if (te.autocast !== autocast)
+      throw new Error(`torchedit ${name}: the child ran with autocast ${te.autocast ?? 'none'}, not ${autocast ?? 'none'}`);
     entry.torchedit.push(te);
     const py = await runOne('python', b, name, spec, threads);
     entry.python.push(py);
-    process.stderr.write(`bench: ${b.name} ${name} rep ${r + 1}/${reps}: torchedit ${fmt(te.wallSeconds)} s, Python ${fmt(py.wallSeconds)} s\n`);
+    process.stderr.write(
+      `bench: ${b.name} ${name} rep ${r + 1}/${reps}: torchedit ${fmt(te.wallSeconds)} s, Python ${fmt(py.wallSeconds)} s\n`,
+    );
   }
   return entry;
 }
@@ -172,17 +215,30 @@ function rows(entries: Entry[]): Row[] {
       for (const [phase, calls] of Object.entries(ev.phases)) {
         const pick = (r: RunResult) => r.phases?.[phase];
         out.push({
-          bundle: e.bundle.name, workload: `${e.name} ${phase === 'embedding' ? 'embedding (A)' : 'fine-tune (B)'}`,
-          evaluations: shape(calls), steps: calls, calls,
+          bundle: e.bundle.name,
+          workload: `${e.name} ${phase === 'embedding' ? 'embedding (A)' : 'fine-tune (B)'}`,
+          evaluations: shape(calls),
+          steps: calls,
+          calls,
           te: e.torchedit.map(pick).filter((m): m is Measurement => !!m),
           py: e.python.map(pick).filter((m): m is Measurement => !!m),
-          pyCalls: e.python.map((r) => r.phases?.[phase]?.unetCalls ?? NaN), agreement: agreement(e), idle: worstIdle(e),
+          pyCalls: e.python.map((r) => r.phases?.[phase]?.unetCalls ?? NaN),
+          agreement: agreement(e),
+          idle: worstIdle(e),
         });
       }
     } else {
       out.push({
-        bundle: e.bundle.name, workload: e.name, evaluations: shape(ev.calls), steps: stepsOf(e.spec), calls: ev.calls,
-        te: e.torchedit, py: e.python, pyCalls: e.python.map((r) => r.unetCalls ?? NaN), agreement: agreement(e), idle: worstIdle(e),
+        bundle: e.bundle.name,
+        workload: e.name,
+        evaluations: shape(ev.calls),
+        steps: stepsOf(e.spec),
+        calls: ev.calls,
+        te: e.torchedit,
+        py: e.python,
+        pyCalls: e.python.map((r) => r.unetCalls ?? NaN),
+        agreement: agreement(e),
+        idle: worstIdle(e),
       });
     }
   }
@@ -231,11 +287,14 @@ export function table(entries: Entry[], autocast: Autocast | null = null): strin
       `≤1.1 ${mark(teR / pyR <= 1.1)}`,
       `≤20 ${mark(loop <= 20)}`,
     ].join(' · ');
-    lines.push(`| ${r.bundle} | ${r.workload} | ${r.evaluations} | ${fmt(teT, 3)} | ${fmt(pyT, 3)} | ${fmt(ratio)} | ` +
-      `${fmt(teT / r.steps, 3)} · ${fmt(pyT / r.steps, 3)} | ${fmt(faults(r.te), 0)} · ${fmt(faults(r.py), 0)} | ` +
-      `${fmt(teR, 0)} · ${fmt(pyR, 0)} (${fmt(teR / pyR)}) | ${fmt(loop, 1)} (${fmt(r.idle.te, 1)} · ${fmt(r.idle.py, 1)}) | ${targets} | ${autocast ? accuracyCost(r.agreement) : sameResult(r.agreement)} |`);
+    lines.push(
+      `| ${r.bundle} | ${r.workload} | ${r.evaluations} | ${fmt(teT, 3)} | ${fmt(pyT, 3)} | ${fmt(ratio)} | ` +
+        `${fmt(teT / r.steps, 3)} · ${fmt(pyT / r.steps, 3)} | ${fmt(faults(r.te), 0)} · ${fmt(faults(r.py), 0)} | ` +
+        `${fmt(teR, 0)} · ${fmt(pyR, 0)} (${fmt(teR / pyR)}) | ${fmt(loop, 1)} (${fmt(r.idle.te, 1)} · ${fmt(r.idle.py, 1)}) | ${targets} | ${autocast ? accuracyCost(r.agreement) : sameResult(r.agreement)} |`,
+    );
     const counted = r.pyCalls.filter((c) => c !== r.calls);
-    if (counted.length) notes.push(`- ${r.bundle} ${r.workload}: the Python side counted ${counted.join(', ')} UNet calls where ${r.calls} were computed.`);
+    if (counted.length)
+      notes.push(`- ${r.bundle} ${r.workload}: the Python side counted ${counted.join(', ')} UNet calls where ${r.calls} were computed.`);
   }
   return `${lines.join('\n')}${notes.length ? `\n\n${notes.join('\n')}` : ''}`;
 }
@@ -243,15 +302,22 @@ export function table(entries: Entry[], autocast: Autocast | null = null): strin
 function describe(o: Options, entries: Entry[]): string {
   const reps = `median of ${o.reps} run${o.reps > 1 ? 's' : ''} per side`;
   const mode = o.quick
-    ? '**Quick mode** (a harness check, not numbers to quote): txt2img 3 steps, inversion 4 steps, edits replay 2 of 4 steps, Imagic 2 + 2 steps; ' + reps + '.'
+    ? '**Quick mode** (a harness check, not numbers to quote): txt2img 3 steps, inversion 4 steps, edits replay 2 of 4 steps, Imagic 2 + 2 steps; ' +
+      reps +
+      '.'
     : 'Full settings: txt2img 20 DDIM steps, CFG 7.5; LEDITS inversion 50 steps with a source prompt (s_src 3.5); edits over it with skip 15 (35 steps): ' +
-      '`edit-0` target prompt only, `edit-1` target + 1 concept, `edit-3` 3 concepts, no target; Imagic 10 embedding + 10 fine-tune steps; ' + reps + '.';
+      '`edit-0` target prompt only, `edit-1` target + 1 concept, `edit-3` 3 concepts, no target; Imagic 10 embedding + 10 fine-tune steps; ' +
+      reps +
+      '.';
   const bundles = [...new Map(entries.map((e) => [e.bundle.name, e.bundle])).values()].map((b) => `- ${b.label}`).join('\n');
-  const precision = !o.autocast ? '' : `\n\ntorchedit loads the model with \`{ autocast: '${o.autocast}' }\` (the UNet's matrix products and convolutions ` +
-    `in ${o.autocast} under libtorch's CPU autocast, the rest float32; warm-up and measured job on that model); the Python side runs float32 as ` +
-    'in the main table, the reference. ' + (entries.some((e) => e.spec.kind === 'imagic')
-    ? 'Imagic was asked for with --workload: its training ran under autocast too, which is not this comparison.'
-    : 'Imagic is not run in this mode: training under autocast is not the comparison (ask for it with --workload imagic).');
+  const precision = !o.autocast
+    ? ''
+    : `\n\ntorchedit loads the model with \`{ autocast: '${o.autocast}' }\` (the UNet's matrix products and convolutions ` +
+      `in ${o.autocast} under libtorch's CPU autocast, the rest float32; warm-up and measured job on that model); the Python side runs float32 as ` +
+      'in the main table, the reference. ' +
+      (entries.some((e) => e.spec.kind === 'imagic')
+        ? 'Imagic was asked for with --workload: its training ran under autocast too, which is not this comparison.'
+        : 'Imagic is not run in this mode: training under autocast is not the comparison (ask for it with --workload imagic).');
   return `${mode}${precision}\n\nBundles:\n${bundles}`;
 }
 
@@ -270,11 +336,14 @@ export async function main(argv: string[]): Promise<void> {
   }
   const loadAtEnd = currentLoad();
   const checksums = 'mean |final latents|, mean |z| for the inversion, the summed losses for Imagic';
-  const columns = 'Columns: wall time of the job only (median), torchedit/Python time ratio, time per step (per UNet call), ' +
+  const columns =
+    'Columns: wall time of the job only (median), torchedit/Python time ratio, time per step (per UNet call), ' +
     'minor + major page faults during the job per UNet call, peak RSS of each process (load + warm-up + job; for Imagic stage A, ' +
-    'the peak at the end of stage A), the worst event-loop delay during torchedit\'s job, ';
+    "the peak at the end of stage A), the worst event-loop delay during torchedit's job, ";
   const body = [
-    o.autocast ? `## torchedit in ${o.autocast} autocast vs Python float32${o.quick ? ' (quick)' : ''}` : `## Main table${o.quick ? ' (quick)' : ''}`,
+    o.autocast
+      ? `## torchedit in ${o.autocast} autocast vs Python float32${o.quick ? ' (quick)' : ''}`
+      : `## Main table${o.quick ? ' (quick)' : ''}`,
     '',
     machineMarkdown(m, loadAtEnd, o.autocast ? `torchedit ran ${o.autocast} autocast, Python float32` : undefined),
     '',
@@ -283,16 +352,18 @@ export async function main(argv: string[]): Promise<void> {
     table(entries, o.autocast),
     '',
     o.autocast
-      ? columns + 'the issue\'s RSS and event-loop targets (no time targets: the issue\'s are at equal precision, float32 on both sides), ' +
+      ? columns +
+        "the issue's RSS and event-loop targets (no time targets: the issue's are at equal precision, float32 on both sides), " +
         `and the accuracy cost of ${o.autocast}: the relative difference of torchedit's checksum from Python float32's (the checksum: ${checksums}; ` +
-        'worst over the runs; no pass threshold: the main table\'s 1e-3 check is for float32 on both sides).'
-      : columns + 'the issue\'s targets ' +
+        "worst over the runs; no pass threshold: the main table's 1e-3 check is for float32 on both sides)."
+      : columns +
+        "the issue's targets " +
         '(time only on the sd bundle: ≤ 0.6× Python for text-to-image and LEDITS, ≤ 0.8× for Imagic), and whether both sides computed ' +
         `the same result (relative difference of ${checksums}).`,
   ].join('\n');
   process.stdout.write(`${body}\n`);
   if (o.write) {
-    const [section, raw] = o.autocast ? ['bf16', 'last-run-bf16.json'] as const : ['main', 'last-run.json'] as const;
+    const [section, raw] = o.autocast ? (['bf16', 'last-run-bf16.json'] as const) : (['main', 'last-run.json'] as const);
     writeSection(section, body);
     mkdirSync(cacheDir, { recursive: true });
     writeFileSync(join(cacheDir, raw), JSON.stringify({ machine: m, options: o, entries }, null, 2));

@@ -11,7 +11,18 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import sharp from 'sharp';
-import { bundle, cacheDir, currentLoad, ensureInversion, fmt, machine, machineMarkdown, repoRoot, runOne, writeSection } from './measure.js';
+import {
+  bundle,
+  cacheDir,
+  currentLoad,
+  ensureInversion,
+  fmt,
+  machine,
+  machineMarkdown,
+  repoRoot,
+  runOne,
+  writeSection,
+} from './measure.js';
 import { concept, unetEvaluations, workloads, type EditSpec, type RunResult, type Txt2ImgSpec, type WorkloadSpec } from './workloads.js';
 
 export interface ScalingOptions {
@@ -48,12 +59,21 @@ function grid(quick: boolean): Point[] {
   const replay = quick ? 2 : 10;
   for (const c of quick ? [0, 1, 3] : [0, 1, 3, 5]) {
     const spec: EditSpec = {
-      kind: 'edit', inversionSteps, skip: inversionSteps - replay, targetPrompt: null, guidanceScale: 15, concepts: CONCEPTS.slice(0, c),
-      momentumScale: 0.3, momentumBeta: 0.6, maskMode: 'channel', eta: 1,
+      kind: 'edit',
+      inversionSteps,
+      skip: inversionSteps - replay,
+      targetPrompt: null,
+      guidanceScale: 15,
+      concepts: CONCEPTS.slice(0, c),
+      momentumScale: 0.3,
+      momentumBeta: 0.6,
+      maskMode: 'channel',
+      eta: 1,
     };
     points.push({ series: 'concepts', x: c, spec });
   }
-  for (const latentSize of quick ? [16, 32] : [16, 32, 48]) points.push({ series: 'size', x: latentSize, spec: { ...base, steps: quick ? 2 : 10, latentSize } });
+  for (const latentSize of quick ? [16, 32] : [16, 32, 48])
+    points.push({ series: 'size', x: latentSize, spec: { ...base, steps: quick ? 2 : 10, latentSize } });
   return points;
 }
 
@@ -66,13 +86,15 @@ function scalingTable(points: Point[]): string {
     const ev = unetEvaluations(p.spec);
     const te = p.torchedit?.wallSeconds;
     const py = p.python?.wallSeconds;
-    lines.push(`| ${p.series} (${SERIES[p.series].what}) | ${SERIES[p.series].axis} ${p.x} | ${ev.calls} × ${ev.batch} | ${fmt(te, 3)} | ${fmt(py, 3)} | ` +
-      `${te !== undefined && py !== undefined ? fmt(te / py) : '–'} | ${fmt(te !== undefined ? te / ev.calls : undefined, 3)} | ${fmt(py !== undefined ? py / ev.calls : undefined, 3)} |`);
+    lines.push(
+      `| ${p.series} (${SERIES[p.series].what}) | ${SERIES[p.series].axis} ${p.x} | ${ev.calls} × ${ev.batch} | ${fmt(te, 3)} | ${fmt(py, 3)} | ` +
+        `${te !== undefined && py !== undefined ? fmt(te / py) : '–'} | ${fmt(te !== undefined ? te / ev.calls : undefined, 3)} | ${fmt(py !== undefined ? py / ev.calls : undefined, 3)} |`,
+    );
   }
   return lines.join('\n');
 }
 
-function escape(s: string): string {
+function escapeXml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 }
 
@@ -85,13 +107,19 @@ function tickStep(max: number, count = 4): number {
 
 /** Three panels (steps, concepts, size): seconds against the setting, torchedit solid, Python dashed. */
 export function plotSvg(points: Point[], subtitle: string): string {
-  const panelW = 330, panelH = 290, top = 70, left = 70, gap = 70, right = 40;
-  const W = left + 3 * panelW + 2 * gap + right, H = 440;
+  const panelW = 330,
+    panelH = 290,
+    top = 70,
+    left = 70,
+    gap = 70,
+    right = 40;
+  const W = left + 3 * panelW + 2 * gap + right,
+    H = 440;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="28" font-size="18" text-anchor="middle">torchedit vs plain PyTorch: how cost grows (SD-structure bundle)</text>`,
-    `<text x="${W / 2}" y="50" font-size="12" text-anchor="middle" fill="#555">${escape(subtitle)}</text>`,
+    `<text x="${W / 2}" y="50" font-size="12" text-anchor="middle" fill="#555">${escapeXml(subtitle)}</text>`,
   ];
   (Object.keys(SERIES) as Series[]).forEach((series, i) => {
     const ps = points.filter((p) => p.series === series);
@@ -99,31 +127,45 @@ export function plotSvg(points: Point[], subtitle: string): string {
     const x0 = left + i * (panelW + gap);
     const xs = ps.map((p) => p.x);
     const ys = ps.flatMap((p) => [p.torchedit?.wallSeconds, p.python?.wallSeconds]).filter((v): v is number => v !== undefined);
-    const xMin = Math.min(...xs), xMax = Math.max(...xs);
+    const xMin = Math.min(...xs),
+      xMax = Math.max(...xs);
     const step = tickStep(Math.max(...ys, 1e-3));
     const yMax = step * Math.ceil((Math.max(...ys, 1e-3) * 1.05) / step);
     const pad = 12;
     const px = (x: number) => x0 + pad + (xMax === xMin ? (panelW - 2 * pad) / 2 : ((x - xMin) / (xMax - xMin)) * (panelW - 2 * pad));
     const py = (y: number) => top + panelH - (y / yMax) * panelH;
     parts.push(`<rect x="${x0}" y="${top}" width="${panelW}" height="${panelH}" fill="none" stroke="#999"/>`);
-    parts.push(`<text x="${x0 + panelW / 2}" y="${top - 8}" font-size="14" text-anchor="middle">${escape(SERIES[series].title)}</text>`);
+    parts.push(`<text x="${x0 + panelW / 2}" y="${top - 8}" font-size="14" text-anchor="middle">${escapeXml(SERIES[series].title)}</text>`);
     for (let y = 0; y <= yMax + 1e-9; y += step) {
       parts.push(`<line x1="${x0}" x2="${x0 + panelW}" y1="${py(y)}" y2="${py(y)}" stroke="#eee"/>`);
       parts.push(`<text x="${x0 - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${Number(y.toFixed(3))}</text>`);
     }
     for (const x of xs) parts.push(`<text x="${px(x)}" y="${top + panelH + 16}" font-size="11" text-anchor="middle">${x}</text>`);
-    parts.push(`<text x="${x0 + panelW / 2}" y="${top + panelH + 34}" font-size="12" text-anchor="middle">${escape(SERIES[series].axis)} (${escape(SERIES[series].what)})</text>`);
-    parts.push(`<text x="${x0 - 40}" y="${top + panelH / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 ${x0 - 40} ${top + panelH / 2})">seconds</text>`);
-    for (const [side, color, dash] of [['torchedit', '#1f77b4', ''], ['python', '#d62728', '6 4']] as const) {
+    parts.push(
+      `<text x="${x0 + panelW / 2}" y="${top + panelH + 34}" font-size="12" text-anchor="middle">${escapeXml(SERIES[series].axis)} (${escapeXml(SERIES[series].what)})</text>`,
+    );
+    parts.push(
+      `<text x="${x0 - 40}" y="${top + panelH / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 ${x0 - 40} ${top + panelH / 2})">seconds</text>`,
+    );
+    for (const [side, color, dash] of [
+      ['torchedit', '#1f77b4', ''],
+      ['python', '#d62728', '6 4'],
+    ] as const) {
       const pts = ps.filter((p) => p[side] !== undefined).map((p) => [px(p.x), py(p[side]!.wallSeconds)] as const);
       if (pts.length === 0) continue;
-      parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''} points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`);
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2" ${dash ? `stroke-dasharray="${dash}"` : ''} points="${pts.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' ')}"/>`,
+      );
       for (const [a, b] of pts) parts.push(`<circle cx="${a.toFixed(1)}" cy="${b.toFixed(1)}" r="3.5" fill="${color}"/>`);
     }
   });
   const ly = H - 22;
-  parts.push(`<line x1="${W / 2 - 170}" x2="${W / 2 - 140}" y1="${ly}" y2="${ly}" stroke="#1f77b4" stroke-width="2"/><text x="${W / 2 - 134}" y="${ly + 4}" font-size="12">torchedit</text>`);
-  parts.push(`<line x1="${W / 2 + 10}" x2="${W / 2 + 40}" y1="${ly}" y2="${ly}" stroke="#d62728" stroke-width="2" stroke-dasharray="6 4"/><text x="${W / 2 + 46}" y="${ly + 4}" font-size="12">Python (eager, TorchScript modules)</text>`);
+  parts.push(
+    `<line x1="${W / 2 - 170}" x2="${W / 2 - 140}" y1="${ly}" y2="${ly}" stroke="#1f77b4" stroke-width="2"/><text x="${W / 2 - 134}" y="${ly + 4}" font-size="12">torchedit</text>`,
+  );
+  parts.push(
+    `<line x1="${W / 2 + 10}" x2="${W / 2 + 40}" y1="${ly}" y2="${ly}" stroke="#d62728" stroke-width="2" stroke-dasharray="6 4"/><text x="${W / 2 + 46}" y="${ly + 4}" font-size="12">Python (eager, TorchScript modules)</text>`,
+  );
   parts.push('</svg>');
   return parts.join('\n');
 }
@@ -131,7 +173,9 @@ export function plotSvg(points: Point[], subtitle: string): string {
 const lastScaling = join(cacheDir, 'last-scaling.json');
 
 async function render(points: Point[], subtitle: string): Promise<void> {
-  await sharp(Buffer.from(plotSvg(points, subtitle))).png().toFile(join(repoRoot, 'bench', 'scaling.png'));
+  await sharp(Buffer.from(plotSvg(points, subtitle)))
+    .png()
+    .toFile(join(repoRoot, 'bench', 'scaling.png'));
 }
 
 export async function runScaling(o: ScalingOptions): Promise<void> {
@@ -143,7 +187,9 @@ export async function runScaling(o: ScalingOptions): Promise<void> {
     const name = `scaling-${p.series}-${p.x}`;
     p.torchedit = await runOne('torchedit', b, name, p.spec, o.threads);
     if (o.python !== false) p.python = await runOne('python', b, name, p.spec, o.threads);
-    process.stderr.write(`bench: scaling ${p.series} ${p.x}: torchedit ${fmt(p.torchedit.wallSeconds)} s, Python ${fmt(p.python?.wallSeconds)} s\n`);
+    process.stderr.write(
+      `bench: scaling ${p.series} ${p.x}: torchedit ${fmt(p.torchedit.wallSeconds)} s, Python ${fmt(p.python?.wallSeconds)} s\n`,
+    );
   }
   const body = [
     `## How cost grows${o.quick ? ' (quick)' : ''}`,
@@ -180,7 +226,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     process.exit(0);
   }
   const threadsAt = argv.indexOf('--threads');
-  const unknown = argv.filter((a, i) => !['--quick', '--no-python', '--no-write', '--threads'].includes(a) && !(threadsAt >= 0 && i === threadsAt + 1));
+  const unknown = argv.filter(
+    (a, i) => !['--quick', '--no-python', '--no-write', '--threads'].includes(a) && !(threadsAt >= 0 && i === threadsAt + 1),
+  );
   if (unknown.length) {
     process.stderr.write('usage: node dist/bench/scaling.js [--quick] [--threads T] [--no-python] [--no-write]\n');
     process.exit(2);

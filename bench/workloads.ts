@@ -121,18 +121,36 @@ const SOURCE = 'a red circle on a blue background';
 export function workloads(quick: boolean): Record<string, WorkloadSpec> {
   const inv = invertSpec(quick);
   const edit = (targetPrompt: string | null, concepts: ConceptSpec[]): EditSpec => ({
-    kind: 'edit', inversionSteps: inv.steps, skip: quick ? 2 : 15, targetPrompt, guidanceScale: 15, concepts,
-    momentumScale: 0.3, momentumBeta: 0.6, maskMode: 'channel', eta: inv.eta,
+    kind: 'edit',
+    inversionSteps: inv.steps,
+    skip: quick ? 2 : 15,
+    targetPrompt,
+    guidanceScale: 15,
+    concepts,
+    momentumScale: 0.3,
+    momentumBeta: 0.6,
+    maskMode: 'channel',
+    eta: inv.eta,
   });
   return {
-    txt2img: { kind: 'txt2img', prompt: 'a yellow square on a green background', negativePrompt: '', steps: quick ? 3 : 20, guidanceScale: 7.5, seed: 1 },
+    txt2img: {
+      kind: 'txt2img',
+      prompt: 'a yellow square on a green background',
+      negativePrompt: '',
+      steps: quick ? 3 : 20,
+      guidanceScale: 7.5,
+      seed: 1,
+    },
     invert: inv,
     'edit-0': edit('a blue circle on a blue background', []),
     'edit-1': edit('a red square on a blue background', [concept('a green background')]),
     'edit-3': edit(null, [concept('blue'), concept('a square'), concept('red', true)]),
     imagic: {
-      kind: 'imagic', targetPrompt: 'a red square on a blue background',
-      embedding: { steps: quick ? 2 : 10, lr: 2e-3 }, finetune: { steps: quick ? 2 : 10, lr: 5e-7 }, seed: 0,
+      kind: 'imagic',
+      targetPrompt: 'a red square on a blue background',
+      embedding: { steps: quick ? 2 : 10, lr: 2e-3 },
+      finetune: { steps: quick ? 2 : 10, lr: 5e-7 },
+      seed: 0,
     },
   };
 }
@@ -163,13 +181,19 @@ export function inversionFor(spec: EditSpec): InvertSpec {
  */
 export function unetEvaluations(spec: WorkloadSpec): { calls: number; batch: number; backward: boolean; phases?: Record<string, number> } {
   switch (spec.kind) {
-    case 'txt2img': return { calls: spec.steps, batch: spec.guidanceScale > 1 ? 2 : 1, backward: false };
-    case 'invert': return { calls: spec.steps, batch: spec.sourcePrompt ? 2 : 1, backward: false };
-    case 'edit': return { calls: spec.inversionSteps - spec.skip, batch: 1 + (spec.targetPrompt ? 1 : 0) + spec.concepts.length, backward: false };
-    case 'imagic': return {
-      calls: spec.embedding.steps + spec.finetune.steps, batch: 1, backward: true,
-      phases: { embedding: spec.embedding.steps, finetune: spec.finetune.steps },
-    };
+    case 'txt2img':
+      return { calls: spec.steps, batch: spec.guidanceScale > 1 ? 2 : 1, backward: false };
+    case 'invert':
+      return { calls: spec.steps, batch: spec.sourcePrompt ? 2 : 1, backward: false };
+    case 'edit':
+      return { calls: spec.inversionSteps - spec.skip, batch: 1 + (spec.targetPrompt ? 1 : 0) + spec.concepts.length, backward: false };
+    case 'imagic':
+      return {
+        calls: spec.embedding.steps + spec.finetune.steps,
+        batch: 1,
+        backward: true,
+        phases: { embedding: spec.embedding.steps, finetune: spec.finetune.steps },
+      };
   }
 }
 
@@ -190,14 +214,24 @@ export function warmupOf(spec: WorkloadSpec): WorkloadSpec {
   const w = structuredClone(spec);
   const tag = (p: string) => `${p}, warm-up`;
   switch (w.kind) {
-    case 'txt2img': w.prompt = tag(w.prompt); w.steps = Math.min(w.steps, WARMUP_STEPS); break;
-    case 'invert': w.sourcePrompt = w.sourcePrompt && tag(w.sourcePrompt); w.steps = Math.min(w.steps, WARMUP_STEPS); break;
+    case 'txt2img':
+      w.prompt = tag(w.prompt);
+      w.steps = Math.min(w.steps, WARMUP_STEPS);
+      break;
+    case 'invert':
+      w.sourcePrompt = w.sourcePrompt && tag(w.sourcePrompt);
+      w.steps = Math.min(w.steps, WARMUP_STEPS);
+      break;
     case 'edit':
       w.targetPrompt = w.targetPrompt && tag(w.targetPrompt);
       w.concepts = w.concepts.map((c) => ({ ...c, prompt: tag(c.prompt) }));
       w.skip = Math.max(w.skip, w.inversionSteps - WARMUP_STEPS);
       break;
-    case 'imagic': w.targetPrompt = tag(w.targetPrompt); w.embedding.steps = WARMUP_TRAINING_STEPS; w.finetune.steps = WARMUP_TRAINING_STEPS; break;
+    case 'imagic':
+      w.targetPrompt = tag(w.targetPrompt);
+      w.embedding.steps = WARMUP_TRAINING_STEPS;
+      w.finetune.steps = WARMUP_TRAINING_STEPS;
+      break;
   }
   return w;
 }
@@ -221,7 +255,11 @@ export function benchImage(size: number): Tensor {
 
 // ----------------------------------------------------------------------------- the torchedit side
 
-interface Mark { time: number; minor: number; major: number }
+interface Mark {
+  time: number;
+  minor: number;
+  major: number;
+}
 
 function mark(): Mark {
   const u = process.resourceUsage();
@@ -249,35 +287,67 @@ function meanAbs(data: Float32Array): number {
  * Runs one job through torchedit's public API; `onPhaseEnd` is called at Imagic's stage
  * boundary. Returns a function that computes the job's checksum (called after the clock stops).
  */
-async function runJob(model: StableDiffusionModel, inversion: Inversion | null, spec: WorkloadSpec, onPhaseEnd: (phase: string) => void): Promise<() => Promise<Checksum>> {
+async function runJob(
+  model: StableDiffusionModel,
+  inversion: Inversion | null,
+  spec: WorkloadSpec,
+  onPhaseEnd: (phase: string) => void,
+): Promise<() => Promise<Checksum>> {
   const size = (spec.latentSize ?? model.config.sampleSize) * model.config.vaeScaleFactor;
   switch (spec.kind) {
     case 'txt2img': {
       const result = await model.generate(spec.prompt, {
-        negativePrompt: spec.negativePrompt, steps: spec.steps, guidanceScale: spec.guidanceScale, seed: spec.seed, width: size, height: size,
+        negativePrompt: spec.negativePrompt,
+        steps: spec.steps,
+        guidanceScale: spec.guidanceScale,
+        seed: spec.seed,
+        width: size,
+        height: size,
       });
-      return async () => { using r = result; return meanAbs((await r.latents.data()) as Float32Array); };
+      return async () => {
+        using r = result;
+        return meanAbs((await r.latents.data()) as Float32Array);
+      };
     }
     case 'invert': {
       using image = benchImage(size);
       const result = await model.invert(image, {
-        sourcePrompt: spec.sourcePrompt, sourceGuidanceScale: spec.sourceGuidanceScale, steps: spec.steps, eta: spec.eta, seed: spec.seed,
+        sourcePrompt: spec.sourcePrompt,
+        sourceGuidanceScale: spec.sourceGuidanceScale,
+        steps: spec.steps,
+        eta: spec.eta,
+        seed: spec.seed,
       });
-      return async () => { using r = result; return meanAbs((await r.tensors.zs.data()) as Float32Array); };
+      return async () => {
+        using r = result;
+        return meanAbs((await r.tensors.zs.data()) as Float32Array);
+      };
     }
     case 'edit': {
       if (!inversion) throw new Error('an edit job needs an inversion (spec.inversionFile)');
       const result = await inversion.edit({
-        targetPrompt: spec.targetPrompt ?? undefined, guidanceScale: spec.guidanceScale, skip: spec.skip,
-        concepts: spec.concepts, momentumScale: spec.momentumScale, momentumBeta: spec.momentumBeta, maskMode: spec.maskMode,
+        targetPrompt: spec.targetPrompt ?? undefined,
+        guidanceScale: spec.guidanceScale,
+        skip: spec.skip,
+        concepts: spec.concepts,
+        momentumScale: spec.momentumScale,
+        momentumBeta: spec.momentumBeta,
+        maskMode: spec.maskMode,
       });
-      return async () => { using r = result; return meanAbs((await r.latents.data()) as Float32Array); };
+      return async () => {
+        using r = result;
+        return meanAbs((await r.latents.data()) as Float32Array);
+      };
     }
     case 'imagic': {
       using image = benchImage(size);
       const result = await model.imagic(image, spec.targetPrompt, {
-        embedding: spec.embedding, finetune: spec.finetune, seed: spec.seed,
-        onProgress: (p) => { if (p.phase === 'embedding' && p.step === p.total) onPhaseEnd('embedding'); },
+        embedding: spec.embedding,
+        finetune: spec.finetune,
+        seed: spec.seed,
+        onProgress: (p) => {
+          if (p.phase === 'embedding' && p.step === p.total) onPhaseEnd('embedding');
+        },
       });
       return async () => {
         using r = result;
@@ -287,7 +357,14 @@ async function runJob(model: StableDiffusionModel, inversion: Inversion | null, 
   }
 }
 
-async function child(args: { bundle: string; name: string; spec: WorkloadSpec; warmup: WorkloadSpec; threads: number; autocast?: Autocast }): Promise<RunResult> {
+async function child(args: {
+  bundle: string;
+  name: string;
+  spec: WorkloadSpec;
+  warmup: WorkloadSpec;
+  threads: number;
+  autocast?: Autocast;
+}): Promise<RunResult> {
   configure({ threads: args.threads });
   // One model for the warm-up and the measured job, so with autocast the warm-up warms the
   // autocast code paths the job then takes.
@@ -319,7 +396,12 @@ async function child(args: { bundle: string; name: string; spec: WorkloadSpec; w
     total.loopDelayMaxMs = histogram.max / 1e6;
   }
   const result: RunResult = {
-    side: 'torchedit', workload: args.name, threads: args.threads, ...total, jobWindowMs: [startEpochMs, performance.timeOrigin + performance.now()], ...(spec.kind === 'imagic' ? { phases } : {}),
+    side: 'torchedit',
+    workload: args.name,
+    threads: args.threads,
+    ...total,
+    jobWindowMs: [startEpochMs, performance.timeOrigin + performance.now()],
+    ...(spec.kind === 'imagic' ? { phases } : {}),
     ...(args.autocast ? { autocast: args.autocast } : {}),
   };
   result.checksum = await checksum();
@@ -334,7 +416,13 @@ async function prepareInversion(args: { bundle: string; spec: InvertSpec; file: 
   const size = (args.spec.latentSize ?? model.config.sampleSize) * model.config.vaeScaleFactor;
   using image = benchImage(size);
   const s = args.spec;
-  using inversion = await model.invert(image, { sourcePrompt: s.sourcePrompt, sourceGuidanceScale: s.sourceGuidanceScale, steps: s.steps, eta: s.eta, seed: s.seed });
+  using inversion = await model.invert(image, {
+    sourcePrompt: s.sourcePrompt,
+    sourceGuidanceScale: s.sourceGuidanceScale,
+    steps: s.steps,
+    eta: s.eta,
+    seed: s.seed,
+  });
   await inversion.save(args.file);
 }
 

@@ -35,8 +35,11 @@ export interface Heldout {
 
 /** Cases TEST_START + offset … + offset + n − 1, written to `dir` by eval/make_heldout.py. */
 export function makeHeldout(dir: string, n: number, offset: number): Heldout {
-  const result = spawnSync(python, [join(repoRoot, 'eval', 'make_heldout.py'), '--out', dir, '--n', String(n), '--offset', String(offset)],
-    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const result = spawnSync(
+    python,
+    [join(repoRoot, 'eval', 'make_heldout.py'), '--out', dir, '--n', String(n), '--offset', String(offset)],
+    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } },
+  );
   if (result.status !== 0) throw new Error(`eval/make_heldout.py failed (${result.status}): ${result.stderr || result.error}`);
   const json = JSON.parse(readFileSync(join(dir, 'heldout.json'), 'utf8')) as { offset: number; cases: HeldoutCase[] };
   const images = readNpyImages(join(dir, 'heldout.npy'));

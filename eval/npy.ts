@@ -25,7 +25,12 @@ export function readNpyImages(path: string): ImageBatch {
   const header = buf.subarray(start, start + headerLength).toString('latin1');
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = /'shape':\s*\(([^)]*)\)/
+    .exec(header)?.[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   if (descr !== '|u1' || fortran !== 'False' || !shape || shape.length !== 4 || shape[3] !== 3) {
     throw new Error(`${path}: expected a C-order uint8 array [N, H, W, 3], found ${header.trim()}`);
   }
@@ -41,13 +46,16 @@ export function writeNpyImages(path: string, images: Uint8Array[], height: numbe
   }
   let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${images.length}, ${height}, ${width}, 3), }`;
   const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
   const head = Buffer.alloc(10);
   MAGIC.copy(head, 0);
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  writeFileSync(path, Buffer.concat([head, Buffer.from(header, 'latin1'), ...images.map((img) => Buffer.from(img.buffer, img.byteOffset, img.byteLength))]));
+  writeFileSync(
+    path,
+    Buffer.concat([head, Buffer.from(header, 'latin1'), ...images.map((img) => Buffer.from(img.buffer, img.byteOffset, img.byteLength))]),
+  );
 }
 
 /** Image k of a batch as its own HWC byte array. */

@@ -39,7 +39,15 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { configure, defaultModelPath, loadModel, runtimeInfo, type EditOptions, type Inversion, type StableDiffusionModel } from '../lib/index.js';
+import {
+  configure,
+  defaultModelPath,
+  loadModel,
+  runtimeInfo,
+  type EditOptions,
+  type Inversion,
+  type StableDiffusionModel,
+} from '../lib/index.js';
 import { caseTensor, makeHeldout, POS_PHRASE, recolour, tensorImage, type Heldout, type HeldoutCase } from './heldout.js';
 import { imageAt, writeNpyImages } from './npy.js';
 import { analyzeBatch, betterEdit, mean, median, repoRoot, scoreEdits, type Analysis, type EditScore } from './score.js';
@@ -90,10 +98,12 @@ const TUNING_OFFSET = 200_000;
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`eval: ${message}\n`);
-  process.stderr.write('usage: node dist/eval/run.js [--model DIR] [--cases N] [--tune-cases N] [--imagic-cases N] [--quick] [--out DIR]\n' +
-    '                          [--only vae,t2i,ledits,imagic] [--inversion-steps T] [--imagic-embedding STEPS@LR]\n' +
-    '                          [--imagic-finetune STEPS@LR] [--imagic-sample-steps N] [--tune-imagic] [--keep]\n' +
-    '                          [--autocast bfloat16] [--settings OUT/settings.json]\n');
+  process.stderr.write(
+    'usage: node dist/eval/run.js [--model DIR] [--cases N] [--tune-cases N] [--imagic-cases N] [--quick] [--out DIR]\n' +
+      '                          [--only vae,t2i,ledits,imagic] [--inversion-steps T] [--imagic-embedding STEPS@LR]\n' +
+      '                          [--imagic-finetune STEPS@LR] [--imagic-sample-steps N] [--tune-imagic] [--keep]\n' +
+      '                          [--autocast bfloat16] [--settings OUT/settings.json]\n',
+  );
   process.exit(2);
 }
 
@@ -102,7 +112,14 @@ export function parseArgs(argv: string[]): Options {
   let tuneCases: number | undefined;
   let imagicCases: number | undefined;
   let out: string | undefined;
-  const o: Omit<Options, 'cases' | 'tuneCases' | 'imagicCases' | 'out' | 'imagic'> = { model: defaultModelPath, quick: false, only: new Set<Section>(SECTIONS), tuneImagic: false, keep: false, inversionSteps: INVERSION.steps };
+  const o: Omit<Options, 'cases' | 'tuneCases' | 'imagicCases' | 'out' | 'imagic'> = {
+    model: defaultModelPath,
+    quick: false,
+    only: new Set<Section>(SECTIONS),
+    tuneImagic: false,
+    keep: false,
+    inversionSteps: INVERSION.steps,
+  };
   const imagic: ImagicSetting = structuredClone(IMAGIC);
   const stage = (name: string, v: string) => {
     const m = /^(\d+)@([0-9.eE+-]+)$/.exec(v);
@@ -184,14 +201,30 @@ interface TargetSetting {
 }
 
 /** Starts of the coordinate ascent: torchedit's defaults (LEDITS demo values). */
-const CONCEPT_START: ConceptSetting = { source: 'none', skip: 0.36, scale: 7, threshold: 0.95, removeShare: 1, maskMode: 'channel', wording: 'colour' };
+const CONCEPT_START: ConceptSetting = {
+  source: 'none',
+  skip: 0.36,
+  scale: 7,
+  threshold: 0.95,
+  removeShare: 1,
+  maskMode: 'channel',
+  wording: 'colour',
+};
 const TARGET_START: TargetSetting = { skip: 0.36, guidanceScale: 15 };
 
 /** Values tried per setting, one setting at a time in this order, keeping the best so far. */
 function conceptGrid(quick: boolean): { [K in keyof ConceptSetting]?: ConceptSetting[K][] } {
   return quick
     ? { skip: [0.36, 0.7], scale: [3, 7] }
-    : { source: ['none', 'caption'], skip: [0.2, 0.36, 0.5, 0.6, 0.7, 0.8], scale: [2, 3, 5, 7, 10, 15], threshold: [0.8, 0.9, 0.95], removeShare: [0, 0.25, 0.5, 1], maskMode: ['channel', 'sum'], wording: ['colour', 'object'] };
+    : {
+        source: ['none', 'caption'],
+        skip: [0.2, 0.36, 0.5, 0.6, 0.7, 0.8],
+        scale: [2, 3, 5, 7, 10, 15],
+        threshold: [0.8, 0.9, 0.95],
+        removeShare: [0, 0.25, 0.5, 1],
+        maskMode: ['channel', 'sum'],
+        wording: ['colour', 'object'],
+      };
 }
 
 function targetGrid(quick: boolean): { [K in keyof TargetSetting]?: TargetSetting[K][] } {
@@ -206,7 +239,12 @@ const INVERSION = { steps: 100, sourceGuidanceScale: 3.5 };
  * fine-tune steps at 5e-7) is far too long here, so fewer steps with larger learning rates
  * (chosen on tuning cases with --tune-imagic; see RESULTS.md).
  */
-const IMAGIC: ImagicSetting = { embedding: { steps: 100, lr: 1e-2 }, finetune: { steps: 100, lr: 1e-4 }, sampleSteps: 50, guidanceScale: 7.5 };
+const IMAGIC: ImagicSetting = {
+  embedding: { steps: 100, lr: 1e-2 },
+  finetune: { steps: 100, lr: 1e-4 },
+  sampleSteps: 50,
+  guidanceScale: 7.5,
+};
 // η > 1 extrapolates past the target embedding (ē = η·e_tgt + (1 − η)·e_opt still holds): with a
 // fine-tuned UNet that keeps the input well, η = 1 often still kept the old colour.
 const IMAGIC_ETAS = [0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2];
@@ -242,7 +280,8 @@ interface Row {
 
 function tableMarkdown(rows: Row[]): string {
   const lines = ['| measure | n | value | target | result |', '| --- | ---: | ---: | ---: | --- |'];
-  for (const r of rows) lines.push(`| ${r.measure} | ${r.n} | ${r.value} | ${r.target} | ${r.pass === null ? '' : r.pass ? 'pass' : '**miss**'} |`);
+  for (const r of rows)
+    lines.push(`| ${r.measure} | ${r.n} | ${r.value} | ${r.target} | ${r.pass === null ? '' : r.pass ? 'pass' : '**miss**'} |`);
   return lines.join('\n');
 }
 
@@ -253,8 +292,10 @@ function row(measure: string, n: number, value: number, shown: string, op: '≥'
 }
 
 function describeConcept(s: ConceptSetting): string {
-  return `source ${s.source === 'none' ? '""' : 'caption'}, skip ${s.skip}, scale ${s.scale}, threshold ${s.threshold}, ` +
-    `−c at ${s.removeShare}× scale, ${s.maskMode} mask, concepts name ${s.wording === 'object' ? 'the object ("a blue circle")' : 'the colour ("blue")'}`;
+  return (
+    `source ${s.source === 'none' ? '""' : 'caption'}, skip ${s.skip}, scale ${s.scale}, threshold ${s.threshold}, ` +
+    `−c at ${s.removeShare}× scale, ${s.maskMode} mask, concepts name ${s.wording === 'object' ? 'the object ("a blue circle")' : 'the colour ("blue")'}`
+  );
 }
 
 function describeTarget(s: TargetSetting): string {
@@ -285,7 +326,11 @@ function targetEdit(c: HeldoutCase, s: TargetSetting): EditOptions {
 /** Inversions per (case, source prompt), made once: every edit setting replays the same one. */
 class Inversions {
   readonly #cache = new Map<string, Inversion>();
-  constructor(readonly model: StableDiffusionModel, readonly set: Heldout, readonly steps: number) {}
+  constructor(
+    readonly model: StableDiffusionModel,
+    readonly set: Heldout,
+    readonly steps: number,
+  ) {}
 
   async get(k: number, source: 'none' | 'caption'): Promise<Inversion> {
     const key = `${k}|${source}`;
@@ -293,7 +338,12 @@ class Inversions {
     if (!inv) {
       const c = this.set.cases[k];
       using x = caseTensor(this.set, k);
-      inv = await this.model.invert(x, { sourcePrompt: source === 'caption' ? c.caption : '', steps: this.steps, sourceGuidanceScale: INVERSION.sourceGuidanceScale, seed: this.set.offset + k });
+      inv = await this.model.invert(x, {
+        sourcePrompt: source === 'caption' ? c.caption : '',
+        steps: this.steps,
+        sourceGuidanceScale: INVERSION.sourceGuidanceScale,
+        seed: this.set.offset + k,
+      });
       this.#cache.set(key, inv);
     }
     return inv;
@@ -340,10 +390,14 @@ export async function run(o: Options): Promise<void> {
   configure({ threads: 1 });
   const work = mkdtempSync(join(tmpdir(), 'torchedit-eval-'));
   mkdirSync(o.out, { recursive: true });
-  log(`torchedit evaluation — model ${o.model}, ${o.cases} cases (tuning ${o.tuneCases}, Imagic ${o.imagicCases})${o.quick ? ', quick' : ''}; work files in ${work}`);
+  log(
+    `torchedit evaluation — model ${o.model}, ${o.cases} cases (tuning ${o.tuneCases}, Imagic ${o.imagicCases})${o.quick ? ', quick' : ''}; work files in ${work}`,
+  );
   const model = await loadModel(o.model, o.autocast ? { autocast: o.autocast } : {});
-  log(`model "${model.config.name}" loaded${o.autocast ? ` (${o.autocast} autocast)` : ''}; libtorch ${runtimeInfo().torchVersion}, 1 thread`);
-  const reused: ChosenSettings | null = o.settings ? JSON.parse(readFileSync(o.settings, 'utf8')) as ChosenSettings : null;
+  log(
+    `model "${model.config.name}" loaded${o.autocast ? ` (${o.autocast} autocast)` : ''}; libtorch ${runtimeInfo().torchVersion}, 1 thread`,
+  );
+  const reused: ChosenSettings | null = o.settings ? (JSON.parse(readFileSync(o.settings, 'utf8')) as ChosenSettings) : null;
   const size = model.imageSize;
 
   const times: SectionTime[] = [];
@@ -370,10 +424,19 @@ export async function run(o: Options): Promise<void> {
 
   const rows: Row[] = [];
   const notes: string[] = [];
-  const sheet: SheetSpec = { out: join(o.out, 'contact-sheet.png'), title: `torchedit evaluation — ${model.config.name} (${shown(o.model)}), ${startedAt.toISOString().slice(0, 16)}Z`, rows: [] };
+  const sheet: SheetSpec = {
+    out: join(o.out, 'contact-sheet.png'),
+    title: `torchedit evaluation — ${model.config.name} (${shown(o.model)}), ${startedAt.toISOString().slice(0, 16)}Z`,
+    rows: [],
+  };
   const sheetPairs = Math.min(8, o.cases);
   const pairsOf = (name: string, caption: (k: number) => string, ok?: (k: number) => boolean, indices?: number[]) =>
-    (indices ?? Array.from({ length: sheetPairs }, (_, k) => k)).map((k) => ({ before: [npy('originals'), k] as [string, number], after: [npy(name), k] as [string, number], caption: caption(k), ok: ok?.(k) }));
+    (indices ?? Array.from({ length: sheetPairs }, (_, k) => k)).map((k) => ({
+      before: [npy('originals'), k] as [string, number],
+      after: [npy(name), k] as [string, number],
+      caption: caption(k),
+      ok: ok?.(k),
+    }));
   // The originals as a batch the sheet can read (analyzeBatch writes the others).
   writeNpyImages(npy('originals'), originals, size, size);
 
@@ -417,9 +480,18 @@ export async function run(o: Options): Promise<void> {
       rows.push(row('text-to-image: prompted colour', o.cases, colour, fmt.pct(colour), '≥', 0.95, '95%'));
       rows.push(row('text-to-image: prompted shape', o.cases, shape, fmt.pct(shape), '≥', 0.9, '90%'));
       rows.push(row('text-to-image: prompted position', o.cases, pos, fmt.pct(pos), '≥', 0.8, '80%'));
-      notes.push(`Text-to-image: prompts "a <colour> <shape> <on the left|in the middle|on the right>" (every other one adds "on a <bg> background"), DDIM 50 steps, CFG 7.5, seed = case number; all three right: ${fmt.pct(all)}.`);
+      notes.push(
+        `Text-to-image: prompts "a <colour> <shape> <on the left|in the middle|on the right>" (every other one adds "on a <bg> background"), DDIM 50 steps, CFG 7.5, seed = case number; all three right: ${fmt.pct(all)}.`,
+      );
       log(`text-to-image: colour ${fmt.pct(colour)}, shape ${fmt.pct(shape)}, position ${fmt.pct(pos)}, all three ${fmt.pct(all)}`);
-      sheet.rows.push({ label: 'Text-to-image (held-out attributes → sample)', pairs: pairsOf('t2i', (k) => `${set.cases[k].color} ${set.cases[k].shape}`, (k) => a[k].color === set.cases[k].color && a[k].shape === set.cases[k].shape && a[k].pos === set.cases[k].pos) });
+      sheet.rows.push({
+        label: 'Text-to-image (held-out attributes → sample)',
+        pairs: pairsOf(
+          't2i',
+          (k) => `${set.cases[k].color} ${set.cases[k].shape}`,
+          (k) => a[k].color === set.cases[k].color && a[k].shape === set.cases[k].shape && a[k].pos === set.cases[k].pos,
+        ),
+      });
     });
   }
 
@@ -428,56 +500,79 @@ export async function run(o: Options): Promise<void> {
   let bestConcept: ConceptSetting = { wording: 'colour', ...(reused?.concept ?? CONCEPT_START) };
   let bestTarget = reused?.target ?? TARGET_START;
   if (o.only.has('ledits')) {
-    if (!reused) await timed('LEDITS tuning', async () => {
-      const inversions = new Inversions(model, tuning, o.inversionSteps);
-      let run = 0;
-      const evaluate = async (kind: 'concepts' | 'target', options: (c: HeldoutCase) => EditOptions, source: 'none' | 'caption'): Promise<EditScore> => {
-        const images: Uint8Array[] = [];
-        for (let k = 0; k < tuning.cases.length; k++) images.push(await editImage(await inversions.get(k, source), options(tuning.cases[k])));
-        const refs = tuning.cases.map((_, k) => imageAt(tuning.images, k));
-        return scoreEdits(analyzeBatch(work, `tune-${kind}-${run++}`, images, size, refs), tuning.cases);
-      };
-      const line = (kind: string, desc: string, s: EditScore) => {
-        const text = `${kind} | ${desc} | ${fmt.pct(s.strict)} | ${fmt.pct(s.colour)} | ${fmt.pct(s.sameShape)} | ${fmt.px(s.medianShift)} | ${fmt.db(s.bgPsnr)}`;
-        tried.push(`| ${text} |`);
-        log(`  tune ${text}`);
-      };
-      // Coordinate ascent: one setting at a time over its values, keeping the best so far.
-      const ascend = async <S extends object>(kind: 'concepts' | 'target', start: S, grid: { [K in keyof S]?: S[K][] },
-        score: (s: S) => Promise<EditScore>, describe: (s: S) => string): Promise<S> => {
-        const seen = new Map<string, EditScore>();
-        const scoreOf = async (s: S) => {
-          const key = JSON.stringify(s);
-          let v = seen.get(key);
-          if (!v) {
-            v = await score(s);
-            seen.set(key, v);
-            line(kind, describe(s), v);
-          }
-          return v;
+    if (!reused)
+      await timed('LEDITS tuning', async () => {
+        const inversions = new Inversions(model, tuning, o.inversionSteps);
+        let run = 0;
+        const evaluate = async (
+          kind: 'concepts' | 'target',
+          options: (c: HeldoutCase) => EditOptions,
+          source: 'none' | 'caption',
+        ): Promise<EditScore> => {
+          const images: Uint8Array[] = [];
+          for (let k = 0; k < tuning.cases.length; k++)
+            images.push(await editImage(await inversions.get(k, source), options(tuning.cases[k])));
+          const refs = tuning.cases.map((_, k) => imageAt(tuning.images, k));
+          return scoreEdits(analyzeBatch(work, `tune-${kind}-${run++}`, images, size, refs), tuning.cases);
         };
-        let best = start;
-        let bestScore = await scoreOf(start);
-        // Rounds until a whole round changes nothing (at most 3): one round from the defaults
-        // stopped at the first local optimum (skip 0.36 then fixed the scale that suited it).
-        for (let round = 0; round < 3; round++) {
-          const before = JSON.stringify(best);
-          for (const key of Object.keys(grid) as (keyof S)[]) {
-            for (const value of grid[key] ?? []) {
-              const s = { ...best, [key]: value };
-              const v = await scoreOf(s);
-              if (betterEdit(v, bestScore)) [best, bestScore] = [s, v];
+        const line = (kind: string, desc: string, s: EditScore) => {
+          const text = `${kind} | ${desc} | ${fmt.pct(s.strict)} | ${fmt.pct(s.colour)} | ${fmt.pct(s.sameShape)} | ${fmt.px(s.medianShift)} | ${fmt.db(s.bgPsnr)}`;
+          tried.push(`| ${text} |`);
+          log(`  tune ${text}`);
+        };
+        // Coordinate ascent: one setting at a time over its values, keeping the best so far.
+        const ascend = async <S extends object>(
+          kind: 'concepts' | 'target',
+          start: S,
+          grid: { [K in keyof S]?: S[K][] },
+          score: (s: S) => Promise<EditScore>,
+          describe: (s: S) => string,
+        ): Promise<S> => {
+          const seen = new Map<string, EditScore>();
+          const scoreOf = async (s: S) => {
+            const key = JSON.stringify(s);
+            let v = seen.get(key);
+            if (!v) {
+              v = await score(s);
+              seen.set(key, v);
+              line(kind, describe(s), v);
             }
+            return v;
+          };
+          let best = start;
+          let bestScore = await scoreOf(start);
+          // Rounds until a whole round changes nothing (at most 3): one round from the defaults
+          // stopped at the first local optimum (skip 0.36 then fixed the scale that suited it).
+          for (let round = 0; round < 3; round++) {
+            const before = JSON.stringify(best);
+            for (const key of Object.keys(grid) as (keyof S)[]) {
+              for (const value of grid[key] ?? []) {
+                const s = { ...best, [key]: value };
+                const v = await scoreOf(s);
+                if (betterEdit(v, bestScore)) [best, bestScore] = [s, v];
+              }
+            }
+            if (JSON.stringify(best) === before) break;
           }
-          if (JSON.stringify(best) === before) break;
-        }
-        log(`  best ${kind}: ${describe(best)} (strict ${fmt.pct(bestScore.strict)} on ${tuning.cases.length} tuning cases)`);
-        return best;
-      };
-      bestConcept = await ascend('concepts', CONCEPT_START, conceptGrid(o.quick), (s) => evaluate('concepts', (c) => conceptEdit(c, s), s.source), describeConcept);
-      bestTarget = await ascend('target', TARGET_START, targetGrid(o.quick), (s) => evaluate('target', (c) => targetEdit(c, s), 'caption'), describeTarget);
-      inversions.dispose();
-    });
+          log(`  best ${kind}: ${describe(best)} (strict ${fmt.pct(bestScore.strict)} on ${tuning.cases.length} tuning cases)`);
+          return best;
+        };
+        bestConcept = await ascend(
+          'concepts',
+          CONCEPT_START,
+          conceptGrid(o.quick),
+          (s) => evaluate('concepts', (c) => conceptEdit(c, s), s.source),
+          describeConcept,
+        );
+        bestTarget = await ascend(
+          'target',
+          TARGET_START,
+          targetGrid(o.quick),
+          (s) => evaluate('target', (c) => targetEdit(c, s), 'caption'),
+          describeTarget,
+        );
+        inversions.dispose();
+      });
 
     await timed('LEDITS reported cases', async () => {
       const inversions = new Inversions(model, set, o.inversionSteps);
@@ -499,30 +594,71 @@ export async function run(o: Options): Promise<void> {
       const psnrs = (name: string, images: Uint8Array[]) => analyzeBatch(work, name, images, size, roundTrips).map((r) => r.psnr ?? NaN);
       const rc = psnrs('ledits-rec-concepts', recConcept);
       const rt = psnrs('ledits-rec-target', recTarget);
-      rows.push(row('LEDITS reconstruction PSNR vs VAE round trip: concept-edit setting, no concepts', o.cases, mean(rc), fmt.db(mean(rc)), '≥', 30, '30 dB'));
-      rows.push(row('LEDITS reconstruction PSNR vs VAE round trip: target-edit setting, target = source caption', o.cases, mean(rt), fmt.db(mean(rt)), '≥', 30, '30 dB'));
+      rows.push(
+        row(
+          'LEDITS reconstruction PSNR vs VAE round trip: concept-edit setting, no concepts',
+          o.cases,
+          mean(rc),
+          fmt.db(mean(rc)),
+          '≥',
+          30,
+          '30 dB',
+        ),
+      );
+      rows.push(
+        row(
+          'LEDITS reconstruction PSNR vs VAE round trip: target-edit setting, target = source caption',
+          o.cases,
+          mean(rt),
+          fmt.db(mean(rt)),
+          '≥',
+          30,
+          '30 dB',
+        ),
+      );
       const sc = scoreEdits(analyzeBatch(work, 'ledits-concepts', conceptImages, size, originals), set.cases);
       const st = scoreEdits(analyzeBatch(work, 'ledits-target', targetImages, size, originals), set.cases);
-      const pooled = scoreEdits(analyzeBatch(work, 'ledits-pooled', [...conceptImages, ...targetImages], size, [...originals, ...originals]), [...set.cases, ...set.cases]);
+      const pooled = scoreEdits(
+        analyzeBatch(work, 'ledits-pooled', [...conceptImages, ...targetImages], size, [...originals, ...originals]),
+        [...set.cases, ...set.cases],
+      );
       // the label says what was applied: "+c' −c" (or "+c'" when the tuning chose no removal),
       // with the object named ("+a blue circle −a red circle") when the tuning chose that wording
-      const conceptLabel = bestConcept.wording === 'object'
-        ? `concepts "+a c' shape${bestConcept.removeShare > 0 ? ' −a c shape' : ''}"`
-        : `concepts "+c'${bestConcept.removeShare > 0 ? ' −c' : ''}"`;
-      for (const [label, s] of [[conceptLabel, sc], ['target prompt', st], ['both kinds pooled', pooled]] as const) {
+      const conceptLabel =
+        bestConcept.wording === 'object'
+          ? `concepts "+a c' shape${bestConcept.removeShare > 0 ? ' −a c shape' : ''}"`
+          : `concepts "+c'${bestConcept.removeShare > 0 ? ' −c' : ''}"`;
+      for (const [label, s] of [
+        [conceptLabel, sc],
+        ['target prompt', st],
+        ['both kinds pooled', pooled],
+      ] as const) {
         rows.push(row(`LEDITS colour edit, ${label}: strict success`, s.n, s.strict, fmt.pct(s.strict), '≥', 0.8, '80%'));
         rows.push(row(`LEDITS colour edit, ${label}: median centroid shift`, s.n, s.medianShift, fmt.px(s.medianShift), '≤', 2, '2 px'));
         rows.push(row(`LEDITS colour edit, ${label}: background PSNR (mean)`, s.n, s.bgPsnr, fmt.db(s.bgPsnr), '≥', 25, '25 dB'));
       }
-      notes.push(`LEDITS inversion: ${o.inversionSteps} steps, η 1, source CFG ${INVERSION.sourceGuidanceScale}, seed = data index offset + case.`,
+      notes.push(
+        `LEDITS inversion: ${o.inversionSteps} steps, η 1, source CFG ${INVERSION.sourceGuidanceScale}, seed = data index offset + case.`,
         `LEDITS concept edits (best of the sweep): ${describeConcept(bestConcept)}; new colour ${fmt.pct(sc.colour)}, same shape ${fmt.pct(sc.sameShape)}, same background ${fmt.pct(sc.sameBg)}, whole-picture PSNR ${fmt.db(sc.psnr)}.`,
         `LEDITS target-prompt edits (best of the sweep): ${describeTarget(bestTarget)}; new colour ${fmt.pct(st.colour)}, same shape ${fmt.pct(st.sameShape)}, same background ${fmt.pct(st.sameBg)}, whole-picture PSNR ${fmt.db(st.psnr)}.`,
-        `LEDITS reconstruction PSNR vs the VAE round trip: concept setting median ${fmt.db(median(rc))}, min ${fmt.db(Math.min(...rc))}; target setting median ${fmt.db(median(rt))}, min ${fmt.db(Math.min(...rt))}.`);
-      log(`LEDITS: concepts strict ${fmt.pct(sc.strict)} (shift ${fmt.px(sc.medianShift)}, bg ${fmt.db(sc.bgPsnr)}); target strict ${fmt.pct(st.strict)} (shift ${fmt.px(st.medianShift)}, bg ${fmt.db(st.bgPsnr)}); reconstruction ${fmt.db(mean(rc))} / ${fmt.db(mean(rt))}`);
+        `LEDITS reconstruction PSNR vs the VAE round trip: concept setting median ${fmt.db(median(rc))}, min ${fmt.db(Math.min(...rc))}; target setting median ${fmt.db(median(rt))}, min ${fmt.db(Math.min(...rt))}.`,
+      );
+      log(
+        `LEDITS: concepts strict ${fmt.pct(sc.strict)} (shift ${fmt.px(sc.medianShift)}, bg ${fmt.db(sc.bgPsnr)}); target strict ${fmt.pct(st.strict)} (shift ${fmt.px(st.medianShift)}, bg ${fmt.db(st.bgPsnr)}); reconstruction ${fmt.db(mean(rc))} / ${fmt.db(mean(rt))}`,
+      );
       const cap = (k: number) => `${set.cases[k].color}→${set.cases[k].newColor}`;
-      sheet.rows.push({ label: 'LEDITS reconstruction (no edit), target-edit setting', pairs: pairsOf('ledits-rec-target', (k) => `${rt[k].toFixed(1)} dB`) });
-      sheet.rows.push({ label: `LEDITS ${conceptLabel} (${describeConcept(bestConcept)})`, pairs: pairsOf('ledits-concepts', cap, (k) => sc.ok[k]) });
-      sheet.rows.push({ label: `LEDITS target prompt c → c' (${describeTarget(bestTarget)})`, pairs: pairsOf('ledits-target', cap, (k) => st.ok[k]) });
+      sheet.rows.push({
+        label: 'LEDITS reconstruction (no edit), target-edit setting',
+        pairs: pairsOf('ledits-rec-target', (k) => `${rt[k].toFixed(1)} dB`),
+      });
+      sheet.rows.push({
+        label: `LEDITS ${conceptLabel} (${describeConcept(bestConcept)})`,
+        pairs: pairsOf('ledits-concepts', cap, (k) => sc.ok[k]),
+      });
+      sheet.rows.push({
+        label: `LEDITS target prompt c → c' (${describeTarget(bestTarget)})`,
+        pairs: pairsOf('ledits-target', cap, (k) => st.ok[k]),
+      });
     });
   }
 
@@ -551,28 +687,69 @@ export async function run(o: Options): Promise<void> {
           }
         }
         chosenImagic = settings;
-        log(`  best imagic: embedding ${settings.embedding.steps} @ ${settings.embedding.lr}, fine-tune ${settings.finetune.steps} @ ${settings.finetune.lr}`);
+        log(
+          `  best imagic: embedding ${settings.embedding.steps} @ ${settings.embedding.lr}, fine-tune ${settings.finetune.steps} @ ${settings.finetune.lr}`,
+        );
       });
     }
-    if (o.imagicCases > 0) await timed('Imagic', async () => {
-      const r = await imagicCases(model, set, o.imagicCases, settings, work, 'imagic', size, (k) => log(`  Imagic ${k}/${o.imagicCases}`));
-      const best = r.perEta.reduce((a, b) => (betterEdit(b.score, a.score) ? b : a));
-      bestEta = best.eta;
-      rows.push(row(`Imagic colour edit: strict success at its best η (${best.eta})`, best.score.n, best.score.strict, fmt.pct(best.score.strict), '≥', 0.6, '60%'));
-      rows.push({ measure: `Imagic colour edit at η ${best.eta}: median centroid shift`, n: best.score.n, value: fmt.px(best.score.medianShift), target: '', pass: null });
-      rows.push({ measure: `Imagic colour edit at η ${best.eta}: background PSNR (mean)`, n: best.score.n, value: fmt.db(best.score.bgPsnr), target: '', pass: null });
-      imagicLines.push('| η | strict success | new colour | same shape | median centroid shift | background PSNR |', '| ---: | ---: | ---: | ---: | ---: | ---: |');
-      for (const e of r.perEta) {
-        imagicLines.push(`| ${e.eta} | ${fmt.pct(e.score.strict)} | ${fmt.pct(e.score.colour)} | ${fmt.pct(e.score.sameShape)} | ${fmt.px(e.score.medianShift)} | ${fmt.db(e.score.bgPsnr)} |`);
-        log(`  Imagic η ${e.eta}: strict ${fmt.pct(e.score.strict)}, colour ${fmt.pct(e.score.colour)}, shape ${fmt.pct(e.score.sameShape)}, shift ${fmt.px(e.score.medianShift)}, bg ${fmt.db(e.score.bgPsnr)}`);
-      }
-      notes.push(`Imagic: target = the caption with c → c'; embedding ${settings.embedding.steps} steps @ lr ${settings.embedding.lr}, fine-tune ${settings.finetune.steps} steps @ lr ${settings.finetune.lr}, seed = data index offset + case; sampling DDIM ${settings.sampleSteps} steps, CFG ${settings.guidanceScale}, seed = case; ${fmt.s(r.ms / o.imagicCases)} per case.`);
-      const k = Math.min(sheetPairs, o.imagicCases);
-      sheet.rows.push({ label: `Imagic c → c' at η ${best.eta}`, pairs: Array.from({ length: k }, (_, i) => ({
-        before: [npy('originals'), i] as [string, number], after: [npy(`imagic-eta-${best.eta}`), i] as [string, number],
-        caption: `${set.cases[i].color}→${set.cases[i].newColor}`, ok: best.score.ok[i],
-      })) });
-    });
+    if (o.imagicCases > 0)
+      await timed('Imagic', async () => {
+        const r = await imagicCases(model, set, o.imagicCases, settings, work, 'imagic', size, (k) =>
+          log(`  Imagic ${k}/${o.imagicCases}`),
+        );
+        const best = r.perEta.reduce((a, b) => (betterEdit(b.score, a.score) ? b : a));
+        bestEta = best.eta;
+        rows.push(
+          row(
+            `Imagic colour edit: strict success at its best η (${best.eta})`,
+            best.score.n,
+            best.score.strict,
+            fmt.pct(best.score.strict),
+            '≥',
+            0.6,
+            '60%',
+          ),
+        );
+        rows.push({
+          measure: `Imagic colour edit at η ${best.eta}: median centroid shift`,
+          n: best.score.n,
+          value: fmt.px(best.score.medianShift),
+          target: '',
+          pass: null,
+        });
+        rows.push({
+          measure: `Imagic colour edit at η ${best.eta}: background PSNR (mean)`,
+          n: best.score.n,
+          value: fmt.db(best.score.bgPsnr),
+          target: '',
+          pass: null,
+        });
+        imagicLines.push(
+          '| η | strict success | new colour | same shape | median centroid shift | background PSNR |',
+          '| ---: | ---: | ---: | ---: | ---: | ---: |',
+        );
+        for (const e of r.perEta) {
+          imagicLines.push(
+            `| ${e.eta} | ${fmt.pct(e.score.strict)} | ${fmt.pct(e.score.colour)} | ${fmt.pct(e.score.sameShape)} | ${fmt.px(e.score.medianShift)} | ${fmt.db(e.score.bgPsnr)} |`,
+          );
+          log(
+            `  Imagic η ${e.eta}: strict ${fmt.pct(e.score.strict)}, colour ${fmt.pct(e.score.colour)}, shape ${fmt.pct(e.score.sameShape)}, shift ${fmt.px(e.score.medianShift)}, bg ${fmt.db(e.score.bgPsnr)}`,
+          );
+        }
+        notes.push(
+          `Imagic: target = the caption with c → c'; embedding ${settings.embedding.steps} steps @ lr ${settings.embedding.lr}, fine-tune ${settings.finetune.steps} steps @ lr ${settings.finetune.lr}, seed = data index offset + case; sampling DDIM ${settings.sampleSteps} steps, CFG ${settings.guidanceScale}, seed = case; ${fmt.s(r.ms / o.imagicCases)} per case.`,
+        );
+        const k = Math.min(sheetPairs, o.imagicCases);
+        sheet.rows.push({
+          label: `Imagic c → c' at η ${best.eta}`,
+          pairs: Array.from({ length: k }, (_, i) => ({
+            before: [npy('originals'), i] as [string, number],
+            after: [npy(`imagic-eta-${best.eta}`), i] as [string, number],
+            caption: `${set.cases[i].color}→${set.cases[i].newColor}`,
+            ok: best.score.ok[i],
+          })),
+        });
+      });
   }
 
   // ---------------------------------------------------------------- report
@@ -615,17 +792,37 @@ export async function run(o: Options): Promise<void> {
     '',
   ];
   if (tried.length) {
-    md.push('## LEDITS settings tried (tuning cases)', '',
-      `Coordinate ascent from torchedit's defaults, one setting at a time, keeping the best by strict success, then median centroid shift, then background PSNR; rounds repeat until one changes nothing (at most 3). Concept edits: ${JSON.stringify(conceptGrid(o.quick))}; target-prompt edits: ${JSON.stringify(targetGrid(o.quick))}. Inversion seeds are fixed, so settings compare on the same noise.`, '',
+    md.push(
+      '## LEDITS settings tried (tuning cases)',
+      '',
+      `Coordinate ascent from torchedit's defaults, one setting at a time, keeping the best by strict success, then median centroid shift, then background PSNR; rounds repeat until one changes nothing (at most 3). Concept edits: ${JSON.stringify(conceptGrid(o.quick))}; target-prompt edits: ${JSON.stringify(targetGrid(o.quick))}. Inversion seeds are fixed, so settings compare on the same noise.`,
+      '',
       '| edit | setting | strict success | new colour | same shape | median centroid shift | background PSNR |',
-      '| --- | --- | ---: | ---: | ---: | ---: | ---: |', ...tried, '',
-      `Best: concepts ${describeConcept(bestConcept)}; target prompt ${describeTarget(bestTarget)}.`, '');
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+      ...tried,
+      '',
+      `Best: concepts ${describeConcept(bestConcept)}; target prompt ${describeTarget(bestTarget)}.`,
+      '',
+    );
   }
   if (imagicLines.length) md.push('## Imagic per η (reported cases)', '', ...imagicLines, '');
-  if (imagicTried.length) md.push(`## Imagic settings tried (${Math.min(IMAGIC_TUNE_CASES, o.tuneCases)} tuning cases)`, '', '| setting | strict success per η | time per case |', '| --- | --- | ---: |', ...imagicTried, '');
+  if (imagicTried.length)
+    md.push(
+      `## Imagic settings tried (${Math.min(IMAGIC_TUNE_CASES, o.tuneCases)} tuning cases)`,
+      '',
+      '| setting | strict success per η | time per case |',
+      '| --- | --- | ---: |',
+      ...imagicTried,
+      '',
+    );
   md.push('Contact sheet: `contact-sheet.png` (input left, result right; ✓ = strict success).', '');
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
-  const chosen: ChosenSettings = { concept: bestConcept, target: bestTarget, imagic: chosenImagic, ...(bestEta === undefined ? {} : { imagicEta: bestEta }) };
+  const chosen: ChosenSettings = {
+    concept: bestConcept,
+    target: bestTarget,
+    imagic: chosenImagic,
+    ...(bestEta === undefined ? {} : { imagicEta: bestEta }),
+  };
   writeFileSync(join(o.out, 'settings.json'), `${JSON.stringify(chosen, null, 2)}\n`);
   log(`wrote ${join(o.out, 'RESULTS.md')} and ${sheet.out}`);
   model.dispose();
@@ -633,8 +830,16 @@ export async function run(o: Options): Promise<void> {
 }
 
 /** Imagic on the first n cases of a set: train, sweep η, score every η in one analyze call each. */
-async function imagicCases(model: StableDiffusionModel, set: Heldout, n: number, s: ImagicSetting, work: string, name: string, size: number,
-  progress?: (k: number) => void) {
+async function imagicCases(
+  model: StableDiffusionModel,
+  set: Heldout,
+  n: number,
+  s: ImagicSetting,
+  work: string,
+  name: string,
+  size: number,
+  progress?: (k: number) => void,
+) {
   const t = performance.now();
   const byEta: Uint8Array[][] = IMAGIC_ETAS.map(() => []);
   for (let k = 0; k < n; k++) {
@@ -650,13 +855,19 @@ async function imagicCases(model: StableDiffusionModel, set: Heldout, n: number,
   }
   const ms = performance.now() - t;
   const refs = set.cases.slice(0, n).map((_, k) => imageAt(set.images, k));
-  const perEta = IMAGIC_ETAS.map((eta, i) => ({ eta, score: scoreEdits(analyzeBatch(work, name === 'imagic' ? `imagic-eta-${eta}` : `${name}-${eta}`, byEta[i], size, refs), set.cases.slice(0, n)) }));
+  const perEta = IMAGIC_ETAS.map((eta, i) => ({
+    eta,
+    score: scoreEdits(
+      analyzeBatch(work, name === 'imagic' ? `imagic-eta-${eta}` : `${name}-${eta}`, byEta[i], size, refs),
+      set.cases.slice(0, n),
+    ),
+  }));
   return { perEta, ms };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   run(parseArgs(process.argv.slice(2))).catch((error: unknown) => {
-    process.stderr.write(`eval failed: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+    process.stderr.write(`eval failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);
   });
 }

@@ -50,7 +50,10 @@ export function analyzeBatch(dir: string, name: string, images: Uint8Array[], si
   }
   const result = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' } });
   if (result.status !== 0) throw new Error(`analyze.py failed on ${name} (${result.status}): ${result.stderr || result.error}`);
-  const rows = result.stdout.trim().split('\n').filter((l) => l.startsWith('{"i"'))
+  const rows = result.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{"i"'))
     .map((l) => JSON.parse(l.replace(/\bNaN\b/g, 'null').replace(/-?\bInfinity\b/g, 'null')) as Analysis);
   if (rows.length !== images.length) throw new Error(`analyze.py returned ${rows.length} rows for ${images.length} images (${name})`);
   return rows;

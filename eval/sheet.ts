@@ -33,11 +33,22 @@ const CAPTION_H = 16;
 const ROW_GAP = 14;
 const TITLE_H = 30;
 
-const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] as string);
+const escapeXml = (s: string) =>
+  s.replace(/[<>&'"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', "'": '&apos;', '"': '&quot;' })[c] as string);
 
-function text(x: number, y: number, lines: string[], size: number, width: number, height: number, color = '#000', weight = 'normal'): OverlayOptions {
+function text(
+  x: number,
+  y: number,
+  lines: string[],
+  size: number,
+  width: number,
+  height: number,
+  color = '#000',
+  weight = 'normal',
+): OverlayOptions {
   const tspans = lines.map((l, i) => `<tspan x="0" dy="${i === 0 ? size : size + 3}">${escapeXml(l)}</tspan>`).join('');
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">` +
     `<text font-family="DejaVu Sans, sans-serif" font-size="${size}" font-weight="${weight}" fill="${color}">${tspans}</text></svg>`;
   return { input: Buffer.from(svg), left: Math.round(x), top: Math.round(y) };
 }
@@ -60,7 +71,10 @@ export async function buildSheet(spec: SheetSpec): Promise<void> {
   const batches = new Map<string, ImageBatch>();
   const load = (path: string) => {
     let b = batches.get(path);
-    if (!b) batches.set(path, (b = readNpyImages(path)));
+    if (!b) {
+      b = readNpyImages(path);
+      batches.set(path, b);
+    }
     return b;
   };
   const first = spec.rows.flatMap((r) => r.pairs)[0];
@@ -75,7 +89,9 @@ export async function buildSheet(spec: SheetSpec): Promise<void> {
   const tile = async (ref: [string, number]) => {
     const b = load(ref[0]);
     return sharp(imageAt(b, ref[1]), { raw: { width: b.width, height: b.height, channels: 3 } })
-      .resize(S, S, { kernel: 'nearest' }).png().toBuffer();
+      .resize(S, S, { kernel: 'nearest' })
+      .png()
+      .toBuffer();
   };
   for (const [r, row] of spec.rows.entries()) {
     const top = TITLE_H + r * rowH;
@@ -89,7 +105,10 @@ export async function buildSheet(spec: SheetSpec): Promise<void> {
       layers.push(text(left, top + S + 1, [pair.caption + mark], 11, pairW, CAPTION_H, color));
     }
   }
-  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } }).composite(layers).png().toFile(spec.out);
+  await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
+    .composite(layers)
+    .png()
+    .toFile(spec.out);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

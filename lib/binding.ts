@@ -74,8 +74,13 @@ export interface NativeModelConfig {
   predictionType: string;
   textEncoder: { maxLength: number; hiddenSize: number };
   scheduler: {
-    numTrainTimesteps: number; betaSchedule: string; betaStart: number; betaEnd: number;
-    stepsOffset: number; setAlphaToOne: boolean; timestepSpacing: string;
+    numTrainTimesteps: number;
+    betaSchedule: string;
+    betaStart: number;
+    betaEnd: number;
+    stepsOffset: number;
+    setAlphaToOne: boolean;
+    timestepSpacing: string;
   };
 }
 
@@ -135,7 +140,14 @@ export interface NativeModel {
 }
 
 export interface NativeModelClass {
-  load(dir: string, config: NativeModelConfig, device: string, dtype: string | null, autocast: string | null, onProgress?: NativeProgressCallback): NativeJob<NativeModel>;
+  load(
+    dir: string,
+    config: NativeModelConfig,
+    device: string,
+    dtype: string | null,
+    autocast: string | null,
+    onProgress?: NativeProgressCallback,
+  ): NativeJob<NativeModel>;
 }
 
 /** runtimeInfo() and memory() return lib/runtime.ts's public types as they are (documented there). */
@@ -156,16 +168,54 @@ export interface NativeBinding {
    * onProgress?). Every option field is required (the native structs have no defaults).
    */
   pipelines: {
-    textToImage(model: NativeModel, context: NativeTensor, unconditional: NativeTensor, options: NativeTextToImageOptions,
-      onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
-    invert(model: NativeModel, x0: NativeTensor, unconditional: NativeTensor, source: NativeTensor | null, options: NativeInversionOptions,
-      onProgress?: NativeProgressCallback): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
-    edit(model: NativeModel, timesteps: NativeTensor, xts: NativeTensor, zs: NativeTensor, unconditional: NativeTensor,
-      target: NativeTensor | null, concepts: NativeTensor | null, options: NativeEditOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
-    imagicTrain(model: NativeModel, x0: NativeTensor, targetEmbedding: NativeTensor, options: NativeImagicTrainOptions,
-      onProgress?: NativeProgressCallback): NativeJob<{ targetEmbedding: NativeTensor; optimizedEmbedding: NativeTensor; unet: NativeModule; embeddingLosses: Float32Array; finetuneLosses: Float32Array }>;
-    imagicGenerate(model: NativeModel, unet: NativeModule, targetEmbedding: NativeTensor, optimizedEmbedding: NativeTensor,
-      unconditional: NativeTensor, options: NativeImagicGenerateOptions, onProgress?: NativeProgressCallback): NativeJob<NativeTensor>;
+    textToImage(
+      model: NativeModel,
+      context: NativeTensor,
+      unconditional: NativeTensor,
+      options: NativeTextToImageOptions,
+      onProgress?: NativeProgressCallback,
+    ): NativeJob<NativeTensor>;
+    invert(
+      model: NativeModel,
+      x0: NativeTensor,
+      unconditional: NativeTensor,
+      source: NativeTensor | null,
+      options: NativeInversionOptions,
+      onProgress?: NativeProgressCallback,
+    ): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
+    edit(
+      model: NativeModel,
+      timesteps: NativeTensor,
+      xts: NativeTensor,
+      zs: NativeTensor,
+      unconditional: NativeTensor,
+      target: NativeTensor | null,
+      concepts: NativeTensor | null,
+      options: NativeEditOptions,
+      onProgress?: NativeProgressCallback,
+    ): NativeJob<NativeTensor>;
+    imagicTrain(
+      model: NativeModel,
+      x0: NativeTensor,
+      targetEmbedding: NativeTensor,
+      options: NativeImagicTrainOptions,
+      onProgress?: NativeProgressCallback,
+    ): NativeJob<{
+      targetEmbedding: NativeTensor;
+      optimizedEmbedding: NativeTensor;
+      unet: NativeModule;
+      embeddingLosses: Float32Array;
+      finetuneLosses: Float32Array;
+    }>;
+    imagicGenerate(
+      model: NativeModel,
+      unet: NativeModule,
+      targetEmbedding: NativeTensor,
+      optimizedEmbedding: NativeTensor,
+      unconditional: NativeTensor,
+      options: NativeImagicGenerateOptions,
+      onProgress?: NativeProgressCallback,
+    ): NativeJob<NativeTensor>;
   };
   /** Test support. */
   testing: {
@@ -174,7 +224,13 @@ export interface NativeBinding {
     /** The SEGA term of each of `steps` edit steps for fixed ε_∅ and concept ε's. */
     semanticGuidance(epsUncond: NativeTensor, epsConcepts: NativeTensor, options: NativeGuidanceOptions, steps: number): NativeTensor[];
     /** Imagic's loss and its gradient with respect to the embedding, with the bundle's UNet. */
-    imagicLossGradient(model: NativeModel, x0: NativeTensor, embedding: NativeTensor, noise: NativeTensor, t: number): NativeJob<[NativeTensor, NativeTensor]>;
+    imagicLossGradient(
+      model: NativeModel,
+      x0: NativeTensor,
+      embedding: NativeTensor,
+      noise: NativeTensor,
+      t: number,
+    ): NativeJob<[NativeTensor, NativeTensor]>;
   };
 }
 
@@ -192,7 +248,10 @@ let libtorchOption: string | undefined;
  */
 export function setLibtorchPath(path: string | undefined): void {
   if (binding && path !== libtorchOption) {
-    throw new TorchEditError('ERR_INVALID_OPTION', `libtorch is already loaded from ${plan?.libtorch.libDir}; set the libtorch path before the first tensor or model`);
+    throw new TorchEditError(
+      'ERR_INVALID_OPTION',
+      `libtorch is already loaded from ${plan?.libtorch.libDir}; set the libtorch path before the first tensor or model`,
+    );
   }
   libtorchOption = path;
 }

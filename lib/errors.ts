@@ -51,7 +51,7 @@ export class TorchEditError extends Error {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return `array of length ${value.length}`;
-  if (typeof value === 'string') return `'${value.length > 40 ? value.slice(0, 40) + '…' : value}' of type string`;
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}…` : value}' of type string`;
   if (typeof value === 'object' || typeof value === 'function') return `value of type ${typeof value}`;
   return `${String(value)} of type ${typeof value}`;
 }
@@ -61,7 +61,11 @@ function describe(value: unknown): string {
  * is the option's path when `name` is not it (the CLI names its flags).
  */
 export function invalidOption(name: string, expected: string, actual: unknown, option?: string): TorchEditError {
-  return new TorchEditError('ERR_INVALID_OPTION', `Expected ${expected} for ${name} but received ${describe(actual)}`, option === undefined ? undefined : { option });
+  return new TorchEditError(
+    'ERR_INVALID_OPTION',
+    `Expected ${expected} for ${name} but received ${describe(actual)}`,
+    option === undefined ? undefined : { option },
+  );
 }
 
 /**

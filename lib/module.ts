@@ -48,12 +48,20 @@ export class Module extends NativeHandle {
     return this.handle<NativeModule>();
   }
 
-  get path(): string { return callNative(() => this.native.path); }
-  get device(): string { return callNative(() => this.native.device); }
+  get path(): string {
+    return callNative(() => this.native.path);
+  }
+  get device(): string {
+    return callNative(() => this.native.device);
+  }
   /** Number of parameter elements (weights) in the module and its submodules. */
-  get parameterCount(): number { return callNative(() => this.native.parameterCount); }
+  get parameterCount(): number {
+    return callNative(() => this.native.parameterCount);
+  }
   /** Dotted names of every parameter, e.g. `'linear.weight'`. */
-  get parameterNames(): string[] { return callNative(() => this.native.parameterNames); }
+  get parameterNames(): string[] {
+    return callNative(() => this.native.parameterNames);
+  }
 
   /** Calls the module's forward() on its device, without autograd. */
   forward(...args: ModuleArgument[]): Promise<ModuleOutput> {

@@ -34,7 +34,8 @@ export const MAX_THREADS = 1024;
 
 export function configure(options: RuntimeOptions): void {
   if (options.libtorch !== undefined) {
-    if (typeof options.libtorch !== 'string' || options.libtorch.length === 0) throw invalidOption('libtorch', 'non-empty path', options.libtorch);
+    if (typeof options.libtorch !== 'string' || options.libtorch.length === 0)
+      throw invalidOption('libtorch', 'non-empty path', options.libtorch);
     setLibtorchPath(options.libtorch);
   }
   if (options.threads !== undefined) {
@@ -42,8 +43,10 @@ export function configure(options: RuntimeOptions): void {
     callNative(() => native().setThreads(threads));
   }
   if (options.cpuCache !== undefined || options.cpuCacheLimit !== undefined) {
-    if (options.cpuCache !== undefined && typeof options.cpuCache !== 'boolean') throw invalidOption('cpuCache', 'boolean', options.cpuCache);
-    const limit = options.cpuCacheLimit === undefined ? undefined : numberIn('cpuCacheLimit', options.cpuCacheLimit, 0, Number.MAX_SAFE_INTEGER);
+    if (options.cpuCache !== undefined && typeof options.cpuCache !== 'boolean')
+      throw invalidOption('cpuCache', 'boolean', options.cpuCache);
+    const limit =
+      options.cpuCacheLimit === undefined ? undefined : numberIn('cpuCacheLimit', options.cpuCacheLimit, 0, Number.MAX_SAFE_INTEGER);
     const enabled = options.cpuCache ?? native().memory().cpuCache.enabled;
     callNative(() => native().setCpuCache(enabled, limit));
   }

@@ -10,9 +10,7 @@ import { NativeHandle } from './handle.js';
 import { runJob, type JobOptions } from './jobs.js';
 import { seed as seedOption } from './options/validate.js';
 
-export type DType =
-  | 'float32' | 'float64' | 'float16' | 'bfloat16'
-  | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int8' | 'int16' | 'int32' | 'int64' | 'uint8' | 'bool';
 
 /** The TypedArray holding each dtype's elements; float16 and bfloat16 come as raw 16-bit patterns. */
 export interface DTypeArrays {
@@ -43,7 +41,8 @@ const allDtypes = arrayDtypes.flatMap(([, d]) => d);
 const floatDtypes: DType[] = ['float32', 'float64', 'float16', 'bfloat16'];
 
 function checkShape(shape: unknown): number[] {
-  if (!Array.isArray(shape)) throw new TorchEditError('ERR_SHAPE', `Expected an array of non-negative integers for shape but received ${typeof shape}`);
+  if (!Array.isArray(shape))
+    throw new TorchEditError('ERR_SHAPE', `Expected an array of non-negative integers for shape but received ${typeof shape}`);
   for (const [i, d] of shape.entries()) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
       throw new TorchEditError('ERR_SHAPE', `Expected non-negative integers for shape but dimension ${i} is ${String(d)}`);
@@ -76,7 +75,11 @@ export class Tensor extends NativeHandle {
    */
   static from(data: TypedArray, shape: readonly number[], options: { dtype?: DType } = {}): Tensor {
     const entry = arrayDtypes.find(([ctor]) => data instanceof ctor);
-    if (!entry) throw new TorchEditError('ERR_DTYPE', 'Expected a TypedArray (Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array, …) for data');
+    if (!entry)
+      throw new TorchEditError(
+        'ERR_DTYPE',
+        'Expected a TypedArray (Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array, …) for data',
+      );
     const dtype = options.dtype === undefined ? entry[1][0] : checkDtype(options.dtype, entry[1]);
     if (dtype === 'float16' || dtype === 'bfloat16') {
       if (options.dtype === undefined) throw new TorchEditError('ERR_DTYPE', "A Uint16Array needs dtype 'float16' or 'bfloat16'");
@@ -110,10 +113,18 @@ export class Tensor extends NativeHandle {
     return this.handle<NativeTensor>();
   }
 
-  get shape(): number[] { return callNative(() => this.native.shape); }
-  get dtype(): DType { return callNative(() => this.native.dtype) as DType; }
-  get device(): string { return callNative(() => this.native.device); }
-  get numel(): number { return this.shape.reduce((a, b) => a * b, 1); }
+  get shape(): number[] {
+    return callNative(() => this.native.shape);
+  }
+  get dtype(): DType {
+    return callNative(() => this.native.dtype) as DType;
+  }
+  get device(): string {
+    return callNative(() => this.native.device);
+  }
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
 
   /** Copies the elements out, as the TypedArray of this dtype (see {@link DTypeArrays}). */
   async data(options: JobOptions = {}): Promise<TypedArray> {
@@ -123,9 +134,12 @@ export class Tensor extends NativeHandle {
 
   /** A converted copy: `to('float16')`, `to('cuda')`, or `to({ dtype, device })`. */
   async to(target: DType | Device | { dtype?: DType; device?: Device }, options: JobOptions = {}): Promise<Tensor> {
-    const spec = typeof target === 'string'
-      ? (allDtypes.includes(target as DType) ? { dtype: target as DType } : { device: target as Device })
-      : target;
+    const spec =
+      typeof target === 'string'
+        ? allDtypes.includes(target as DType)
+          ? { dtype: target as DType }
+          : { device: target as Device }
+        : target;
     if (typeof spec !== 'object' || spec === null) throw invalidOption('target', 'dtype, device or { dtype, device }', target);
     const dtype = spec.dtype === undefined ? null : checkDtype(spec.dtype);
     const device = spec.device === undefined ? null : resolveDevice(spec.device);
@@ -136,7 +150,10 @@ export class Tensor extends NativeHandle {
   /** @internal Accepts only Tensor handles where a tensor is expected. */
   static handleOf(value: unknown, what: string): NativeTensor {
     if (!(value instanceof Tensor)) {
-      throw new TorchEditError('ERR_INVALID_HANDLE', `Expected a Tensor for ${what} but received ${value === null ? 'null' : typeof value}`);
+      throw new TorchEditError(
+        'ERR_INVALID_HANDLE',
+        `Expected a Tensor for ${what} but received ${value === null ? 'null' : typeof value}`,
+      );
     }
     return value.native;
   }

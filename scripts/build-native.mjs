@@ -10,7 +10,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 const jobs = String(Math.max(1, Number(process.env.TORCHEDIT_BUILD_JOBS ?? 2)));
-const args = [cmakeJs, 'build', '--directory', root, '--out', join(root, 'build'), '--parallel', jobs,
-  ...process.argv.slice(2)];
+const args = [cmakeJs, 'build', '--directory', root, '--out', join(root, 'build'), '--parallel', jobs, ...process.argv.slice(2)];
 const result = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root });
 process.exit(result.status ?? 1);

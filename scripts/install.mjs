@@ -8,7 +8,7 @@
 //
 //   npm rebuild torchedit --build-from-source    force a source build (or TORCHEDIT_BUILD_FROM_SOURCE=1)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -23,13 +23,15 @@ function build(reason, extraArgs = []) {
 }
 
 function onPath(names) {
-  return names.some((name) => (process.env.PATH ?? '').split(delimiter).some((dir) => {
-    try {
-      return dir !== '' && statSync(join(dir, name)).isFile();
-    } catch {
-      return false;
-    }
-  }));
+  return names.some((name) =>
+    (process.env.PATH ?? '').split(delimiter).some((dir) => {
+      try {
+        return dir !== '' && statSync(join(dir, name)).isFile();
+      } catch {
+        return false;
+      }
+    }),
+  );
 }
 const canCompile = () => onPath(['cmake']) && onPath(['c++', 'g++', 'clang++']);
 
@@ -65,14 +67,18 @@ if (!preferred) {
 const torchDir = preferred.cmakeDir ? [`--CDTorch_DIR=${preferred.cmakeDir}`] : [];
 if (inspection.plan && inspection.plan.libtorch === preferred) {
   const { addon, libtorch } = inspection.plan;
-  say(`using prebuilt addon ${relative(root, addon.path)} for libtorch ${describeLibtorch(libtorch)} in ${libtorch.libDir} (${libtorch.origin})`);
+  say(
+    `using prebuilt addon ${relative(root, addon.path)} for libtorch ${describeLibtorch(libtorch)} in ${libtorch.libDir} (${libtorch.origin})`,
+  );
   process.exit(0);
 }
 if (canCompile()) build(`no prebuilt addon fits libtorch ${describeLibtorch(preferred)} in ${preferred.libDir}`, torchDir);
 if (inspection.plan) {
   const { addon, libtorch } = inspection.plan;
-  say(`using prebuilt addon ${relative(root, addon.path)} for libtorch ${describeLibtorch(libtorch)} in ${libtorch.libDir}; ` +
-    `libtorch ${describeLibtorch(preferred)} in ${preferred.libDir} would need a source build (install cmake and g++, then npm rebuild torchedit --build-from-source)`);
+  say(
+    `using prebuilt addon ${relative(root, addon.path)} for libtorch ${describeLibtorch(libtorch)} in ${libtorch.libDir}; ` +
+      `libtorch ${describeLibtorch(preferred)} in ${preferred.libDir} would need a source build (install cmake and g++, then npm rebuild torchedit --build-from-source)`,
+  );
   process.exit(0);
 }
 console.error(`torchedit: ${inspection.error.message.split('\n').join('\ntorchedit: ')}`);

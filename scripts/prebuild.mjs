@@ -55,7 +55,11 @@ if (process.argv[2] === '--check') {
   const { sourceHash } = await import(pathToFileURL(join(root, 'scripts', 'sourceHash.mjs')).href);
   const hash = sourceHash(root);
   const dir = join(root, 'prebuilds');
-  const files = existsSync(dir) ? readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.node')).map(String) : [];
+  const files = existsSync(dir)
+    ? readdirSync(dir, { recursive: true })
+        .filter((f) => String(f).endsWith('.node'))
+        .map(String)
+    : [];
   const stale = files.filter((f) => {
     try {
       return JSON.parse(readFileSync(join(dir, f.replace(/\.node$/, '.json')), 'utf8')).sourceHash !== hash;
@@ -64,8 +68,11 @@ if (process.argv[2] === '--check') {
     }
   });
   if (files.length === 0 || stale.length) {
-    console.error(files.length === 0 ? 'prebuild: no prebuilds: run npm run build:prebuild'
-      : `prebuild: built from other sources than these (run npm run build:prebuild): ${stale.join(', ')}`);
+    console.error(
+      files.length === 0
+        ? 'prebuild: no prebuilds: run npm run build:prebuild'
+        : `prebuild: built from other sources than these (run npm run build:prebuild): ${stale.join(', ')}`,
+    );
     process.exit(1);
   }
   console.log(`prebuild: ${files.join(', ')} match the sources`);
@@ -104,8 +111,13 @@ const file = join(root, 'prebuilds', platformDir(), `${name}.glibc.node`);
 //    and libtorch_cuda for a CUDA build (not dropped by --as-needed).
 const needed = readElfDynamic(file)?.needed ?? [];
 const torchNeeded = needed.filter((n) => /^lib(torch|c10)/.test(n));
-if (!torchNeeded.some((n) => n.startsWith('libtorch_cpu')) || (tags.compute === 'cuda' && !torchNeeded.some((n) => n.startsWith('libtorch_cuda')))) {
-  console.error(`prebuild: ${file} links ${torchNeeded.join(', ') || 'no libtorch library'}; expected libtorch_cpu${tags.compute === 'cuda' ? ' and libtorch_cuda' : ''}`);
+if (
+  !torchNeeded.some((n) => n.startsWith('libtorch_cpu')) ||
+  (tags.compute === 'cuda' && !torchNeeded.some((n) => n.startsWith('libtorch_cuda')))
+) {
+  console.error(
+    `prebuild: ${file} links ${torchNeeded.join(', ') || 'no libtorch library'}; expected libtorch_cpu${tags.compute === 'cuda' ? ' and libtorch_cuda' : ''}`,
+  );
   process.exit(1);
 }
 
@@ -114,12 +126,20 @@ let builtAgainst = `libtorch ${built.torchVersion} in ${built.libDir}`;
 const dpkg = spawnSync('dpkg-query', ['-S', join(built.libDir, `libtorch_cpu.so`)], { encoding: 'utf8' });
 const pkg = dpkg.status === 0 ? dpkg.stdout.split(':')[0] : null;
 if (pkg) {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
   const version = spawnSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' }).stdout;
   builtAgainst += ` (Debian package ${pkg} ${version})`;
 }
 const sidecar = {
-  torchVersion: built.torchVersion, cxx11Abi: built.cxx11Abi, compute: built.compute, cudaVersion: built.cudaVersion || null,
-  needed: torchNeeded, builtAgainst, sourceHash: sourceHash(root), napi: 8, builtWith: `node ${process.version}`,
+  torchVersion: built.torchVersion,
+  cxx11Abi: built.cxx11Abi,
+  compute: built.compute,
+  cudaVersion: built.cudaVersion || null,
+  needed: torchNeeded,
+  builtAgainst,
+  sourceHash: sourceHash(root),
+  napi: 8,
+  builtWith: `node ${process.version}`,
 };
-writeFileSync(file.replace(/\.node$/, '.json'), JSON.stringify(sidecar, null, 2) + '\n');
+writeFileSync(file.replace(/\.node$/, '.json'), `${JSON.stringify(sidecar, null, 2)}\n`);
 console.log(`prebuild: ${relative(root, file)} (${(statSync(file).size / 1024).toFixed(0)} KiB) for ${builtAgainst}`);

@@ -14,7 +14,11 @@ export function sourceHash(root) {
   for (const entry of ['native', 'cmake', 'CMakeLists.txt']) walk(join(root, entry));
   const hash = createHash('sha256');
   for (const file of files.map((f) => relative(root, f).split(sep).join('/')).sort()) {
-    hash.update(file).update('\0').update(readFileSync(join(root, file))).update('\0');
+    hash
+      .update(file)
+      .update('\0')
+      .update(readFileSync(join(root, file)))
+      .update('\0');
   }
   return hash.digest('hex');
 }

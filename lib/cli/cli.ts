@@ -49,9 +49,12 @@ export function createProgram(help: HelpDefaults): Command {
     command.exitOverride().configureOutput({ outputError: () => {} });
     program.addCommand(command);
   }
-  program.addHelpText('after', `
+  program.addHelpText(
+    'after',
+    `
 Exit codes: 0 success, 1 failure, 2 bad input, 130 interrupted (Ctrl-C).
-Run "torchedit <command> --help" for a command's options.`);
+Run "torchedit <command> --help" for a command's options.`,
+  );
   return program;
 }
 
@@ -73,8 +76,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     stopProgress();
     // Help, --version and commander's own usage help are already printed; other errors get one line.
     if (!alreadyPrinted(error)) {
-      process.stderr.write(errorLine(error) + '\n');
-      if (process.env.TORCHEDIT_DEBUG && error instanceof Error && error.stack) process.stderr.write(error.stack + '\n');
+      process.stderr.write(`${errorLine(error)}\n`);
+      if (process.env.TORCHEDIT_DEBUG && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     }
     return exitCodeFor(error);
   } finally {

@@ -9,14 +9,17 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { loadedPlan, native, packageRoot, type NativeRuntimeInfo } from '../binding.js';
-import { TorchEditError } from '../errors.js';
+import type { TorchEditError } from '../errors.js';
 import { describeAddonTags, type Addon } from '../loader/addons.js';
 import { describeLibtorch, type Libtorch, type SearchStep } from '../loader/libtorch.js';
 import { inspectLoad } from '../loader/load.js';
 import { defaultModelPath } from '../model/model.js';
 
 /** The loader's view of a libtorch (lib/loader/libtorch.ts), minus file lists, plus package and summary. */
-export type LibtorchReport = Pick<Libtorch, 'libDir' | 'realLibDir' | 'origin' | 'version' | 'versionSource' | 'cxx11Abi' | 'abiSource' | 'cuda' | 'cudaVersion' | 'cudaReason'> & {
+export type LibtorchReport = Pick<
+  Libtorch,
+  'libDir' | 'realLibDir' | 'origin' | 'version' | 'versionSource' | 'cxx11Abi' | 'abiSource' | 'cuda' | 'cudaVersion' | 'cudaReason'
+> & {
   /** The Debian package that owns it, e.g. `libtorch1.13 1.13.1+dfsg-4`. */
   package: string | null;
   summary: string;
@@ -94,8 +97,11 @@ export function doctorReport(): DoctorReport {
     },
     load,
     runtime: info && {
-      torchVersion: info.torchVersion, cxx11Abi: info.cxx11Abi, compute: info.compute ?? 'cpu',
-      intraOpThreads: info.intraOpThreads, parallelInfo: info.parallelInfo.trim(),
+      torchVersion: info.torchVersion,
+      cxx11Abi: info.cxx11Abi,
+      compute: info.compute ?? 'cpu',
+      intraOpThreads: info.intraOpThreads,
+      parallelInfo: info.parallelInfo.trim(),
     },
     threads: { intraOp: info?.intraOpThreads ?? null, cpus: cpus().length },
     blas: blasReport(info),
@@ -105,7 +111,9 @@ export function doctorReport(): DoctorReport {
     problems,
   };
   for (const skipped of plan?.passedOver ?? []) {
-    problems.push(`libtorch ${describeLibtorch(skipped)} in ${skipped.libDir} is preferred but no addon fits it: npm rebuild torchedit --build-from-source builds one`);
+    problems.push(
+      `libtorch ${describeLibtorch(skipped)} in ${skipped.libDir} is preferred but no addon fits it: npm rebuild torchedit --build-from-source builds one`,
+    );
   }
   if (report.blas.warning) problems.push(report.blas.warning);
   if (info && report.threads.intraOp === 1 && report.threads.cpus > 1) {
@@ -117,17 +125,27 @@ export function doctorReport(): DoctorReport {
 
 function libtorchReport(lib: Libtorch): LibtorchReport {
   return {
-    libDir: lib.libDir, realLibDir: lib.realLibDir, origin: lib.origin,
-    version: lib.version, versionSource: lib.versionSource, cxx11Abi: lib.cxx11Abi, abiSource: lib.abiSource,
-    cuda: lib.cuda, cudaVersion: lib.cudaVersion, cudaReason: lib.cudaReason,
-    package: debianPackage(lib.libraries.torch_cpu?.realPath), summary: describeLibtorch(lib),
+    libDir: lib.libDir,
+    realLibDir: lib.realLibDir,
+    origin: lib.origin,
+    version: lib.version,
+    versionSource: lib.versionSource,
+    cxx11Abi: lib.cxx11Abi,
+    abiSource: lib.abiSource,
+    cuda: lib.cuda,
+    cudaVersion: lib.cudaVersion,
+    cudaReason: lib.cudaReason,
+    package: debianPackage(lib.libraries.torch_cpu?.realPath),
+    summary: describeLibtorch(lib),
   };
 }
 
 function addonReport(addon: Addon): AddonReport {
   return {
     path: relative(packageRoot, addon.path).startsWith('..') ? addon.path : relative(packageRoot, addon.path),
-    kind: addon.kind, builtFor: describeAddonTags(addon.tags), builtAgainst: addon.info?.builtAgainst ?? addon.info?.libDir ?? null,
+    kind: addon.kind,
+    builtFor: describeAddonTags(addon.tags),
+    builtAgainst: addon.info?.builtAgainst ?? addon.info?.libDir ?? null,
   };
 }
 
@@ -145,6 +163,7 @@ function debianPackage(file: string | undefined): string | null {
   const owner = spawnSync('dpkg-query', ['-S', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   if (owner.status !== 0) return null;
   const name = owner.stdout.split(':')[0].trim();
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
   const version = spawnSync('dpkg-query', ['-W', '-f=${Version}', name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   return version.status === 0 ? `${name} ${version.stdout.trim()}` : name;
 }
@@ -163,20 +182,42 @@ function blasReport(info: NativeRuntimeInfo | null): DoctorReport['blas'] {
   } catch {
     // not Linux
   }
-  const libs = [...new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((p) => /\/lib(openblas|blas|mkl_rt|mkl_core|blis|flexiblas)[^/]*\.so/.test(p)))];
+  const libs = [
+    ...new Set(
+      maps
+        .split('\n')
+        .map((l) => l.split(/\s+/)[5] ?? '')
+        .filter((p) => /\/lib(openblas|blas|mkl_rt|mkl_core|blis|flexiblas)[^/]*\.so/.test(p)),
+    ),
+  ];
   const pick = (re: RegExp) => libs.find((p) => re.test(p)) ?? null;
   const openblas = pick(/openblas/);
-  if (openblas) return { library: openblas, kind: `OpenBLAS${/pthread/.test(openblas) ? ' (pthreads)' : /openmp/.test(openblas) ? ' (OpenMP)' : ''}`, buildInfo, warning: null };
+  if (openblas)
+    return {
+      library: openblas,
+      kind: `OpenBLAS${/pthread/.test(openblas) ? ' (pthreads)' : /openmp/.test(openblas) ? ' (OpenMP)' : ''}`,
+      buildInfo,
+      warning: null,
+    };
   const mkl = pick(/mkl/);
   if (mkl) return { library: mkl, kind: 'Intel MKL', buildInfo, warning: null };
   const other = pick(/blis|flexiblas/);
   if (other) return { library: other, kind: /blis/.test(other) ? 'BLIS' : 'FlexiBLAS', buildInfo, warning: null };
   const reference = pick(/libblas\.so/);
   if (reference) {
-    return { library: reference, kind: 'reference BLAS', buildInfo,
-      warning: 'matrix products use the reference BLAS, ~20× slower than OpenBLAS: sudo apt-get install libopenblas0-pthread' };
+    return {
+      library: reference,
+      kind: 'reference BLAS',
+      buildInfo,
+      warning: 'matrix products use the reference BLAS, ~20× slower than OpenBLAS: sudo apt-get install libopenblas0-pthread',
+    };
   }
-  return { library: null, kind: buildInfo === 'mkl' ? 'Intel MKL (linked into libtorch)' : buildInfo ?? 'none found', buildInfo, warning: null };
+  return {
+    library: null,
+    kind: buildInfo === 'mkl' ? 'Intel MKL (linked into libtorch)' : (buildInfo ?? 'none found'),
+    buildInfo,
+    warning: null,
+  };
 }
 
 function cudaReport(lib: Libtorch | null, info: NativeRuntimeInfo | null): DoctorReport['cuda'] {
@@ -185,30 +226,51 @@ function cudaReport(lib: Libtorch | null, info: NativeRuntimeInfo | null): Docto
   if (!lib.cuda) return { available: false, deviceCount: 0, reason: lib.cudaReason };
   if (!info) return { available: false, deviceCount: 0, reason: 'a CUDA libtorch, but torchedit could not load it' };
   if (!existsSync('/proc/driver/nvidia/version')) {
-    return { available: false, deviceCount: 0, reason: 'a CUDA libtorch, but no NVIDIA driver is loaded (/proc/driver/nvidia/version is missing)' };
+    return {
+      available: false,
+      deviceCount: 0,
+      reason: 'a CUDA libtorch, but no NVIDIA driver is loaded (/proc/driver/nvidia/version is missing)',
+    };
   }
   const visible = process.env.CUDA_VISIBLE_DEVICES;
-  return { available: false, deviceCount: 0,
-    reason: `a CUDA libtorch and an NVIDIA driver, but libtorch sees no usable device${visible !== undefined ? ` (CUDA_VISIBLE_DEVICES=${visible})` : ''}` };
+  return {
+    available: false,
+    deviceCount: 0,
+    reason: `a CUDA libtorch and an NVIDIA driver, but libtorch sees no usable device${visible !== undefined ? ` (CUDA_VISIBLE_DEVICES=${visible})` : ''}`,
+  };
 }
 
 function deviceReport(info: NativeRuntimeInfo | null): DeviceReport[] {
   const cpuList = cpus();
-  const devices: DeviceReport[] = [{
-    device: 'cpu', name: `${cpuList[0]?.model.trim() ?? 'CPU'} × ${cpuList.length}`, totalBytes: totalmem(), freeBytes: freemem(),
-  }];
+  const devices: DeviceReport[] = [
+    {
+      device: 'cpu',
+      name: `${cpuList[0]?.model.trim() ?? 'CPU'} × ${cpuList.length}`,
+      totalBytes: totalmem(),
+      freeBytes: freemem(),
+    },
+  ];
   if (!info?.cudaAvailable) return devices;
   // nvidia-smi reads memory without creating a CUDA context; the addon's report only covers
   // devices torchedit has already used.
-  const smi = spawnSync('nvidia-smi', ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
-  const rows = smi.status === 0 ? smi.stdout.trim().split('\n').map((l) => l.split(',').map((c) => c.trim())) : [];
+  const smi = spawnSync('nvidia-smi', ['--query-gpu=index,name,memory.total,memory.used', '--format=csv,noheader,nounits'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    timeout: 10_000,
+  });
+  const rows =
+    smi.status === 0
+      ? smi.stdout
+          .trim()
+          .split('\n')
+          .map((l) => l.split(',').map((c) => c.trim()))
+      : [];
   const gpu = native().memory().gpu ?? [];
   for (let i = 0; i < info.cudaDeviceCount; i++) {
     const row = rows.find((r) => Number(r[0]) === i);
     const mem = gpu.find((g) => g.device === `cuda:${i}`);
-    const total = row ? Number(row[2]) * 2 ** 20 : mem?.totalBytes ?? null;
-    const free = row ? (Number(row[2]) - Number(row[3])) * 2 ** 20 : mem?.freeBytes ?? null;
+    const total = row ? Number(row[2]) * 2 ** 20 : (mem?.totalBytes ?? null);
+    const free = row ? (Number(row[2]) - Number(row[3])) * 2 ** 20 : (mem?.freeBytes ?? null);
     devices.push({ device: `cuda:${i}`, name: row?.[1] ?? 'CUDA device', totalBytes: total, freeBytes: free });
   }
   return devices;
@@ -231,7 +293,8 @@ function modelReport(): DoctorReport['model'] {
     }
   }
   return {
-    path, exists: config !== null,
+    path,
+    exists: config !== null,
     name: typeof config?.name === 'string' ? config.name : null,
     dtype: typeof config?.dtype === 'string' ? config.dtype : null,
     sizeBytes,

@@ -5,13 +5,19 @@
  * flags every command takes, and the --concept syntax.
  */
 import { relative, resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { packageRoot } from '../binding.js';
 import { BUNDLE_DTYPES, readModelJson, type BundleConfig } from '../model/config.js';
 import { defaultModelPath } from '../model/model.js';
 import { defaultsFor, getPath, libraryDefaults, setPath, type ModelDefaults } from '../options/defaults.js';
 import {
-  limitsOf, rangeText, validateEditOptions, validateImagicOptions, validateImagicSweepOptions, validateInvertOptions, validateTextToImageOptions,
+  limitsOf,
+  rangeText,
+  validateEditOptions,
+  validateImagicOptions,
+  validateImagicSweepOptions,
+  validateInvertOptions,
+  validateTextToImageOptions,
   type ValidationContext,
 } from '../options/resolve.js';
 import { defaultsPath, hasValueDefault, optionSchema, type GroupName, type Limits, type OptionSpec } from '../options/schema.js';
@@ -57,11 +63,19 @@ export interface GlobalOptions {
 export function addGlobalOptions(command: Command): Command {
   const group = 'Global options:';
   return command
-    .addOption(new Option('-m, --model <dir>', `model bundle folder (default: the shipped model, ${relative(packageRoot, defaultModelPath)})`).helpGroup(group))
+    .addOption(
+      new Option(
+        '-m, --model <dir>',
+        `model bundle folder (default: the shipped model, ${relative(packageRoot, defaultModelPath)})`,
+      ).helpGroup(group),
+    )
     .addOption(new Option('--device <device>', 'where the model runs: cpu, cuda, cuda:N or auto (default: cpu)').helpGroup(group))
     .addOption(new Option('--dtype <dtype>', "cast the weights (default: the bundle's)").choices(BUNDLE_DTYPES).helpGroup(group))
-    .addOption(new Option('--threads <n>', "intra-op threads of the worker (default: libtorch's choice)")
-      .argParser((v) => integerIn('--threads', parseInteger(v), 1, MAX_THREADS)).helpGroup(group))
+    .addOption(
+      new Option('--threads <n>', "intra-op threads of the worker (default: libtorch's choice)")
+        .argParser((v) => integerIn('--threads', parseInteger(v), 1, MAX_THREADS))
+        .helpGroup(group),
+    )
     .addOption(new Option('--json', 'print one JSON object on stdout, no progress').helpGroup(group))
     .addOption(new Option('-q, --quiet', 'no progress and no summary').helpGroup(group));
 }
@@ -144,7 +158,9 @@ function defaultNote(group: GroupName, spec: OptionSpec, help: HelpDefaults): st
   const chosen = getPath(help.defaults[key], defaultsPath(spec));
   const library = getPath(libraryDefaults[key], defaultsPath(spec));
   const text = `${formatDefault(chosen)}${spec.defaultText ? ` ${spec.defaultText}` : ''}`;
-  return chosen === library ? `(default: ${text})` : `(default: ${text}, from the model's model.json; library default ${formatDefault(library)})`;
+  return chosen === library
+    ? `(default: ${text})`
+    : `(default: ${text}, from the model's model.json; library default ${formatDefault(library)})`;
 }
 
 function plain(doc: string): string {
@@ -171,20 +187,33 @@ export function attributeOf(flag: string): string {
 }
 
 function parserFor(spec: OptionSpec): ((value: string, previous: unknown) => unknown) | undefined {
-  const one = spec.kind.type === 'seed' ? parseSeed
-    : spec.kind.type === 'integer' || spec.kind.type === 'imageSide' ? parseInteger
-    : spec.kind.type === 'number' || spec.kind.type === 'skip' ? parseNumber
-    : spec.kind.type === 'list' ? parseConcept
-    : undefined;
+  const one =
+    spec.kind.type === 'seed'
+      ? parseSeed
+      : spec.kind.type === 'integer' || spec.kind.type === 'imageSide'
+        ? parseInteger
+        : spec.kind.type === 'number' || spec.kind.type === 'skip'
+          ? parseNumber
+          : spec.kind.type === 'list'
+            ? parseConcept
+            : undefined;
   if (!spec.repeatable) return one;
   return (value, previous) => [...((previous as unknown[] | undefined) ?? []), one ? one(value) : value];
 }
 
 /** Adds a flag for each option of `group` (except `except`), with help from the chosen model's defaults. */
-export function addOptionFlags(command: Command, group: GroupName, help: HelpDefaults, opts: { helpGroup?: string; except?: string[] } = {}): Command {
+export function addOptionFlags(
+  command: Command,
+  group: GroupName,
+  help: HelpDefaults,
+  opts: { helpGroup?: string; except?: string[] } = {},
+): Command {
   for (const spec of flaggedOptions(group)) {
     if (opts.except?.includes(spec.name)) continue;
-    const option = new Option(`${spec.flag} ${spec.value}`, spec.kind.type === 'list' ? conceptDescription(help) : flagDescription(group, spec, help));
+    const option = new Option(
+      `${spec.flag} ${spec.value}`,
+      spec.kind.type === 'list' ? conceptDescription(help) : flagDescription(group, spec, help),
+    );
     const parser = parserFor(spec);
     if (parser) option.argParser(parser);
     if (spec.kind.type === 'list') option.default([], 'none');
@@ -205,7 +234,9 @@ export function optionsFromFlags(group: GroupName, flags: Record<string, unknown
 
 /** The flags of `group` that were given. */
 export function givenFlags(group: GroupName, flags: Record<string, unknown>): string[] {
-  return flaggedOptions(group).filter((spec) => flags[attributeOf(spec.flag!)] !== undefined).map((spec) => spec.flag!);
+  return flaggedOptions(group)
+    .filter((spec) => flags[attributeOf(spec.flag!)] !== undefined)
+    .map((spec) => spec.flag!);
 }
 
 /**
@@ -226,20 +257,34 @@ export function flagNamer(group: GroupName): (path: string) => string {
 }
 
 /** Validation of `group`'s options against a model's defaults and limits, naming the flags. */
-export function validateFlags(group: 'textToImage', options: object, context: ValidationContext): ReturnType<typeof validateTextToImageOptions>;
+export function validateFlags(
+  group: 'textToImage',
+  options: object,
+  context: ValidationContext,
+): ReturnType<typeof validateTextToImageOptions>;
 export function validateFlags(group: 'invert', options: object, context: ValidationContext): ReturnType<typeof validateInvertOptions>;
 export function validateFlags(group: 'edit', options: object, context: ValidationContext): ReturnType<typeof validateEditOptions>;
 export function validateFlags(group: 'imagic', options: object, context: ValidationContext): ReturnType<typeof validateImagicOptions>;
-export function validateFlags(group: 'imagicGenerate', options: object & { etas: number[] }, context: ValidationContext): ReturnType<typeof validateImagicSweepOptions>;
+export function validateFlags(
+  group: 'imagicGenerate',
+  options: object & { etas: number[] },
+  context: ValidationContext,
+): ReturnType<typeof validateImagicSweepOptions>;
 export function validateFlags(group: GroupName, options: object, context: ValidationContext): unknown {
   const named = { ...context, name: flagNamer(group) };
   switch (group) {
-    case 'textToImage': return validateTextToImageOptions(options, named);
-    case 'invert': return validateInvertOptions(options, named);
-    case 'edit': return validateEditOptions(options, named);
-    case 'imagic': return validateImagicOptions(options, named);
-    case 'imagicGenerate': return validateImagicSweepOptions(options as { etas: number[] }, named);
-    case 'concept': throw new Error('concepts are validated with edit');
+    case 'textToImage':
+      return validateTextToImageOptions(options, named);
+    case 'invert':
+      return validateInvertOptions(options, named);
+    case 'edit':
+      return validateEditOptions(options, named);
+    case 'imagic':
+      return validateImagicOptions(options, named);
+    case 'imagicGenerate':
+      return validateImagicSweepOptions(options as { etas: number[] }, named);
+    case 'concept':
+      throw new Error('concepts are validated with edit');
   }
 }
 
@@ -269,12 +314,17 @@ export function parseConcept(spec: string): EditConcept {
   if (settings !== '') {
     for (const pair of settings.split(',')) {
       const match = /^\s*([A-Za-z]+)\s*=\s*([^\s=]+)\s*$/.exec(pair);
-      if (!match) throw new InvalidArgumentError(`Expected key=value settings after ":" but found "${pair.trim()}" (to keep a ":" in the prompt, end the concept with ":").`);
+      if (!match)
+        throw new InvalidArgumentError(
+          `Expected key=value settings after ":" but found "${pair.trim()}" (to keep a ":" in the prompt, end the concept with ":").`,
+        );
       const key = match[1];
-      if (!conceptSettings.includes(key)) throw new InvalidArgumentError(`Unknown concept setting "${key}"; expected one of ${conceptSettings.join(', ')}.`);
+      if (!conceptSettings.includes(key))
+        throw new InvalidArgumentError(`Unknown concept setting "${key}"; expected one of ${conceptSettings.join(', ')}.`);
       if (concept[key] !== undefined) throw new InvalidArgumentError(`The concept setting "${key}" is given twice.`);
       const value = Number(match[2]);
-      if (!Number.isFinite(value)) throw new InvalidArgumentError(`Expected a number for the concept setting ${key} but received "${match[2]}".`);
+      if (!Number.isFinite(value))
+        throw new InvalidArgumentError(`Expected a number for the concept setting ${key} but received "${match[2]}".`);
       concept[key] = value;
     }
   }
@@ -282,10 +332,14 @@ export function parseConcept(spec: string): EditConcept {
 }
 
 function conceptDescription(help: HelpDefaults): string {
-  const defaults = optionSchema.concept.options.filter((o) => o.flag !== undefined).map((o) => {
-    const value = hasValueDefault(o) ? formatDefault(getPath(help.defaults.concept, defaultsPath(o))) : o.defaultText;
-    return `${o.flag} ${value}`;
-  });
-  return 'concepts: a SEGA concept, repeatable: "+blue" adds, "-red" removes; settings after ":", ' +
-    `e.g. "+blue:scale=10,warmup=2,cooldown=40,threshold=0.9,weight=1" (defaults: ${defaults.join(', ')})`;
+  const defaults = optionSchema.concept.options
+    .filter((o) => o.flag !== undefined)
+    .map((o) => {
+      const value = hasValueDefault(o) ? formatDefault(getPath(help.defaults.concept, defaultsPath(o))) : o.defaultText;
+      return `${o.flag} ${value}`;
+    });
+  return (
+    'concepts: a SEGA concept, repeatable: "+blue" adds, "-red" removes; settings after ":", ' +
+    `e.g. "+blue:scale=10,warmup=2,cooldown=40,threshold=0.9,weight=1" (defaults: ${defaults.join(', ')})`
+  );
 }

@@ -5,7 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { type Command, CommanderError } from 'commander';
 import { TorchEditError } from '../errors.js';
 import { globalsOf } from './flags.js';
 import { stopProgress, wasInterrupted } from './session.js';
@@ -17,8 +17,8 @@ import { stopProgress, wasInterrupted } from './session.js';
 export function report(command: Command, json: Record<string, unknown>, human: string, options?: { essential?: boolean }): void {
   const globals = globalsOf(command);
   stopProgress();
-  if (globals.json) process.stdout.write(JSON.stringify(json, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
-  else if (!globals.quiet || options?.essential) process.stdout.write(human + '\n');
+  if (globals.json) process.stdout.write(`${JSON.stringify(json, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`);
+  else if (!globals.quiet || options?.essential) process.stdout.write(`${human}\n`);
 }
 
 /** Seconds to milliseconds precision, for reports. */
@@ -120,5 +120,8 @@ export function errorLine(error: unknown): string {
 
 /** Whether commander already printed what the error is about (help, --version). */
 export function alreadyPrinted(error: unknown): boolean {
-  return error instanceof CommanderError && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help');
+  return (
+    error instanceof CommanderError &&
+    (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help')
+  );
 }

@@ -68,14 +68,17 @@ export class ProgressReporter {
     if (this.#bar === undefined || p.phase !== this.#phase) {
       this.stop();
       this.#phase = p.phase;
-      this.#bar = new cliProgress.SingleBar({
-        stream: this.#stream,
-        format: '{phase} |{bar}| {value}/{total} {info} | {spent} | ETA {left}',
-        barsize: 30,
-        hideCursor: true,
-        clearOnComplete: false,
-        fps: 10,
-      }, cliProgress.Presets.shades_classic);
+      this.#bar = new cliProgress.SingleBar(
+        {
+          stream: this.#stream,
+          format: '{phase} |{bar}| {value}/{total} {info} | {spent} | ETA {left}',
+          barsize: 30,
+          hideCursor: true,
+          clearOnComplete: false,
+          fps: 10,
+        },
+        cliProgress.Presets.shades_classic,
+      );
       this.#bar.start(p.total, p.step, payload);
     } else {
       this.#bar.setTotal(p.total);

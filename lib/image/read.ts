@@ -124,7 +124,10 @@ export async function readImage(input: ImageInput, options: ReadImageOptions): P
  */
 export function checkImageSize(width: number, height: number, multiple: number): void {
   checkPositiveInteger('multiple', multiple);
-  for (const [name, value] of [['width', width], ['height', height]] as const) {
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     checkPositiveInteger(name, value);
     if (value % multiple !== 0) throw new TorchEditError('ERR_INVALID_OPTION', notAMultipleMessage(name, value, multiple));
   }
@@ -178,10 +181,7 @@ function checkColor(color: unknown): void {
 }
 
 function invalidOption(expected: string, name: string, actual: unknown): TorchEditError {
-  return new TorchEditError(
-    'ERR_INVALID_OPTION',
-    `Expected ${expected} for ${name} but received ${show(actual)} of type ${typeof actual}`,
-  );
+  return new TorchEditError('ERR_INVALID_OPTION', `Expected ${expected} for ${name} but received ${show(actual)} of type ${typeof actual}`);
 }
 
 function show(value: unknown): string {

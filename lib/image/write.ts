@@ -141,7 +141,10 @@ function toByte(x: number): number {
 }
 
 function checkSize(width: number, height: number, length: number | undefined, channels: number, name: string): void {
-  for (const [label, value] of [['width', width], ['height', height]] as const) {
+  for (const [label, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(value) || value <= 0) {
       throw new TorchEditError(
         'ERR_INVALID_OPTION',

@@ -16,10 +16,20 @@ export interface ArtifactKind {
   what: string;
 }
 
-export async function writeArtifact(path: string, kind: ArtifactKind, tensors: Map<string, RawTensor>,
-  settings: object, model: StableDiffusionModel, fingerprint: string): Promise<void> {
+export async function writeArtifact(
+  path: string,
+  kind: ArtifactKind,
+  tensors: Map<string, RawTensor>,
+  settings: object,
+  model: StableDiffusionModel,
+  fingerprint: string,
+): Promise<void> {
   await writeSafetensors(path, tensors, {
-    format: kind.format, version: kind.version, settings: JSON.stringify(settings), modelFingerprint: fingerprint, modelName: model.config.name,
+    format: kind.format,
+    version: kind.version,
+    settings: JSON.stringify(settings),
+    modelFingerprint: fingerprint,
+    modelName: model.config.name,
   });
 }
 
@@ -39,11 +49,17 @@ export async function readArtifact<S>(path: string, kind: ArtifactKind, model: S
     throw new TorchEditError('ERR_FILE_FORMAT', `${path} is not a torchedit ${kind.what} (format ${JSON.stringify(metadata.format)})`);
   }
   if (metadata.version !== kind.version) {
-    throw new TorchEditError('ERR_FILE_FORMAT', `${path} is a ${kind.what} of format version ${metadata.version}; this torchedit reads version ${kind.version}`);
+    throw new TorchEditError(
+      'ERR_FILE_FORMAT',
+      `${path} is a ${kind.what} of format version ${metadata.version}; this torchedit reads version ${kind.version}`,
+    );
   }
   const fingerprint = await model.fingerprint();
   if (metadata.modelFingerprint !== fingerprint) {
-    throw new TorchEditError('ERR_MODEL_MISMATCH', `${path} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`);
+    throw new TorchEditError(
+      'ERR_MODEL_MISMATCH',
+      `${path} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`,
+    );
   }
   let settings: S;
   try {

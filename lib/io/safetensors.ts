@@ -10,13 +10,29 @@ import { TorchEditError } from '../errors.js';
 import { Tensor, type DType, type TypedArray } from '../tensor.js';
 
 const codes: Record<DType, string> = {
-  float32: 'F32', float64: 'F64', float16: 'F16', bfloat16: 'BF16',
-  int8: 'I8', int16: 'I16', int32: 'I32', int64: 'I64', uint8: 'U8', bool: 'BOOL',
+  float32: 'F32',
+  float64: 'F64',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  int8: 'I8',
+  int16: 'I16',
+  int32: 'I32',
+  int64: 'I64',
+  uint8: 'U8',
+  bool: 'BOOL',
 };
 const dtypes = Object.fromEntries(Object.entries(codes).map(([d, c]) => [c, d as DType])) as Record<string, DType>;
 const arrays: Record<DType, { BYTES_PER_ELEMENT: number; new (buffer: ArrayBuffer, offset: number, length: number): TypedArray }> = {
-  float32: Float32Array, float64: Float64Array, float16: Uint16Array, bfloat16: Uint16Array,
-  int8: Int8Array, int16: Int16Array, int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array, bool: Uint8Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  float16: Uint16Array,
+  bfloat16: Uint16Array,
+  int8: Int8Array,
+  int16: Int16Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+  bool: Uint8Array,
 };
 
 export interface RawTensor {
@@ -63,21 +79,25 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
     const { dtype: code, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
     const dtype = dtypes[code];
     if (!dtype) throw corrupt(path, `tensor ${name} has unsupported dtype ${code}`);
-    const Array = arrays[dtype];
+    const ArrayType = arrays[dtype];
     const numel = shape.reduce((a, b) => a * b, 1);
     const [begin, end] = offsets;
-    if (end - begin !== numel * Array.BYTES_PER_ELEMENT || dataStart + end > bytes.length) {
+    if (end - begin !== numel * ArrayType.BYTES_PER_ELEMENT || dataStart + end > bytes.length) {
       throw corrupt(path, `tensor ${name} has inconsistent offsets`);
     }
     const copy = new ArrayBuffer(end - begin);
     new Uint8Array(copy).set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(name, { dtype, shape, data: new Array(copy, 0, numel) });
+    tensors.set(name, { dtype, shape, data: new ArrayType(copy, 0, numel) });
   }
   return { tensors, metadata };
 }
 
 /** Writes tensors and string metadata; the file appears whole or not at all (write, then rename). */
-export async function writeSafetensors(path: string, tensors: Map<string, RawTensor>, metadata: Record<string, string> = {}): Promise<void> {
+export async function writeSafetensors(
+  path: string,
+  tensors: Map<string, RawTensor>,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const [name, t] of tensors) {
@@ -85,11 +105,15 @@ export async function writeSafetensors(path: string, tensors: Map<string, RawTen
     offset += t.data.byteLength;
   }
   let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((Buffer.byteLength(json) + 8) % 8)) % 8);  // data starts 8-aligned
+  json += ' '.repeat((8 - ((Buffer.byteLength(json) + 8) % 8)) % 8); // data starts 8-aligned
   const headerBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
-  const parts = [prefix, headerBytes, ...[...tensors.values()].map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
+  const parts = [
+    prefix,
+    headerBytes,
+    ...[...tensors.values()].map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+  ];
   const temporary = `${path}.${process.pid}.partial`;
   await writeFile(temporary, Buffer.concat(parts));
   await rename(temporary, path);
@@ -110,7 +134,7 @@ export async function looksLikeSafetensors(path: string): Promise<boolean> {
   const handle = await open(path, 'r');
   try {
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(9), 0, 9, 0);
-    return bytesRead === 9 && buffer[8] === 0x7b;  // '{'
+    return bytesRead === 9 && buffer[8] === 0x7b; // '{'
   } finally {
     await handle.close();
   }

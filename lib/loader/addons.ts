@@ -98,7 +98,9 @@ export function listAddons(root: string, env: NodeJS.ProcessEnv = process.env): 
   const dir = join(root, 'prebuilds', platformDir());
   let names: string[] = [];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.node')).sort();
+    names = readdirSync(dir)
+      .filter((n) => n.endsWith('.node'))
+      .sort();
   } catch {
     // no prebuilds for this platform
   }
@@ -145,10 +147,17 @@ export function matchAddon(addon: Addon, lib: Libtorch): Match {
   const t = addon.tags;
   if (t) {
     const version = majorMinor(lib.version);
-    if (version === null) return { ok: false, reason: `the version of the libtorch in ${lib.libDir} cannot be read, so the addon built for libtorch ${t.torch} cannot be checked against it` };
+    if (version === null)
+      return {
+        ok: false,
+        reason: `the version of the libtorch in ${lib.libDir} cannot be read, so the addon built for libtorch ${t.torch} cannot be checked against it`,
+      };
     if (version !== t.torch) return { ok: false, reason: `built for libtorch ${t.torch}, found ${lib.version}` };
     if (lib.cxx11Abi !== null && lib.cxx11Abi !== t.cxx11Abi) {
-      return { ok: false, reason: `built with the ${t.cxx11Abi ? 'C++11' : 'pre-C++11'} ABI, libtorch uses the ${lib.cxx11Abi ? 'C++11' : 'pre-C++11'} ABI` };
+      return {
+        ok: false,
+        reason: `built with the ${t.cxx11Abi ? 'C++11' : 'pre-C++11'} ABI, libtorch uses the ${lib.cxx11Abi ? 'C++11' : 'pre-C++11'} ABI`,
+      };
     }
     if (t.compute === 'cuda' && !lib.cuda) return { ok: false, reason: `built for CUDA, but ${lib.cudaReason}` };
   }
@@ -159,7 +168,10 @@ export function matchAddon(addon: Addon, lib: Libtorch): Match {
   const missing = addon.torchNeeded.filter((n) => !provided.has(n));
   if (missing.length) {
     const names = (['c10', 'torch_cpu', 'torch'] as const).map((r) => lib.libraries[r]?.soname ?? lib.libraries[r]?.path).filter(Boolean);
-    return { ok: false, reason: `it links ${missing.join(', ')}, which ${lib.libDir} does not provide (it has ${names.map((n) => basename(n!)).join(', ')})` };
+    return {
+      ok: false,
+      reason: `it links ${missing.join(', ')}, which ${lib.libDir} does not provide (it has ${names.map((n) => basename(n!)).join(', ')})`,
+    };
   }
   return { ok: true, exact: !t || (t.compute === 'cuda') === lib.cuda };
 }

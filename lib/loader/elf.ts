@@ -31,7 +31,12 @@ const DT_SONAME = 14n;
 const DT_RPATH = 15n;
 const DT_RUNPATH = 29n;
 
-interface Segment { type: number; offset: bigint; vaddr: bigint; filesz: bigint }
+interface Segment {
+  type: number;
+  offset: bigint;
+  vaddr: bigint;
+  filesz: bigint;
+}
 
 class ElfFile {
   readonly segments: Segment[] = [];

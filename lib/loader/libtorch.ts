@@ -95,7 +95,9 @@ export function locateLibtorch(options: LocateOptions = {}): LocateResult {
   const env = options.env ?? process.env;
   const result: LocateResult = { candidates: [], searched: [], explicit: null };
   const explicit: Array<[LibtorchSource, string | undefined]> = [
-    ['option', options.libtorch], ['TORCHEDIT_LIBTORCH', env.TORCHEDIT_LIBTORCH], ['LIBTORCH', env.LIBTORCH],
+    ['option', options.libtorch],
+    ['TORCHEDIT_LIBTORCH', env.TORCHEDIT_LIBTORCH],
+    ['LIBTORCH', env.LIBTORCH],
   ];
   for (const [source, value] of explicit) {
     if (!value) continue;
@@ -143,7 +145,7 @@ function add(result: LocateResult, lib: Libtorch, place: string): void {
 /** `1.13.0 (C++11 ABI, CPU)`. */
 export function describeLibtorch(lib: Pick<Libtorch, 'version' | 'cxx11Abi' | 'cuda' | 'cudaVersion'>): string {
   const abi = lib.cxx11Abi === null ? 'unknown C++ ABI' : lib.cxx11Abi ? 'C++11 ABI' : 'pre-C++11 ABI';
-  const compute = lib.cuda ? `CUDA${lib.cudaVersion ? ' ' + lib.cudaVersion : ''}` : 'CPU';
+  const compute = lib.cuda ? `CUDA${lib.cudaVersion ? ` ${lib.cudaVersion}` : ''}` : 'CPU';
   return `${lib.version ?? 'of unknown version'} (${abi}, ${compute})`;
 }
 
@@ -164,8 +166,9 @@ export function inspectLibtorch(libDir: string, source: LibtorchSource, origin: 
   const roots = libDirs.map(installRoot);
   if (!pythonPackage && existsSync(join(roots[0], 'version.py'))) pythonPackage = roots[0];
   // Own files first, as for the version.
-  const cmakeDirs = unique(libDirs.flatMap((d, i) => [join(roots[i], 'share', 'cmake', 'Torch'), join(d, 'cmake', 'Torch')]))
-    .filter((d) => existsSync(join(d, 'TorchConfig.cmake')));
+  const cmakeDirs = unique(libDirs.flatMap((d, i) => [join(roots[i], 'share', 'cmake', 'Torch'), join(d, 'cmake', 'Torch')])).filter((d) =>
+    existsSync(join(d, 'TorchConfig.cmake')),
+  );
 
   const pythonVersion = pythonPackage ? readPythonVersion(pythonPackage) : null;
   const version = readVersion(roots, libDirs, pythonVersion, libraries);
@@ -178,10 +181,18 @@ export function inspectLibtorch(libDir: string, source: LibtorchSource, origin: 
       ? `this is a ROCm build (libtorch_hip.so), which torchedit does not support`
       : `no libtorch_cuda.so in ${libDir}: a CPU-only build of libtorch`;
   return {
-    source, origin, libDir, realLibDir, libraries,
-    version: version.value, versionSource: version.source,
-    cxx11Abi: abi.value, abiSource: abi.source,
-    cuda, cudaVersion, cudaReason,
+    source,
+    origin,
+    libDir,
+    realLibDir,
+    libraries,
+    version: version.value,
+    versionSource: version.source,
+    cxx11Abi: abi.value,
+    abiSource: abi.source,
+    cuda,
+    cudaVersion,
+    cudaReason,
     cudaLibraryDirs: cuda && pythonPackage ? pipCudaLibraryDirs(pythonPackage) : [],
     cmakeDir: cmakeDirs[0] ?? null,
     pythonPackage,
@@ -201,8 +212,12 @@ function installRoot(libDir: string): string {
  * folder its libraries resolve into (Debian's python3-torch symlinks into /usr/lib/<triplet>):
  * headers, a zip's build-version, Python's version.py, TorchConfigVersion.cmake, the soname.
  */
-function readVersion(roots: string[], libDirs: string[], python: PythonVersion | null,
-  libraries: Libtorch['libraries']): { value: string | null; source: string | null } {
+function readVersion(
+  roots: string[],
+  libDirs: string[],
+  python: PythonVersion | null,
+  libraries: Libtorch['libraries'],
+): { value: string | null; source: string | null } {
   for (const [i, root] of roots.entries()) {
     const header = join(root, 'include', 'torch', 'csrc', 'api', 'include', 'torch', 'version.h');
     const text = readText(header);
@@ -237,7 +252,11 @@ function readAbi(cmakeDirs: string[], libraries: Libtorch['libraries']): { value
   return { value: found, source: `symbols of ${c10!.path}` };
 }
 
-interface PythonVersion { version: string; cuda: string | null; file: string }
+interface PythonVersion {
+  version: string;
+  cuda: string | null;
+  file: string;
+}
 
 function readPythonVersion(pkg: string): PythonVersion | null {
   const file = join(pkg, 'version.py');
@@ -268,8 +287,21 @@ function readBuildVersionCuda(roots: string[]): string | null {
  * them itself (torch/__init__.py `_load_global_deps`). Same order as torch's list, so each one's
  * dependencies (cublas before cusolver, nvjitlink before cusparse) are loaded first.
  */
-export const PIP_CUDA_PACKAGES = ['cublas', 'cudnn', 'cuda_nvrtc', 'cuda_runtime', 'cuda_cupti', 'cufft', 'curand',
-  'nvjitlink', 'cusparse', 'cusparselt', 'cusolver', 'nccl', 'nvtx'] as const;
+export const PIP_CUDA_PACKAGES = [
+  'cublas',
+  'cudnn',
+  'cuda_nvrtc',
+  'cuda_runtime',
+  'cuda_cupti',
+  'cufft',
+  'curand',
+  'nvjitlink',
+  'cusparse',
+  'cusparselt',
+  'cusolver',
+  'nccl',
+  'nvtx',
+] as const;
 
 export function pipCudaLibraryDirs(pythonPackage: string): string[] {
   const nvidia = join(dirname(pythonPackage), 'nvidia');
@@ -280,14 +312,17 @@ export function pipCudaLibraryDirs(pythonPackage: string): string[] {
 export function pipCudaLibraries(dirs: string[]): string[] {
   const files: string[] = [];
   for (const dir of dirs) {
-    const names = listDir(dir).filter((n) => /^lib.+\.so(\.\d+)*$/.test(n)).sort((a, b) => a.length - b.length || a.localeCompare(b));
+    const names = listDir(dir)
+      .filter((n) => /^lib.+\.so(\.\d+)*$/.test(n))
+      .sort((a, b) => a.length - b.length || a.localeCompare(b));
     // One file per library: the most specific versioned name wins over its unversioned symlink.
     const byStem = new Map<string, string>();
     for (const name of names) byStem.set(name.replace(/\.so.*$/, ''), name);
     // libcublasLt is a dependency of libcublas: of two stems where one extends the other, the
     // longer loads first; the rest alphabetically.
     const stems = [...byStem.keys()].sort((a, b) =>
-      a !== b && a.startsWith(b) ? -1 : a !== b && b.startsWith(a) ? 1 : a.localeCompare(b));
+      a !== b && a.startsWith(b) ? -1 : a !== b && b.startsWith(a) ? 1 : a.localeCompare(b),
+    );
     for (const stem of stems) files.push(join(dir, byStem.get(stem)!));
   }
   return files;
@@ -309,9 +344,11 @@ function defaultPythons(env: NodeJS.ProcessEnv): string[] {
  * importlib's find_spec only resolves the package folder.
  */
 function pythonTorchPackage(python: string): { dir: string | null; why: string } {
-  const code = 'import importlib.util as u\ns = u.find_spec("torch")\nprint(s.submodule_search_locations[0] if s and s.submodule_search_locations else "")';
+  const code =
+    'import importlib.util as u\ns = u.find_spec("torch")\nprint(s.submodule_search_locations[0] if s and s.submodule_search_locations else "")';
   const run = spawnSync(python, ['-c', code], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
-  if (run.error) return { dir: null, why: (run.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed' : `failed: ${run.error.message}` };
+  if (run.error)
+    return { dir: null, why: (run.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not installed' : `failed: ${run.error.message}` };
   const dir = run.stdout.trim();
   if (run.status !== 0) return { dir: null, why: `exited with ${run.status}` };
   if (!dir) return { dir: null, why: 'has no torch module' };
@@ -322,8 +359,19 @@ function pythonTorchPackage(python: string): { dir: string | null; why: string }
 export function systemLibraryDirs(env: NodeJS.ProcessEnv = process.env): string[] {
   const dirs = (env.LD_LIBRARY_PATH ?? '').split(':').filter((d) => d && isAbsolute(d));
   dirs.push(...readLdSoConf('/etc/ld.so.conf', 0));
-  dirs.push('/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/usr/lib/aarch64-linux-gnu',
-    '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib', '/usr/local/libtorch/lib', '/opt/libtorch/lib');
+  dirs.push(
+    '/lib/x86_64-linux-gnu',
+    '/usr/lib/x86_64-linux-gnu',
+    '/lib/aarch64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/lib64',
+    '/usr/lib64',
+    '/lib',
+    '/usr/lib',
+    '/usr/local/lib',
+    '/usr/local/libtorch/lib',
+    '/opt/libtorch/lib',
+  );
   const seen = new Set<string>();
   return dirs.filter((d) => {
     if (!isDir(d)) return false;
@@ -358,8 +406,17 @@ function readLdSoConf(file: string, depth: number): string[] {
 function expandGlob(pattern: string): string[] {
   if (!pattern.includes('*')) return existsSync(pattern) ? [pattern] : [];
   const dir = dirname(pattern);
-  const re = new RegExp('^' + basename(pattern).split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
-  return listDir(dir).filter((n) => re.test(n)).map((n) => join(dir, n));
+  const re = new RegExp(
+    '^' +
+      basename(pattern)
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
+  return listDir(dir)
+    .filter((n) => re.test(n))
+    .map((n) => join(dir, n));
 }
 
 export function hasLibrary(dir: string, role: LibraryRole): boolean {
@@ -369,7 +426,7 @@ export function hasLibrary(dir: string, role: LibraryRole): boolean {
 /** `libtorch_cpu.so` if there, else its shortest versioned name (`libtorch_cpu.so.1.13`). */
 function findLibrary(dir: string, role: LibraryRole, listing = listDir(dir)): string | null {
   const base = `lib${role}.so`;
-  const names = listing.filter((n) => n === base || (n.startsWith(base + '.') && /^\.\d/.test(n.slice(base.length))));
+  const names = listing.filter((n) => n === base || (n.startsWith(`${base}.`) && /^\.\d/.test(n.slice(base.length))));
   if (names.length === 0) return null;
   names.sort((a, b) => a.length - b.length);
   return join(dir, names[0]);

@@ -14,7 +14,15 @@ import { constants } from 'node:os';
 import { join, relative } from 'node:path';
 import { TorchEditError } from '../errors.js';
 import { describeAddonTags, listAddons, matchAddon, platformDir, type Addon } from './addons.js';
-import { describeLibtorch, LIBRARY_ROLES, locateLibtorch, pipCudaLibraries, type Libtorch, type LocateOptions, type LocateResult } from './libtorch.js';
+import {
+  describeLibtorch,
+  LIBRARY_ROLES,
+  locateLibtorch,
+  pipCudaLibraries,
+  type Libtorch,
+  type LocateOptions,
+  type LocateResult,
+} from './libtorch.js';
 
 export interface LoadOptions {
   /** The package root (holds build/ and prebuilds/). */
@@ -26,7 +34,11 @@ export interface LoadOptions {
   locate?: Omit<LocateOptions, 'libtorch' | 'env'>;
 }
 
-export interface Rejection { addon: Addon; libtorch: Libtorch; reason: string }
+export interface Rejection {
+  addon: Addon;
+  libtorch: Libtorch;
+  reason: string;
+}
 
 export interface LoadPlan {
   libtorch: Libtorch;
@@ -57,10 +69,12 @@ export function inspectLoad(options: LoadOptions): LoadInspection {
     return inspection;
   }
   if (addons.length === 0) {
-    inspection.error = new TorchEditError('ERR_BINDING_LOAD',
+    inspection.error = new TorchEditError(
+      'ERR_BINDING_LOAD',
       `torchedit's native addon is not built and there is no prebuilt one for ${platformDir()} ` +
-      `(looked in ${join(options.root, 'build', 'Release')} and ${join(options.root, 'prebuilds', platformDir())}). ` +
-      `Build it: npm rebuild torchedit --build-from-source (needs cmake and g++).`);
+        `(looked in ${join(options.root, 'build', 'Release')} and ${join(options.root, 'prebuilds', platformDir())}). ` +
+        `Build it: npm rebuild torchedit --build-from-source (needs cmake and g++).`,
+    );
     return inspection;
   }
   const passedOver: Libtorch[] = [];
@@ -95,8 +109,7 @@ export function inspectLoad(options: LoadOptions): LoadInspection {
  * backend.
  */
 function preloadList(lib: Libtorch): string[] {
-  return LIBRARY_ROLES
-    .filter((role) => lib.cuda || (!role.includes('cuda') && role !== 'torch_global_deps'))
+  return LIBRARY_ROLES.filter((role) => lib.cuda || (!role.includes('cuda') && role !== 'torch_global_deps'))
     .map((role) => lib.libraries[role]?.path)
     .filter((p): p is string => p !== undefined);
 }
@@ -127,19 +140,25 @@ export function loadPlan(plan: LoadPlan, requireFrom: string): unknown {
             // report the first error below
           }
         }
-        throw new TorchEditError('ERR_BINDING_LOAD',
+        throw new TorchEditError(
+          'ERR_BINDING_LOAD',
           `libtorch ${describeLibtorch(plan.libtorch)} in ${plan.libtorch.libDir} (${plan.libtorch.origin}) could not be loaded: ` +
-          `${(error as Error).message}. Its own dependencies may be missing (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread); ` +
-          'run `npx torchedit doctor` for details.', { cause: error });
+            `${(error as Error).message}. Its own dependencies may be missing (Debian/Ubuntu: apt-get install libtorch-dev libopenblas0-pthread); ` +
+            'run `npx torchedit doctor` for details.',
+          { cause: error },
+        );
       }
     }
   }
   try {
     return createRequire(requireFrom)(plan.addon.path);
   } catch (error) {
-    throw new TorchEditError('ERR_BINDING_LOAD',
+    throw new TorchEditError(
+      'ERR_BINDING_LOAD',
       `Cannot load torchedit's native addon ${plan.addon.path} with libtorch ${describeLibtorch(plan.libtorch)} in ${plan.libtorch.libDir}: ` +
-      `${(error as Error).message}. Rebuild it: npm rebuild torchedit --build-from-source.`, { cause: error });
+        `${(error as Error).message}. Rebuild it: npm rebuild torchedit --build-from-source.`,
+      { cause: error },
+    );
   }
 }
 
@@ -192,9 +211,12 @@ const FIXES = [
 export function notFoundMessage(inspection: LoadInspection): string {
   const { located } = inspection;
   const lines = [`libtorch was not found. torchedit needs ${neededText(inspection.addons)}.`, 'Looked in:'];
-  for (const step of located.searched) lines.push(`  - ${step.source === 'system' || step.source === 'python' ? '' : `${step.source}: `}${step.place}: ${step.result}`);
+  for (const step of located.searched)
+    lines.push(`  - ${step.source === 'system' || step.source === 'python' ? '' : `${step.source}: `}${step.place}: ${step.result}`);
   if (located.explicit) {
-    lines.push(`${located.explicit.source === 'option' ? 'The libtorch option' : located.explicit.source} is set, so it is the only place looked at.`);
+    lines.push(
+      `${located.explicit.source === 'option' ? 'The libtorch option' : located.explicit.source} is set, so it is the only place looked at.`,
+    );
   }
   lines.push('Fix (one of):', ...FIXES.map((f) => `  - ${f}`));
   if (located.explicit && located.explicit.source !== 'option') {
@@ -212,9 +234,11 @@ export function mismatchMessage(inspection: LoadInspection): string {
     const name = relative(inspection.root, r.addon.path) || r.addon.path;
     lines.push(`Needed by ${name}: ${describeAddonTags(r.addon.tags)} — ${r.reason}`);
   }
-  lines.push('Fix (one of):',
+  lines.push(
+    'Fix (one of):',
     '  - build the addon for this libtorch: npm rebuild torchedit --build-from-source (needs cmake and g++)',
     `  - use ${neededText(inspection.addons)}: on Debian 12 sudo apt-get install libtorch-dev, or export TORCHEDIT_LIBTORCH=/path/to/that/libtorch`,
-    'Details: npx torchedit doctor');
+    'Details: npx torchedit doctor',
+  );
   return lines.join('\n');
 }

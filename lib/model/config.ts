@@ -50,10 +50,20 @@ export interface BundleConfig {
 export const BUNDLE_DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 
 /** The files of a bundle besides model.json. */
-export const bundleFiles = ['text_encoder.pt', 'unet.pt', 'vae_encoder.pt', 'vae_decoder.pt', 'tokenizer/vocab.json', 'tokenizer/merges.txt'];
+export const bundleFiles = [
+  'text_encoder.pt',
+  'unet.pt',
+  'vae_encoder.pt',
+  'vae_decoder.pt',
+  'tokenizer/vocab.json',
+  'tokenizer/merges.txt',
+];
 
 function configError(dir: string, field: string, expected: string, actual: unknown): TorchEditError {
-  return new TorchEditError('ERR_MODEL_CONFIG', `${join(dir, 'model.json')}: expected ${expected} for ${field} but found ${JSON.stringify(actual)}`);
+  return new TorchEditError(
+    'ERR_MODEL_CONFIG',
+    `${join(dir, 'model.json')}: expected ${expected} for ${field} but found ${JSON.stringify(actual)}`,
+  );
 }
 
 /** Reads and validates `<dir>/model.json` and checks that every bundle file exists. */
@@ -76,7 +86,11 @@ export async function readModelJson(dir: string): Promise<BundleConfig> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new TorchEditError('ERR_MODEL_NOT_FOUND', `No model bundle at ${dir}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`, { cause: error });
+    throw new TorchEditError(
+      'ERR_MODEL_NOT_FOUND',
+      `No model bundle at ${dir}: cannot read ${file} (${(error as NodeJS.ErrnoException).code})`,
+      { cause: error },
+    );
   }
   let json: unknown;
   try {
@@ -91,16 +105,21 @@ export async function readModelJson(dir: string): Promise<BundleConfig> {
 function validate(dir: string, json: Record<string, unknown>): BundleConfig {
   if (json.format !== 'torchedit-bundle') throw configError(dir, 'format', "'torchedit-bundle'", json.format);
   if (json.formatVersion !== 1) {
-    throw new TorchEditError('ERR_MODEL_VERSION', `${join(dir, 'model.json')}: formatVersion ${JSON.stringify(json.formatVersion)} is not supported by this torchedit (it reads version 1); upgrade torchedit or re-export the bundle`);
+    throw new TorchEditError(
+      'ERR_MODEL_VERSION',
+      `${join(dir, 'model.json')}: formatVersion ${JSON.stringify(json.formatVersion)} is not supported by this torchedit (it reads version 1); upgrade torchedit or re-export the bundle`,
+    );
   }
   const int = (obj: Record<string, unknown>, key: string, prefix: string, min: number, max: number): number => {
     const v = obj[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw configError(dir, prefix + key, `an integer between ${min} and ${max}`, v);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      throw configError(dir, prefix + key, `an integer between ${min} and ${max}`, v);
     return v;
   };
   const num = (obj: Record<string, unknown>, key: string, prefix: string, min: number, max: number): number => {
     const v = obj[key];
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= min || v > max) throw configError(dir, prefix + key, `a number in (${min}, ${max}]`, v);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= min || v > max)
+      throw configError(dir, prefix + key, `a number in (${min}, ${max}]`, v);
     return v;
   };
   const choice = <T extends string>(obj: Record<string, unknown>, key: string, prefix: string, allowed: readonly T[], fallback?: T): T => {
@@ -120,7 +139,9 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
   const betaStart = num(s, 'betaStart', 'scheduler.', 0, 1);
   const betaEnd = num(s, 'betaEnd', 'scheduler.', 0, 1);
   if (betaEnd < betaStart) throw configError(dir, 'scheduler.betaEnd', `a number ≥ betaStart (${betaStart})`, betaEnd);
-  const exportedWith = isPlainObject(json.exportedWith) ? { torch: typeof json.exportedWith.torch === 'string' ? json.exportedWith.torch : undefined } : undefined;
+  const exportedWith = isPlainObject(json.exportedWith)
+    ? { torch: typeof json.exportedWith.torch === 'string' ? json.exportedWith.torch : undefined }
+    : undefined;
   const config: BundleConfig = {
     format: 'torchedit-bundle',
     formatVersion: 1,
@@ -159,17 +180,31 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
  */
 function recommended(dir: string, value: unknown, limits: Limits): RecommendedSettings {
   if (!isPlainObject(value)) throw configError(dir, 'recommended', 'an object', value);
-  const groups = new Map(groupNames.map((g) => [optionSchema[g].defaultsKey, optionSchema[g].options.filter((o) => o.recommended)] as const));
+  const groups = new Map(
+    groupNames.map((g) => [optionSchema[g].defaultsKey, optionSchema[g].options.filter((o) => o.recommended)] as const),
+  );
   for (const [group, fields] of Object.entries(value)) {
     const specs = groups.get(group as DefaultsKey);
     if (!specs) throw configError(dir, `recommended.${group}`, `one of the groups ${[...groups.keys()].join(', ')}`, group);
-    checkFields(dir, `recommended.${group}`, fields, specs.map((spec) => [defaultsPath(spec), spec] as const), limits);
+    checkFields(
+      dir,
+      `recommended.${group}`,
+      fields,
+      specs.map((spec) => [defaultsPath(spec), spec] as const),
+      limits,
+    );
   }
   return value as RecommendedSettings;
 }
 
 /** Checks the object at `field` against the options whose key paths start there. */
-function checkFields(dir: string, field: string, fields: unknown, specs: readonly (readonly [string[], OptionSpec])[], limits: Limits): void {
+function checkFields(
+  dir: string,
+  field: string,
+  fields: unknown,
+  specs: readonly (readonly [string[], OptionSpec])[],
+  limits: Limits,
+): void {
   if (!isPlainObject(fields)) throw configError(dir, field, 'an object', fields);
   const keys = [...new Set(specs.map(([path]) => path[0]))];
   for (const [key, v] of Object.entries(fields)) {
@@ -177,7 +212,13 @@ function checkFields(dir: string, field: string, fields: unknown, specs: readonl
     if (here.length === 0) throw configError(dir, `${field}.${key}`, `one of the fields ${keys.join(', ')}`, key);
     const leaf = here.find(([path]) => path.length === 1);
     if (!leaf) {
-      checkFields(dir, `${field}.${key}`, v, here.map(([path, spec]) => [path.slice(1), spec] as const), limits);
+      checkFields(
+        dir,
+        `${field}.${key}`,
+        v,
+        here.map(([path, spec]) => [path.slice(1), spec] as const),
+        limits,
+      );
       continue;
     }
     const spec = leaf[1];

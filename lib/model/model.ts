@@ -85,17 +85,30 @@ export class StableDiffusionModel extends NativeHandle {
     return this.handle<NativeModel>();
   }
 
-  get device(): string { return callNative(() => this.native.device); }
-  get dtype(): string { return callNative(() => this.native.dtype); }
+  get device(): string {
+    return callNative(() => this.native.device);
+  }
+  get dtype(): string {
+    return callNative(() => this.native.dtype);
+  }
   /** Default image side in pixels: sampleSize × vaeScaleFactor (512 for SD 1.5). */
-  get imageSize(): number { return this.config.sampleSize * this.config.vaeScaleFactor; }
+  get imageSize(): number {
+    return this.config.sampleSize * this.config.vaeScaleFactor;
+  }
   /** Image sides must be multiples of this: 8 × vaeScaleFactor (64 for SD). */
-  get sizeMultiple(): number { return 8 * this.config.vaeScaleFactor; }
+  get sizeMultiple(): number {
+    return 8 * this.config.vaeScaleFactor;
+  }
 
   /** The four modules as handles sharing this model's weights (for custom loops and tests). */
   modules(): { textEncoder: Module; unet: Module; vaeEncoder: Module; vaeDecoder: Module } {
     const m = callNative(() => this.native.modules());
-    return { textEncoder: Module.fromNative(m.textEncoder), unet: Module.fromNative(m.unet), vaeEncoder: Module.fromNative(m.vaeEncoder), vaeDecoder: Module.fromNative(m.vaeDecoder) };
+    return {
+      textEncoder: Module.fromNative(m.textEncoder),
+      unet: Module.fromNative(m.unet),
+      vaeEncoder: Module.fromNative(m.vaeEncoder),
+      vaeDecoder: Module.fromNative(m.vaeDecoder),
+    };
   }
 
   /** Token ids `[B, maxLength]` (int64) for one prompt or several. */
@@ -103,7 +116,11 @@ export class StableDiffusionModel extends NativeHandle {
     const list = promptList(prompts);
     const L = this.config.textEncoder.maxLength;
     const ids = new BigInt64Array(list.length * L);
-    list.forEach((p, i) => this.tokenizer.encode(p).forEach((id, j) => { ids[i * L + j] = BigInt(id); }));
+    list.forEach((p, i) =>
+      this.tokenizer.encode(p).forEach((id, j) => {
+        ids[i * L + j] = BigInt(id);
+      }),
+    );
     return Tensor.from(ids, [list.length, L]);
   }
 
@@ -131,7 +148,11 @@ export class StableDiffusionModel extends NativeHandle {
     const width = options.width ?? this.imageSize;
     const height = options.height ?? this.imageSize;
     checkImageSize(width, height, this.sizeMultiple);
-    const image = await readImage(input, { width, height, resize: options.resize === undefined ? 'cover' : oneOf('resize', options.resize, ['cover', 'contain', 'fill'] as const) });
+    const image = await readImage(input, {
+      width,
+      height,
+      resize: options.resize === undefined ? 'cover' : oneOf('resize', options.resize, ['cover', 'contain', 'fill'] as const),
+    });
     return Tensor.from(image.data, image.shape);
   }
 
@@ -197,11 +218,17 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw invalidOption('path', 'non-empty string', path);
   const dir = resolve(path ?? defaultModelPath);
   if (path === undefined && !existsSync(join(dir, 'model.json'))) {
-    throw new TorchEditError('ERR_MODEL_NOT_FOUND', `This build of torchedit ships no default model (expected at ${dir}); pass the path of a bundle`);
+    throw new TorchEditError(
+      'ERR_MODEL_NOT_FOUND',
+      `This build of torchedit ships no default model (expected at ${dir}); pass the path of a bundle`,
+    );
   }
   const device = resolveDevice(options.device ?? 'cpu');
   const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, ['float32', 'float16', 'bfloat16'] as const);
-  const autocast = options.autocast === undefined ? null : oneOf('autocast', options.autocast, device === 'cpu' ? ['bfloat16'] as const : ['bfloat16', 'float16'] as const);
+  const autocast =
+    options.autocast === undefined
+      ? null
+      : oneOf('autocast', options.autocast, device === 'cpu' ? (['bfloat16'] as const) : (['bfloat16', 'float16'] as const));
   const config = await readBundleConfig(dir);
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
   try {
@@ -216,12 +243,16 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
 function explainLoadError(error: TorchEditError, config: BundleConfig): TorchEditError {
   const exported = config.exportedWith?.torch;
   const running = runtimeInfo().torchVersion;
-  const tooNew = /too old|maximum supported version|newer version/i.test(error.message) ||
+  const tooNew =
+    /too old|maximum supported version|newer version/i.test(error.message) ||
     (exported !== undefined && compareVersions(exported, running) > 0);
   if (error.code === 'ERR_MODULE_LOAD' && tooNew) {
-    const wrapped = new TorchEditError('ERR_MODEL_TORCH_VERSION',
+    const wrapped = new TorchEditError(
+      'ERR_MODEL_TORCH_VERSION',
       `${error.message} — the bundle was exported with torch ${exported ?? '(unknown)'} and this libtorch is ${running}; ` +
-      're-export it with a torch no newer than the libtorch torchedit runs on, or install a newer libtorch', { cause: error });
+        're-export it with a torch no newer than the libtorch torchedit runs on, or install a newer libtorch',
+      { cause: error },
+    );
     wrapped.stack = error.stack?.replace(/^[^\n]*/, `${wrapped.name} [ERR_MODEL_TORCH_VERSION]: ${wrapped.message}`);
     return wrapped;
   }

@@ -14,7 +14,14 @@ export interface ModelDefaults {
   textToImage: { negativePrompt: string; steps: number; guidanceScale: number; eta: number; batchSize: number };
   inversion: { sourcePrompt: string; sourceGuidanceScale: number; steps: number; eta: number; resize: ResizeMode };
   /** `skipFraction`: the default `skip`, a fraction of the inversion's steps. */
-  edit: { targetPrompt: string; guidanceScale: number; skipFraction: number; momentumScale: number; momentumBeta: number; maskMode: 'channel' | 'sum' };
+  edit: {
+    targetPrompt: string;
+    guidanceScale: number;
+    skipFraction: number;
+    momentumScale: number;
+    momentumBeta: number;
+    maskMode: 'channel' | 'sum';
+  };
   concept: { scale: number; remove: boolean; warmup: number; threshold: number; weight: number };
   imagic: { embedding: { steps: number; lr: number }; finetune: { steps: number; lr: number }; resize: ResizeMode };
   imagicGenerate: { eta: number; steps: number; guidanceScale: number };
@@ -48,7 +55,10 @@ export function getPath(tree: unknown, path: readonly string[]): unknown {
 
 export function setPath(tree: Tree, path: readonly string[], value: unknown): void {
   let node = tree;
-  for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Tree;
+  for (const key of path.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Tree;
+  }
   node[path[path.length - 1]] = value;
 }
 

@@ -26,8 +26,9 @@ function cell(text: string): string {
 
 /** The README's table of a group: option, default, range, meaning. */
 export function readmeTable(group: GroupName): string {
-  const rows = optionSchema[group].options.map((o) =>
-    `| \`${o.name}\` | ${cell(defaultCell(o))} | ${cell(rangeText(o.kind))} | ${cell(o.doc)} |`);
+  const rows = optionSchema[group].options.map(
+    (o) => `| \`${o.name}\` | ${cell(defaultCell(o))} | ${cell(rangeText(o.kind))} | ${cell(o.doc)} |`,
+  );
   return ['| option | default | range | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
 
@@ -39,7 +40,11 @@ export function fullTable(group: GroupName): string {
     const flag = o.flag === undefined ? '' : group === 'concept' ? `\`${o.flag}=\`` : `\`${o.flag} ${o.value}\``;
     return `| \`${o.name}\` | ${cell(defaultCell(o))} | ${cell(rangeText(o.kind))} | ${recommended} | ${cell(flag)} | ${o.diffusers ? `\`${o.diffusers}\`` : ''} | ${cell(o.doc)} |`;
   });
-  return ['| option | default | range | model.json `recommended` | CLI | diffusers | meaning |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows].join('\n');
+  return [
+    '| option | default | range | model.json `recommended` | CLI | diffusers | meaning |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+    ...rows,
+  ].join('\n');
 }
 
 const TITLES: Record<GroupName, string> = {
@@ -63,8 +68,8 @@ export function optionsMarkdown(): string {
     'command-line flag and the equivalent diffusers parameter. A model uses the library default',
     'unless its model.json recommends another value (`model.defaults` holds the merged values;',
     '`torchedit <command> --help` shows those of the model chosen with `--model`); an option passed',
-    'to the call always wins. Ranges name the model\'s limits where they depend on it:',
-    '`numTrainTimesteps` is model.json\'s `scheduler.numTrainTimesteps`, `inversionSteps` the steps',
+    "to the call always wins. Ranges name the model's limits where they depend on it:",
+    "`numTrainTimesteps` is model.json's `scheduler.numTrainTimesteps`, `inversionSteps` the steps",
     'of the inversion being edited. A bad value fails with `ERR_INVALID_OPTION` before any model',
     'work, "Expected … for … but received …"; the error\'s `option` is the path.',
     '',
@@ -73,17 +78,23 @@ export function optionsMarkdown(): string {
     parts.push(`## ${TITLES[group]}`, '', `\`${optionSchema[group].call}\``, '', fullTable(group), '');
   }
   if (optionSchema.concept.options.some((o) => o.flag)) {
-    parts.push('On the command line a concept is `--concept "+prompt:key=value,…"` (`-prompt` removes it), the keys being the CLI column of the concept table.', '');
+    parts.push(
+      'On the command line a concept is `--concept "+prompt:key=value,…"` (`-prompt` removes it), the keys being the CLI column of the concept table.',
+      '',
+    );
   }
   return parts.join('\n');
 }
 
 /** The README with each `<!-- options:NAME -->` section replaced by the generated table. */
 export function updateReadme(readme: string): string {
-  return readme.replace(/(<!-- options:(\w+) -->\n)[\s\S]*?(<!-- \/options:\2 -->)/g, (match, open: string, name: string, close: string) => {
-    if (!(groupNames as string[]).includes(name)) throw new Error(`README.md: unknown options section ${name}`);
-    return `${open}${readmeTable(name as GroupName)}\n${close}`;
-  });
+  return readme.replace(
+    /(<!-- options:(\w+) -->\n)[\s\S]*?(<!-- \/options:\2 -->)/g,
+    (_match, open: string, name: string, close: string) => {
+      if (!(groupNames as string[]).includes(name)) throw new Error(`README.md: unknown options section ${name}`);
+      return `${open}${readmeTable(name as GroupName)}\n${close}`;
+    },
+  );
 }
 
 /** The NAMEs of the README's option sections, in order. */

@@ -18,7 +18,17 @@ import type { EditConcept, EditOptions } from '../pipelines/ledits/edit.js';
 import type { ImagicOptions } from '../pipelines/imagic/train.js';
 import type { ImagicGenerateOptions } from '../pipelines/imagic/result.js';
 import { getPath, setPath, type ModelDefaults } from './defaults.js';
-import { defaultsPath, hasValueDefault, optionSchema, optionSpec, type Bound, type GroupName, type Kind, type Limits, type OptionSpec } from './schema.js';
+import {
+  defaultsPath,
+  hasValueDefault,
+  optionSchema,
+  optionSpec,
+  type Bound,
+  type GroupName,
+  type Kind,
+  type Limits,
+  type OptionSpec,
+} from './schema.js';
 import { SEED_TEXT, integerText, isIntegerIn, isNumberIn, isPlainObject, numberText, oneOfText, toSeed } from './validate.js';
 
 export interface ValidationContext {
@@ -64,15 +74,24 @@ function boundText(bound: Bound, limits: Limits): string {
 /** The range a kind accepts, in the words of the error messages; unknown limits by name. */
 export function rangeText(kind: Kind, limits: Limits = {}): string {
   switch (kind.type) {
-    case 'integer': return integerText(kind.min, boundText(kind.max, limits));
-    case 'number': return numberText(kind.min, kind.max, kind);
-    case 'string': return kind.nonEmpty ? 'non-empty string' : 'string';
-    case 'boolean': return 'boolean';
-    case 'enum': return oneOfText(kind.values);
-    case 'seed': return SEED_TEXT;
-    case 'imageSide': return `positive integer, a multiple of ${limits.sizeMultiple ?? '8 × vaeScaleFactor'}`;
-    case 'skip': return `${integerText(0, boundText(SKIP_MAX, limits))}, or a fraction in (0, 1)`;
-    case 'list': return `array of ${kind.of} objects`;
+    case 'integer':
+      return integerText(kind.min, boundText(kind.max, limits));
+    case 'number':
+      return numberText(kind.min, kind.max, kind);
+    case 'string':
+      return kind.nonEmpty ? 'non-empty string' : 'string';
+    case 'boolean':
+      return 'boolean';
+    case 'enum':
+      return oneOfText(kind.values);
+    case 'seed':
+      return SEED_TEXT;
+    case 'imageSide':
+      return `positive integer, a multiple of ${limits.sizeMultiple ?? '8 × vaeScaleFactor'}`;
+    case 'skip':
+      return `${integerText(0, boundText(SKIP_MAX, limits))}, or a fraction in (0, 1)`;
+    case 'list':
+      return `array of ${kind.of} objects`;
   }
 }
 
@@ -103,7 +122,8 @@ export function checkValue(kind: Kind, value: unknown, limits: Limits = {}): Che
     case 'imageSide': {
       if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) return fail('positive integer');
       const multiple = limits.sizeMultiple;
-      if (multiple !== undefined && value % multiple !== 0) return { ok: false, message: (name) => notAMultipleMessage(name, value, multiple) };
+      if (multiple !== undefined && value % multiple !== 0)
+        return { ok: false, message: (name) => notAMultipleMessage(name, value, multiple) };
       return { ok: true, value };
     }
     case 'skip': {
@@ -136,10 +156,14 @@ function unsetValue(group: GroupName, spec: OptionSpec, ctx: ValidationContext):
   if (hasValueDefault(spec)) return getPath(ctx.defaults[optionSchema[group].defaultsKey], defaultsPath(spec));
   if (spec.required) return undefined;
   switch (spec.kind.type) {
-    case 'seed': return randomSeed();
-    case 'imageSide': return ctx.limits?.imageSize;
-    case 'list': return [];
-    default: return null; // e.g. a concept's cooldown: never
+    case 'seed':
+      return randomSeed();
+    case 'imageSide':
+      return ctx.limits?.imageSize;
+    case 'list':
+      return [];
+    default:
+      return null; // e.g. a concept's cooldown: never
   }
 }
 
@@ -160,7 +184,13 @@ function resolveOption(group: GroupName, spec: OptionSpec, raw: unknown, ctx: Va
 }
 
 /** Validates and defaults every option of `group` in `input` (an options object or undefined). */
-function resolveGroup(group: GroupName, input: unknown, ctx: ValidationContext, prefix = '', except: readonly string[] = []): Record<string, unknown> {
+function resolveGroup(
+  group: GroupName,
+  input: unknown,
+  ctx: ValidationContext,
+  prefix = '',
+  except: readonly string[] = [],
+): Record<string, unknown> {
   const source = input ?? {};
   if (!isPlainObject(source)) throw invalidOption(prefix === '' ? 'options' : nameOf(ctx, prefix.slice(0, -1)), 'object', source);
   const specs = optionSchema[group].options;
@@ -187,7 +217,11 @@ function resolveGroup(group: GroupName, input: unknown, ctx: ValidationContext, 
 type Resolved<T, Seeded extends keyof T = never> = Required<Omit<T, keyof JobOptions | Seeded>>;
 
 export type ResolvedTextToImageOptions = Resolved<TextToImageOptions, 'seed'> & { seed: bigint };
-export type ResolvedInvertOptions = Resolved<InvertOptions, 'seed' | 'width' | 'height'> & { seed: bigint; width: number | undefined; height: number | undefined };
+export type ResolvedInvertOptions = Resolved<InvertOptions, 'seed' | 'width' | 'height'> & {
+  seed: bigint;
+  width: number | undefined;
+  height: number | undefined;
+};
 export type ResolvedConcept = Resolved<EditConcept, 'cooldown'> & { cooldown: number | null };
 export type ResolvedEditOptions = Resolved<EditOptions, 'concepts'> & { concepts: ResolvedConcept[] };
 export interface ResolvedImagicOptions {
@@ -218,12 +252,18 @@ export function validateImagicOptions(options: ImagicOptions | undefined, ctx: V
   return resolveGroup('imagic', options, ctx) as unknown as ResolvedImagicOptions;
 }
 
-export function validateImagicGenerateOptions(options: ImagicGenerateOptions | undefined, ctx: ValidationContext): ResolvedImagicGenerateOptions {
+export function validateImagicGenerateOptions(
+  options: ImagicGenerateOptions | undefined,
+  ctx: ValidationContext,
+): ResolvedImagicGenerateOptions {
   return resolveGroup('imagicGenerate', options, ctx) as ResolvedImagicGenerateOptions;
 }
 
 /** `result.sweep`: a non-empty `etas` array, each checked as `eta` is. */
-export function validateImagicSweepOptions(options: Omit<ImagicGenerateOptions, 'eta'> & { etas: number[] }, ctx: ValidationContext): ResolvedImagicSweepOptions {
+export function validateImagicSweepOptions(
+  options: Omit<ImagicGenerateOptions, 'eta'> & { etas: number[] },
+  ctx: ValidationContext,
+): ResolvedImagicSweepOptions {
   if (!Array.isArray(options?.etas) || options.etas.length === 0) {
     throw new TorchEditError('ERR_INVALID_OPTION', `Expected a non-empty array of numbers for ${nameOf(ctx, 'etas')}`, { option: 'etas' });
   }

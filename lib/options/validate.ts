@@ -28,7 +28,12 @@ export function isIntegerIn(value: unknown, min: number, max: number): value is 
   return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max;
 }
 
-export function isNumberIn(value: unknown, min: number, max: number, opts: { minExclusive?: boolean; maxExclusive?: boolean } = {}): value is number {
+export function isNumberIn(
+  value: unknown,
+  min: number,
+  max: number,
+  opts: { minExclusive?: boolean; maxExclusive?: boolean } = {},
+): value is number {
   if (typeof value !== 'number' || !Number.isFinite(value)) return false;
   const lowOk = opts.minExclusive ? value > min : value >= min;
   const highOk = opts.maxExclusive ? value < max : value <= max;
@@ -47,7 +52,13 @@ export function integerIn(name: string, value: unknown, min: number, max: number
   return value;
 }
 
-export function numberIn(name: string, value: unknown, min: number, max: number, opts: { minExclusive?: boolean; maxExclusive?: boolean } = {}): number {
+export function numberIn(
+  name: string,
+  value: unknown,
+  min: number,
+  max: number,
+  opts: { minExclusive?: boolean; maxExclusive?: boolean } = {},
+): number {
   if (!isNumberIn(value, min, max, opts)) throw invalidOption(name, numberText(min, max, opts), value);
   return value;
 }

@@ -30,8 +30,15 @@ export interface TextToImageOptions extends JobOptions {
 }
 
 /** @internal The body of model.generate(). */
-export async function textToImage(model: StableDiffusionModel, prompt: string, options: TextToImageOptions = {}): Promise<GenerationResult> {
-  const { negativePrompt, steps, guidanceScale, eta, seed, width, height, batchSize } = validateTextToImageOptions(options, contextOf(model));
+export async function textToImage(
+  model: StableDiffusionModel,
+  prompt: string,
+  options: TextToImageOptions = {},
+): Promise<GenerationResult> {
+  const { negativePrompt, steps, guidanceScale, eta, seed, width, height, batchSize } = validateTextToImageOptions(
+    options,
+    contextOf(model),
+  );
   if (typeof prompt !== 'string') throw invalidOption('prompt', 'string', prompt);
 
   const context = await model.encodePrompt(Array(batchSize).fill(prompt));
@@ -39,9 +46,26 @@ export async function textToImage(model: StableDiffusionModel, prompt: string, o
   const scale = model.config.vaeScaleFactor;
   const handle = model.native;
   try {
-    const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.textToImage(handle, context.native, unconditional.native, {
-      steps, guidanceScale, eta, seed, latentHeight: height / scale, latentWidth: width / scale,
-    }, onProgress), options));
+    const latents = Tensor.fromNative(
+      await runJob(
+        (onProgress) =>
+          native().pipelines.textToImage(
+            handle,
+            context.native,
+            unconditional.native,
+            {
+              steps,
+              guidanceScale,
+              eta,
+              seed,
+              latentHeight: height / scale,
+              latentWidth: width / scale,
+            },
+            onProgress,
+          ),
+        options,
+      ),
+    );
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
     return GenerationResult.create(await toImages(decoded), latents, seed);
   } finally {

@@ -53,7 +53,8 @@ Napi::Value EncodeImage(const std::shared_ptr<StableDiffusion>& model, const Nap
   bool sample = info[1].ToBoolean().Value();
   std::optional<uint64_t> seed;
   if (!info[2].IsNull()) seed = toSeed(env, info[2], "seed");
-  return inference(model, env, [image, sample, seed](StableDiffusion& m) { return m.encodeImage(image, sample, seed); });
+  return inference(model, env,
+                   [image, sample, seed](StableDiffusion& m) { return m.encodeImage(image, sample, seed); });
 }
 
 Napi::Value DecodeLatents(const std::shared_ptr<StableDiffusion>& model, const Napi::CallbackInfo& info) {
@@ -81,7 +82,10 @@ Napi::Value Dtype(const std::shared_ptr<StableDiffusion>& model, const Napi::Cal
 
 void InitModel(Napi::Env env, Napi::Object exports) {
   AddonModel::define(env, exports, {{"load", Load}}, {{"dtype", Dtype}},
-                     {{"encodeText", EncodeText}, {"encodeImage", EncodeImage}, {"decodeLatents", DecodeLatents}, {"modules", Modules}});
+                     {{"encodeText", EncodeText},
+                      {"encodeImage", EncodeImage},
+                      {"decodeLatents", DecodeLatents},
+                      {"modules", Modules}});
 }
 
 }  // namespace torchedit::napi

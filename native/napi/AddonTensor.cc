@@ -32,9 +32,9 @@ Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
   checkAllocation(env, shape, dtype);
   int64_t numel = c10::multiply_integers(shape);
   if (static_cast<size_t>(numel) != view.ElementLength()) {
-    throwError(env, code::kShape, "Shape " + c10::str(shape) + " holds " + std::to_string(numel) +
-                                      " elements but the data has " +
-                                      std::to_string(view.ElementLength()));
+    throwError(env, code::kShape,
+               "Shape " + c10::str(shape) + " holds " + std::to_string(numel) + " elements but the data has " +
+                   std::to_string(view.ElementLength()));
   }
   at::Tensor t = guard(env, [&] { return torch::empty(shape, torch::dtype(dtype)); });
   const auto* src = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
@@ -60,9 +60,9 @@ Napi::Value Randn(const Napi::CallbackInfo& info) {
   if (!c10::isFloatingType(dtype)) throwError(env, code::kDtype, "randn needs a floating dtype");
   checkAllocation(env, shape, c10::kFloat);
   return AddonTensor::wrap(env, guard(env, [&] {
-                auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-                return torch::randn(shape, gen, torch::dtype(torch::kFloat)).to(dtype);
-              }));
+                             auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+                             return torch::randn(shape, gen, torch::dtype(torch::kFloat)).to(dtype);
+                           }));
 }
 
 Napi::Value Shape(const at::Tensor& t, const Napi::CallbackInfo& info) { return fromShape(info.Env(), t.sizes()); }
@@ -77,23 +77,25 @@ Napi::Value Dtype(const at::Tensor& t, const Napi::CallbackInfo& info) {
 Napi::Value Data(const at::Tensor& source, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   napi_typedarray_type arrayType = guard(env, [&] { return typedArrayTypeFor(source.scalar_type()); });
-  return enqueueJob(env, source.device().str(), [source, arrayType](JobContext&) -> ResultBuilder {
-    auto copy = std::make_shared<at::Tensor>(source.to(torch::kCPU).contiguous().clone());
-    return [copy, arrayType](Napi::Env env) -> Napi::Value {
-      size_t bytes = copy->numel() * copy->element_size();
-      size_t length = copy->numel();
-      // The ArrayBuffer views the copy's storage and owns a reference to it.
-      Napi::ArrayBuffer buffer = bytes == 0
-          ? Napi::ArrayBuffer::New(env, 0)
-          : Napi::ArrayBuffer::New(env, copy->data_ptr(), bytes,
-                                   [](Napi::Env, void*, at::Tensor* t) { delete t; },
-                                   new at::Tensor(*copy));
-      napi_value array;
-      NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, arrayType, length, buffer, 0, &array),
-                           Napi::Value());
-      return Napi::Value(env, array);
-    };
-  }, env.Undefined());
+  return enqueueJob(
+      env, source.device().str(),
+      [source, arrayType](JobContext&) -> ResultBuilder {
+        auto copy = std::make_shared<at::Tensor>(source.to(torch::kCPU).contiguous().clone());
+        return [copy, arrayType](Napi::Env env) -> Napi::Value {
+          size_t bytes = copy->numel() * copy->element_size();
+          size_t length = copy->numel();
+          // The ArrayBuffer views the copy's storage and owns a reference to it.
+          Napi::ArrayBuffer buffer =
+              bytes == 0 ? Napi::ArrayBuffer::New(env, 0)
+                         : Napi::ArrayBuffer::New(
+                               env, copy->data_ptr(), bytes, [](Napi::Env, void*, at::Tensor* t) { delete t; },
+                               new at::Tensor(*copy));
+          napi_value array;
+          NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, arrayType, length, buffer, 0, &array), Napi::Value());
+          return Napi::Value(env, array);
+        };
+      },
+      env.Undefined());
 }
 
 // to(dtype | null, device | null): a new handle; the original is untouched.

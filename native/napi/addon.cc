@@ -45,8 +45,7 @@ namespace {
 Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object out = Napi::Object::New(env);
-  out.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." +
-                              std::to_string(TORCH_VERSION_MINOR) + "." +
+  out.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
                               std::to_string(TORCH_VERSION_PATCH));
   out.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI != 0));
   out.Set("cudaAvailable", Napi::Boolean::New(env, cudaAvailable()));
@@ -144,15 +143,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitModel(env, exports);
   InitPipelines(env, exports);
   InitTesting(env, exports);
-  exportFunctions(env, exports, {{"runtimeInfo", RuntimeInfo}, {"resolveDevice", ResolveDevice}, {"setThreads", SetThreads},
-                                  {"memory", Memory}, {"setCpuCache", SetCpuCache}, {"emptyCpuCache", EmptyCpuCache}});
+  exportFunctions(env, exports,
+                  {{"runtimeInfo", RuntimeInfo},
+                   {"resolveDevice", ResolveDevice},
+                   {"setThreads", SetThreads},
+                   {"memory", Memory},
+                   {"setCpuCache", SetCpuCache},
+                   {"emptyCpuCache", EmptyCpuCache}});
   return exports;
 }
 
 }  // namespace torchedit::napi
 
-static Napi::Object InitTorchedit(Napi::Env env, Napi::Object exports) {
-  return torchedit::napi::Init(env, exports);
-}
+static Napi::Object InitTorchedit(Napi::Env env, Napi::Object exports) { return torchedit::napi::Init(env, exports); }
 
 NODE_API_MODULE(torchedit, InitTorchedit)

@@ -17,8 +17,9 @@ std::vector<int64_t> toShape(Napi::Env env, Napi::Value value) {
     Napi::Value v = array.Get(i);
     double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
     if (!(d >= 0) || d != static_cast<double>(static_cast<int64_t>(d)) || d > 9007199254740991.0) {
-      throwError(env, code::kShape, "Expected non-negative integers for shape but dimension " +
-                                        std::to_string(i) + " is " + v.ToString().Utf8Value());
+      throwError(env, code::kShape,
+                 "Expected non-negative integers for shape but dimension " + std::to_string(i) + " is " +
+                     v.ToString().Utf8Value());
     }
     sizes.push_back(static_cast<int64_t>(d));
   }
@@ -35,29 +36,37 @@ void checkAllocation(Napi::Env env, at::IntArrayRef sizes, c10::ScalarType dtype
   // Multiply in long double: an overflowing int64 product would wrap to a small number.
   long double bytes = static_cast<long double>(c10::elementSize(dtype));
   for (int64_t s : sizes) bytes *= static_cast<long double>(s);
-  long double physical = static_cast<long double>(sysconf(_SC_PHYS_PAGES)) *
-                         static_cast<long double>(sysconf(_SC_PAGE_SIZE));
+  long double physical =
+      static_cast<long double>(sysconf(_SC_PHYS_PAGES)) * static_cast<long double>(sysconf(_SC_PAGE_SIZE));
   if (bytes > physical) {
     throwError(env, code::kOutOfMemory,
                "A tensor of shape " + c10::str(sizes) + " would need " +
-                   std::to_string(static_cast<double>(bytes) / (1 << 30)) +
-                   " GiB, more than this machine's memory");
+                   std::to_string(static_cast<double>(bytes) / (1 << 30)) + " GiB, more than this machine's memory");
   }
 }
 
 napi_typedarray_type typedArrayTypeFor(c10::ScalarType dtype) {
   switch (dtype) {
-    case c10::kFloat: return napi_float32_array;
-    case c10::kDouble: return napi_float64_array;
+    case c10::kFloat:
+      return napi_float32_array;
+    case c10::kDouble:
+      return napi_float64_array;
     case c10::kHalf:
-    case c10::kBFloat16: return napi_uint16_array;
-    case c10::kChar: return napi_int8_array;
-    case c10::kShort: return napi_int16_array;
-    case c10::kInt: return napi_int32_array;
-    case c10::kLong: return napi_bigint64_array;
+    case c10::kBFloat16:
+      return napi_uint16_array;
+    case c10::kChar:
+      return napi_int8_array;
+    case c10::kShort:
+      return napi_int16_array;
+    case c10::kInt:
+      return napi_int32_array;
+    case c10::kLong:
+      return napi_bigint64_array;
     case c10::kByte:
-    case c10::kBool: return napi_uint8_array;
-    default: throw Error(code::kDtype, std::string("No TypedArray for dtype ") + c10::toString(dtype));
+    case c10::kBool:
+      return napi_uint8_array;
+    default:
+      throw Error(code::kDtype, std::string("No TypedArray for dtype ") + c10::toString(dtype));
   }
 }
 
@@ -118,8 +127,7 @@ Napi::Value toJs(Napi::Env env, const std::vector<std::pair<std::string, at::Ten
 Napi::Value toJs(Napi::Env env, const c10::IValue& value) {
   if (value.isTensor()) return toJs(env, value.toTensor());
   if (value.isTuple() || value.isList()) {
-    std::vector<c10::IValue> items = value.isTuple() ? value.toTupleRef().elements().vec()
-                                                     : value.toListRef().vec();
+    std::vector<c10::IValue> items = value.isTuple() ? value.toTupleRef().elements().vec() : value.toListRef().vec();
     Napi::Array array = Napi::Array::New(env, items.size());
     for (size_t i = 0; i < items.size(); ++i) array.Set(i, toJs(env, items[i]));
     return array;
@@ -129,8 +137,8 @@ Napi::Value toJs(Napi::Env env, const c10::IValue& value) {
   if (value.isBool()) return Napi::Boolean::New(env, value.toBool());
   if (value.isNone()) return env.Null();
   if (value.isString()) return Napi::String::New(env, value.toStringRef());
-  throwError(env, code::kUnsupported, "A module returned a value of type " + value.tagKind() +
-                                          ", which torchedit cannot convert");
+  throwError(env, code::kUnsupported,
+             "A module returned a value of type " + value.tagKind() + ", which torchedit cannot convert");
 }
 
 Napi::Value toJs(Napi::Env env, const std::shared_ptr<ScriptModule>& module) { return AddonModule::wrap(env, module); }

@@ -8,8 +8,6 @@ Napi::Error makeError(Napi::Env env, const char* code, const std::string& messag
   return error;
 }
 
-void throwError(Napi::Env env, const char* code, const std::string& message) {
-  throw makeError(env, code, message);
-}
+void throwError(Napi::Env env, const char* code, const std::string& message) { throw makeError(env, code, message); }
 
 }  // namespace torchedit::napi

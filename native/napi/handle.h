@@ -34,10 +34,14 @@ struct HandleKind {
 // What differs by what a handle owns: its device, and the bytes memory() reports (tensors only).
 inline c10::Device deviceOf(const at::Tensor& t) { return t.device(); }
 template <class T>
-c10::Device deviceOf(const std::shared_ptr<T>& p) { return p->device(); }
+c10::Device deviceOf(const std::shared_ptr<T>& p) {
+  return p->device();
+}
 inline int64_t bytesOf(const at::Tensor& t) { return static_cast<int64_t>(t.numel() * t.element_size()); }
 template <class T>
-int64_t bytesOf(const std::shared_ptr<T>&) { return 0; }
+int64_t bytesOf(const std::shared_ptr<T>&) {
+  return 0;
+}
 
 template <class Owned, const HandleKind& Kind>
 class Handle : public Napi::ObjectWrap<Handle<Owned, Kind>> {
@@ -66,7 +70,8 @@ class Handle : public Napi::ObjectWrap<Handle<Owned, Kind>> {
     for (const auto& [name, fn] : methods) {
       properties.push_back(Wrap::InstanceMethod(name, &Handle::callMember, napi_default, keep(env, fn)));
     }
-    properties.push_back(Wrap::InstanceAccessor("device", &Handle::callMember, nullptr, napi_default, keep(env, &device)));
+    properties.push_back(
+        Wrap::InstanceAccessor("device", &Handle::callMember, nullptr, napi_default, keep(env, &device)));
     properties.push_back(Wrap::InstanceAccessor("disposed", &Handle::Disposed, nullptr));
     properties.push_back(Wrap::InstanceMethod("dispose", &Handle::Dispose));
     Napi::Function ctor = Wrap::DefineClass(env, Kind.className, properties);
@@ -76,8 +81,7 @@ class Handle : public Napi::ObjectWrap<Handle<Owned, Kind>> {
 
   // A new JS handle owning `value` (main thread).
   static Napi::Object wrap(Napi::Env env, Owned value) {
-    auto external = Napi::External<Owned>::New(env, new Owned(std::move(value)),
-                                               [](Napi::Env, Owned* p) { delete p; });
+    auto external = Napi::External<Owned>::New(env, new Owned(std::move(value)), [](Napi::Env, Owned* p) { delete p; });
     return state(env).constructors.at(&Kind.tag).New({external});
   }
 
@@ -85,7 +89,8 @@ class Handle : public Napi::ObjectWrap<Handle<Owned, Kind>> {
   // handles, ERR_DISPOSED for a disposed one. `what` names the argument in the message.
   static Owned unwrap(Napi::Env env, Napi::Value value, const std::string& what) {
     if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&Kind.tag)) {
-      throwError(env, code::kInvalidHandle, std::string("Expected ") + Kind.expected + (what.empty() ? "" : " for " + what));
+      throwError(env, code::kInvalidHandle,
+                 std::string("Expected ") + Kind.expected + (what.empty() ? "" : " for " + what));
     }
     return Wrap::Unwrap(value.As<Napi::Object>())->get(env);
   }
@@ -146,12 +151,12 @@ class Handle : public Napi::ObjectWrap<Handle<Owned, Kind>> {
   bool disposed_ = false;
 };
 
-inline constexpr HandleKind kTensorKind = {{0x7f3a1c2e5b9d4e81ULL, 0xa4c6e8f0b2d41357ULL},
-                                           "NativeTensor", "a Tensor", "tensor", "the Tensor factories"};
-inline constexpr HandleKind kModuleKind = {{0x1b5e9a7c3d2f4086ULL, 0x95d3b1f7e2c4a608ULL},
-                                           "NativeModule", "a Module", "module", "loadModule()"};
-inline constexpr HandleKind kModelKind = {{0x2c8e4a6f1d3b5097ULL, 0x8b1d3f5a7c9e2b40ULL},
-                                          "NativeModel", "a model handle", "model", "loadModel()"};
+inline constexpr HandleKind kTensorKind = {
+    {0x7f3a1c2e5b9d4e81ULL, 0xa4c6e8f0b2d41357ULL}, "NativeTensor", "a Tensor", "tensor", "the Tensor factories"};
+inline constexpr HandleKind kModuleKind = {
+    {0x1b5e9a7c3d2f4086ULL, 0x95d3b1f7e2c4a608ULL}, "NativeModule", "a Module", "module", "loadModule()"};
+inline constexpr HandleKind kModelKind = {
+    {0x2c8e4a6f1d3b5097ULL, 0x8b1d3f5a7c9e2b40ULL}, "NativeModel", "a model handle", "model", "loadModel()"};
 
 // A tensor: metadata is synchronous; data moves only on request, as a job on its device's queue
 // (docs/architecture.md "Handles and memory").

@@ -25,9 +25,7 @@ using Tsfn = Napi::TypedThreadSafeFunction<AsyncJob, Message, callJs>;
 // Progress is throttled so a fast loop cannot flood the main thread (docs/architecture.md "Progress").
 constexpr auto kProgressInterval = std::chrono::milliseconds(50);
 
-class AsyncJob final : public QueuedJob,
-                       public JobContext,
-                       public std::enable_shared_from_this<AsyncJob> {
+class AsyncJob final : public QueuedJob, public JobContext, public std::enable_shared_from_this<AsyncJob> {
  public:
   AsyncJob(Napi::Env env, DeviceQueue& queue, Work work, Napi::Value onProgress)
       : queue_(queue), work_(std::move(work)), deferred_(Napi::Promise::Deferred::New(env)) {
@@ -147,8 +145,7 @@ void callJs(Napi::Env env, Napi::Function, AsyncJob*, Message* message) {
 
 }  // namespace
 
-Napi::Object enqueueJob(Napi::Env env, const std::string& device, Work work,
-                        Napi::Value onProgress) {
+Napi::Object enqueueJob(Napi::Env env, const std::string& device, Work work, Napi::Value onProgress) {
   DeviceQueue& queue = queueFor(device);
   auto job = std::make_shared<AsyncJob>(env, queue, std::move(work), onProgress);
   Napi::Object handle = Napi::Object::New(env);

@@ -24,12 +24,19 @@ class Fields {
   int64_t integer(const char* key) const {
     Napi::Value v = get(key, "an integer", &Napi::Value::IsNumber);
     double d = v.As<Napi::Number>().DoubleValue();
-    if (!(std::abs(d) <= 9007199254740991.0) || std::trunc(d) != d) fail(key, "an integer", v);  // safe integers; NaN fails
+    if (!(std::abs(d) <= 9007199254740991.0) || std::trunc(d) != d)
+      fail(key, "an integer", v);  // safe integers; NaN fails
     return static_cast<int64_t>(d);
   }
-  double number(const char* key) const { return get(key, "a number", &Napi::Value::IsNumber).As<Napi::Number>().DoubleValue(); }
-  bool boolean(const char* key) const { return get(key, "a boolean", &Napi::Value::IsBoolean).As<Napi::Boolean>().Value(); }
-  std::string string(const char* key) const { return get(key, "a string", &Napi::Value::IsString).As<Napi::String>().Utf8Value(); }
+  double number(const char* key) const {
+    return get(key, "a number", &Napi::Value::IsNumber).As<Napi::Number>().DoubleValue();
+  }
+  bool boolean(const char* key) const {
+    return get(key, "a boolean", &Napi::Value::IsBoolean).As<Napi::Boolean>().Value();
+  }
+  std::string string(const char* key) const {
+    return get(key, "a string", &Napi::Value::IsString).As<Napi::String>().Utf8Value();
+  }
   // The index of the field's value in `allowed`.
   size_t oneOf(const char* key, std::initializer_list<const char*> allowed) const {
     Napi::Value v = get(key, "a string", &Napi::Value::IsString);
@@ -52,7 +59,8 @@ class Fields {
     Napi::Value v = get(key, "an array", &Napi::Value::IsArray);
     Napi::Array items = v.As<Napi::Array>();
     std::vector<Fields> out;
-    for (uint32_t i = 0; i < items.Length(); ++i) out.emplace_back(env_, items.Get(i), name(key) + "[" + std::to_string(i) + "]");
+    for (uint32_t i = 0; i < items.Length(); ++i)
+      out.emplace_back(env_, items.Get(i), name(key) + "[" + std::to_string(i) + "]");
     return out;
   }
 
@@ -67,7 +75,8 @@ class Fields {
 
   [[noreturn]] void fail(const char* key, const char* expected, Napi::Value v) const {
     const char* received = v.IsUndefined() ? "nothing" : v.IsNull() ? "null" : "a value of another type";
-    throwError(env_, code::kInvalidArgument, std::string("Expected ") + expected + " for " + name(key) + " but received " + received);
+    throwError(env_, code::kInvalidArgument,
+               std::string("Expected ") + expected + " for " + name(key) + " but received " + received);
   }
 
   Napi::Env env_;

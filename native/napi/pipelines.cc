@@ -89,8 +89,12 @@ Napi::Value ImagicGenerate(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitPipelines(Napi::Env env, Napi::Object exports) {
-  exportFunctions(env, exports, "pipelines", {{"textToImage", TextToImage}, {"invert", Invert}, {"edit", Edit},
-                                              {"imagicTrain", ImagicTrain}, {"imagicGenerate", ImagicGenerate}});
+  exportFunctions(env, exports, "pipelines",
+                  {{"textToImage", TextToImage},
+                   {"invert", Invert},
+                   {"edit", Edit},
+                   {"imagicTrain", ImagicTrain},
+                   {"imagicGenerate", ImagicGenerate}});
 }
 
 }  // namespace torchedit::napi

@@ -25,15 +25,18 @@ Napi::Value StepJob(const Napi::CallbackInfo& info) {
   std::string device = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "cpu";
   int64_t steps = info[1].ToNumber().Int64Value();
   int64_t ms = info[2].ToNumber().Int64Value();
-  return enqueueJob(env, device, [steps, ms](JobContext& job) -> ResultBuilder {
-    int64_t done = 0;
-    for (; done < steps; ++done) {
-      job.check();
-      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-      job.progress(Progress{"step", done + 1, steps, static_cast<double>(done), true});
-    }
-    return [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(done)); };
-  }, info[3]);
+  return enqueueJob(
+      env, device,
+      [steps, ms](JobContext& job) -> ResultBuilder {
+        int64_t done = 0;
+        for (; done < steps; ++done) {
+          job.check();
+          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+          job.progress(Progress{"step", done + 1, steps, static_cast<double>(done), true});
+        }
+        return [done](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, static_cast<double>(done)); };
+      },
+      info[3]);
 }
 
 // semanticGuidance(epsUncond [B,C,h,w], epsConcepts [K,B,C,h,w], options, steps) -> Tensor[steps]:
@@ -60,8 +63,9 @@ Napi::Value ImagicLossGradient(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitTesting(Napi::Env env, Napi::Object exports) {
-  exportFunctions(env, exports, "testing", {{"stepJob", StepJob}, {"semanticGuidance", SemanticGuidanceSteps},
-                                            {"imagicLossGradient", ImagicLossGradient}});
+  exportFunctions(
+      env, exports, "testing",
+      {{"stepJob", StepJob}, {"semanticGuidance", SemanticGuidanceSteps}, {"imagicLossGradient", ImagicLossGradient}});
 }
 
 }  // namespace torchedit::napi

@@ -27,14 +27,20 @@ test('bench: UNet evaluations follow the batch structure of each workload', () =
   }
 });
 
-test('bench: --quick on the small bundle prints both sides\' numbers', { timeout: 120_000 }, () => {
+test("bench: --quick on the small bundle prints both sides' numbers", { timeout: 120_000 }, () => {
   testBundle('tiny'); // the small bundle while models/shapes-64 does not exist
-  const result = spawnSync(process.execPath, [join(repoRoot, 'dist', 'bench', 'run.js'),
-    '--quick', '--bundle', 'small', '--workload', 'txt2img', '--reps', '1', '--no-write'], { encoding: 'utf8', timeout: 110_000 });
+  const result = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'dist', 'bench', 'run.js'), '--quick', '--bundle', 'small', '--workload', 'txt2img', '--reps', '1', '--no-write'],
+    { encoding: 'utf8', timeout: 110_000 },
+  );
   assert.equal(result.status, 0, `bench failed: ${result.stderr}`);
   const row = result.stdout.split('\n').find((l) => l.startsWith('| small | txt2img |'));
   assert.ok(row, `no txt2img row in:\n${result.stdout}`);
-  const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+  const cells = row
+    .split('|')
+    .slice(1, -1)
+    .map((c) => c.trim());
   const [, , evaluations, teSeconds, pySeconds, ratio, perStep, faults, rss, loop, , same] = cells;
   assert.equal(evaluations, '3 × 2');
   for (const value of [teSeconds, pySeconds, ratio]) assert.ok(Number(value) > 0, `expected a positive number, got ${value} in ${row}`);
@@ -47,7 +53,10 @@ test('bench: --quick on the small bundle prints both sides\' numbers', { timeout
   // torchedit's worst delay, then the idle harness process's during each side's job
   const loopMatch = /^([\d.]+) \(([\d.]+) · ([\d.]+)\)$/.exec(loop);
   assert.ok(loopMatch, `event-loop delay cell ${loop}`);
-  assert.ok(loopMatch.slice(1).every((v) => Number(v) >= 0), `event-loop delays ${loop}`);
+  assert.ok(
+    loopMatch.slice(1).every((v) => Number(v) >= 0),
+    `event-loop delays ${loop}`,
+  );
   assert.match(same, /^✓/, 'both sides computed the same latents');
   assert.match(result.stdout, /OPENBLAS_CORETYPE=/);
 });
@@ -81,17 +90,25 @@ test('bench: --autocast takes bfloat16 only, implies --no-scaling, and leaves Im
 test('bench: a missing bf16 section goes right after the main one; an existing one is replaced', () => {
   const file = 'head\n\n<!-- main:begin -->\nM\n<!-- main:end -->\n\n<!-- scaling:begin -->\nS\n<!-- scaling:end -->\n';
   const added = placeSection(file, 'bf16', 'B1\n');
-  assert.equal(added, 'head\n\n<!-- main:begin -->\nM\n<!-- main:end -->\n\n<!-- bf16:begin -->\nB1\n<!-- bf16:end -->\n\n<!-- scaling:begin -->\nS\n<!-- scaling:end -->\n');
+  assert.equal(
+    added,
+    'head\n\n<!-- main:begin -->\nM\n<!-- main:end -->\n\n<!-- bf16:begin -->\nB1\n<!-- bf16:end -->\n\n<!-- scaling:begin -->\nS\n<!-- scaling:end -->\n',
+  );
   assert.equal(placeSection(added, 'bf16', 'B2'), added.replace('B1', 'B2'));
   assert.equal(placeSection(added, 'main', 'M2'), added.replace('\nM\n', '\nM2\n'));
   // No main section: at the end.
   assert.equal(placeSection('head\n', 'bf16', 'B'), 'head\n\n<!-- bf16:begin -->\nB\n<!-- bf16:end -->\n');
 });
 
-test('bench: --quick --autocast bfloat16 prints its own table: no time target, the accuracy cost, not a pass mark', { timeout: 120_000 }, () => {
+test('bench: --quick --autocast bfloat16 prints its own table: no time target, the accuracy cost, not a pass mark', {
+  timeout: 120_000,
+}, () => {
   testBundle('tiny'); // the small bundle while models/shapes-64 does not exist
-  const result = spawnSync(process.execPath, [runJs,
-    '--quick', '--bundle', 'small', '--workload', 'txt2img', '--autocast', 'bfloat16', '--no-write'], { encoding: 'utf8', timeout: 110_000 });
+  const result = spawnSync(
+    process.execPath,
+    [runJs, '--quick', '--bundle', 'small', '--workload', 'txt2img', '--autocast', 'bfloat16', '--no-write'],
+    { encoding: 'utf8', timeout: 110_000 },
+  );
   assert.equal(result.status, 0, `bench failed: ${result.stderr}`);
   assert.match(result.stdout, /^## torchedit in bfloat16 autocast vs Python float32 \(quick\)$/m);
   assert.match(result.stdout, /torchedit ran bfloat16 autocast, Python float32/);
@@ -99,7 +116,10 @@ test('bench: --quick --autocast bfloat16 prints its own table: no time target, t
   assert.match(result.stdout, /\| relative difference vs Python float32 \(bfloat16 accuracy cost\) \|$/m);
   const row = result.stdout.split('\n').find((l) => l.startsWith('| small | txt2img |'));
   assert.ok(row, `no txt2img row in:\n${result.stdout}`);
-  const cells = row.split('|').slice(1, -1).map((c) => c.trim());
+  const cells = row
+    .split('|')
+    .slice(1, -1)
+    .map((c) => c.trim());
   const [, , evaluations, teSeconds, pySeconds, , , , , , targets, cost] = cells;
   assert.equal(evaluations, '3 × 2');
   for (const value of [teSeconds, pySeconds]) assert.ok(Number(value) > 0, `expected a positive number, got ${value} in ${row}`);

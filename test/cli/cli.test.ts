@@ -27,8 +27,12 @@ function cli(args: string[], onSpawn?: (child: ReturnType<typeof spawn>) => void
     const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
     onSpawn?.(child);
@@ -60,7 +64,8 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     model = testBundle();
     dir = mkdtempSync(join(tmpdir(), 'torchedit-cli-'));
     photo = join(dir, 'photo.png');
-    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/><circle cx="32" cy="32" r="20" fill="red"/></svg>';
+    const svg =
+      '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="white"/><circle cx="32" cy="32" r="20" fill="red"/></svg>';
     await sharp(Buffer.from(svg)).png().toFile(photo);
   });
 
@@ -68,18 +73,59 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('--help of the program lists the commands; of each command, its options and the defaults of a model that recommends none: the library\'s', async () => {
+  test("--help of the program lists the commands; of each command, its options and the defaults of a model that recommends none: the library's", async () => {
     const root = await cli(['--help']);
     assert.equal(root.code, 0);
-    for (const name of ['generate', 'invert', 'edit', 'info', '--model', '--device', '--threads', '--json', '--quiet']) assert.ok(root.stdout.includes(name), name);
+    for (const name of ['generate', 'invert', 'edit', 'info', '--model', '--device', '--threads', '--json', '--quiet'])
+      assert.ok(root.stdout.includes(name), name);
 
     const expected: Record<string, string[]> = {
-      generate: ['<prompt>', '--negative', '--steps', '--guidance', '--eta', '--seed', '--width', '--height', '--batch-size', '--out',
-        `(default: ${textToImageDefaults.steps})`, `(default: ${textToImageDefaults.guidanceScale})`],
-      invert: ['<image>', '--source-prompt', '--source-guidance', '--steps', '--eta', '--seed', '--width', '--height', '--resize', '--out',
-        `(default: ${inversionDefaults.steps})`, `(default: ${inversionDefaults.sourceGuidanceScale})`],
-      edit: ['[image]', '--inversion', '--target', '--guidance', '--skip', '--concept', '--momentum-scale', '--momentum-beta', '--mask-mode',
-        '--source-prompt', '--steps', '--seed', '--save-inversion', '--out', `(default: ${editDefaults.guidanceScale})`, `(default: ${editDefaults.momentumBeta})`],
+      generate: [
+        '<prompt>',
+        '--negative',
+        '--steps',
+        '--guidance',
+        '--eta',
+        '--seed',
+        '--width',
+        '--height',
+        '--batch-size',
+        '--out',
+        `(default: ${textToImageDefaults.steps})`,
+        `(default: ${textToImageDefaults.guidanceScale})`,
+      ],
+      invert: [
+        '<image>',
+        '--source-prompt',
+        '--source-guidance',
+        '--steps',
+        '--eta',
+        '--seed',
+        '--width',
+        '--height',
+        '--resize',
+        '--out',
+        `(default: ${inversionDefaults.steps})`,
+        `(default: ${inversionDefaults.sourceGuidanceScale})`,
+      ],
+      edit: [
+        '[image]',
+        '--inversion',
+        '--target',
+        '--guidance',
+        '--skip',
+        '--concept',
+        '--momentum-scale',
+        '--momentum-beta',
+        '--mask-mode',
+        '--source-prompt',
+        '--steps',
+        '--seed',
+        '--save-inversion',
+        '--out',
+        `(default: ${editDefaults.guidanceScale})`,
+        `(default: ${editDefaults.momentumBeta})`,
+      ],
       info: ['--model', '--device', '--json'],
     };
     const runs = await Promise.all(Object.keys(expected).map((command) => cli([command, '--help', '--model', model])));
@@ -89,7 +135,8 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
       const text = run.stdout.replace(/\s+/g, ' '); // help is wrapped to the terminal's width
       for (const option of options) assert.ok(text.includes(option), `${command} --help should list ${option}:\n${run.stdout}`);
       // Every command also takes the global options.
-      for (const option of ['--model', '--device', '--dtype', '--threads', '--json', '--quiet']) assert.ok(text.includes(option), `${command}: ${option}`);
+      for (const option of ['--model', '--device', '--dtype', '--threads', '--json', '--quiet'])
+        assert.ok(text.includes(option), `${command}: ${option}`);
     });
   });
 
@@ -127,7 +174,23 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
 
   test('generate writes a PNG of the requested size; --json reports the seed', async () => {
     const out = join(dir, 'generated.png');
-    const run = await cli(['generate', 'a red circle', '--model', model, '--steps', '5', '--seed', '7', '--width', '128', '--height', '64', '--out', out, '--json']);
+    const run = await cli([
+      'generate',
+      'a red circle',
+      '--model',
+      model,
+      '--steps',
+      '5',
+      '--seed',
+      '7',
+      '--width',
+      '128',
+      '--height',
+      '64',
+      '--out',
+      out,
+      '--json',
+    ]);
     assert.equal(run.code, 0, run.stderr);
     const json = JSON.parse(run.stdout);
     assert.equal(json.output, out);
@@ -144,19 +207,49 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
 
   test('invert writes an inversion; edit --inversion with concepts writes the edited image', async () => {
     const inversion = join(dir, 'photo.inversion.safetensors');
-    const inverted = await cli(['invert', photo, '--model', model, '--steps', '5', '--seed', '0', '--source-prompt', 'a red circle', '--out', inversion, '--json']);
+    const inverted = await cli([
+      'invert',
+      photo,
+      '--model',
+      model,
+      '--steps',
+      '5',
+      '--seed',
+      '0',
+      '--source-prompt',
+      'a red circle',
+      '--out',
+      inversion,
+      '--json',
+    ]);
     assert.equal(inverted.code, 0, inverted.stderr);
-    assert.deepEqual(
-      (({ output, seed, width, height, steps }) => ({ output, seed, width, height, steps }))(JSON.parse(inverted.stdout)),
-      { output: inversion, seed: '0', width: 64, height: 64, steps: 5 },
-    );
+    assert.deepEqual((({ output, seed, width, height, steps }) => ({ output, seed, width, height, steps }))(JSON.parse(inverted.stdout)), {
+      output: inversion,
+      seed: '0',
+      width: 64,
+      height: 64,
+      steps: 5,
+    });
     const { metadata, tensors } = await readSafetensors(inversion);
     assert.equal(metadata.format, 'torchedit-inversion');
     assert.equal(JSON.parse(metadata.settings).sourcePrompt, 'a red circle');
     assert.deepEqual(tensors.get('zs')?.shape, [5, 1, 4, 8, 8]);
 
     const out = join(dir, 'edited.png');
-    const edited = await cli(['edit', '--inversion', inversion, '--concept', '+blue', '--concept', '-red:scale=5', '--model', model, '--out', out, '--json']);
+    const edited = await cli([
+      'edit',
+      '--inversion',
+      inversion,
+      '--concept',
+      '+blue',
+      '--concept',
+      '-red:scale=5',
+      '--model',
+      model,
+      '--out',
+      out,
+      '--json',
+    ]);
     assert.equal(edited.code, 0, edited.stderr);
     const json = JSON.parse(edited.stdout);
     assert.equal(json.output, out);
@@ -169,9 +262,30 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
   test('edit IMAGE inverts and edits in one go, with progress lines when stderr is not a terminal', async () => {
     const out = join(dir, 'one-go.webp');
     const saved = join(dir, 'one-go.inversion.safetensors');
-    const run = await cli(['edit', photo, '--model', model, '--steps', '5', '--seed', '1', '--skip', '0.4', '--target', 'a blue circle',
-      '--concept', '-red:scale=5,warmup=1,threshold=0.9,weight=1,cooldown=4', '--momentum-scale', '0.2', '--mask-mode', 'sum',
-      '--save-inversion', saved, '--out', out]);
+    const run = await cli([
+      'edit',
+      photo,
+      '--model',
+      model,
+      '--steps',
+      '5',
+      '--seed',
+      '1',
+      '--skip',
+      '0.4',
+      '--target',
+      'a blue circle',
+      '--concept',
+      '-red:scale=5,warmup=1,threshold=0.9,weight=1,cooldown=4',
+      '--momentum-scale',
+      '0.2',
+      '--mask-mode',
+      'sum',
+      '--save-inversion',
+      saved,
+      '--out',
+      out,
+    ]);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^wrote .*one-go\.webp \(64×64, seed 1, /);
     assert.ok(run.stderr.includes('torchedit: invert: 5 steps'), run.stderr);
@@ -192,7 +306,11 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
       [['edit', photo, '--model', model, '--concept', '+blue:scale', '--out', out], 'ERR_INVALID_OPTION', '--concept'],
       [['edit', photo, '--model', model, '--concept', '+blue:size=3', '--out', out], 'ERR_INVALID_OPTION', 'size'],
       [['edit', '--model', model, '--out', out], 'ERR_INVALID_OPTION', '--inversion'],
-      [['edit', '--inversion', join(dir, 'photo.inversion.safetensors'), '--steps', '5', '--model', model, '--out', out], 'ERR_INVALID_OPTION', '--steps'],
+      [
+        ['edit', '--inversion', join(dir, 'photo.inversion.safetensors'), '--steps', '5', '--model', model, '--out', out],
+        'ERR_INVALID_OPTION',
+        '--steps',
+      ],
       [['info', '--model', join(dir, 'no-such-bundle')], 'ERR_MODEL_NOT_FOUND'],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
@@ -200,12 +318,15 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     assert.ok(!existsSync(out));
   });
 
-  test('options are checked against model.json before the model loads; --help shows the chosen model\'s defaults', async () => {
+  test("options are checked against model.json before the model loads; --help shows the chosen model's defaults", async () => {
     // A bundle folder with model.json alone: a bad option must be reported before its missing module files are.
     const partial = join(dir, 'model-json-only');
     mkdirSync(partial, { recursive: true });
     const json = JSON.parse(readFileSync(join(model, 'model.json'), 'utf8'));
-    writeFileSync(join(partial, 'model.json'), JSON.stringify({ ...json, recommended: { edit: { guidanceScale: 5 }, imagicGenerate: { eta: 1.2 } } }));
+    writeFileSync(
+      join(partial, 'model.json'),
+      JSON.stringify({ ...json, recommended: { edit: { guidanceScale: 5 }, imagicGenerate: { eta: 1.2 } } }),
+    );
     const out = join(dir, 'never.png');
     const cases: [string[], string][] = [
       [['generate', 'x', '--steps', '0', '--out', out], 'for --steps'],
@@ -234,8 +355,13 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
   test('Ctrl-C aborts the running job and exits 130', async () => {
     const out = join(dir, 'interrupted.png');
     // SIGINT once the inversion has started (its progress line), long before its 1000 steps end.
-    const run = await cli(['edit', photo, '--model', model, '--steps', '1000', '--width', '128', '--height', '128', '--concept', '+blue', '--out', out],
-      (child) => child.stderr?.on('data', (text: string) => { if (text.includes('torchedit: invert:')) child.kill('SIGINT'); }));
+    const run = await cli(
+      ['edit', photo, '--model', model, '--steps', '1000', '--width', '128', '--height', '128', '--concept', '+blue', '--out', out],
+      (child) =>
+        child.stderr?.on('data', (text: string) => {
+          if (text.includes('torchedit: invert:')) child.kill('SIGINT');
+        }),
+    );
     assert.equal(run.code, 130, `exit ${run.code} ${run.signal}: ${run.stderr}`);
     assert.ok(lines(run.stderr).at(-1)?.includes('[ERR_ABORTED]'), run.stderr);
     assert.ok(!existsSync(out));
@@ -247,22 +373,66 @@ describe('torchedit imagic', { timeout: 120_000 }, () => {
     const model = testBundle();
     const dir = mkdtempSync(join(tmpdir(), 'torchedit-cli-imagic-'));
     const photo = join(dir, 'photo.png');
-    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 220, g: 40, b: 40 } } }).png().toFile(photo);
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 220, g: 40, b: 40 } } })
+      .png()
+      .toFile(photo);
     const out = join(dir, 'edited.png');
     const saved = join(dir, 'saved');
-    const run = await cli(['imagic', photo, '--target', 'a blue circle', '--embedding-steps', '5', '--embedding-lr', '0.01', '--finetune-steps', '5',
-      '--finetune-lr', '0.0001', '--eta', '0.6', '--eta', '1', '--steps', '3', '--save', saved, '--model', model, '--out', out, '--json']);
+    const run = await cli([
+      'imagic',
+      photo,
+      '--target',
+      'a blue circle',
+      '--embedding-steps',
+      '5',
+      '--embedding-lr',
+      '0.01',
+      '--finetune-steps',
+      '5',
+      '--finetune-lr',
+      '0.0001',
+      '--eta',
+      '0.6',
+      '--eta',
+      '1',
+      '--steps',
+      '3',
+      '--save',
+      saved,
+      '--model',
+      model,
+      '--out',
+      out,
+      '--json',
+    ]);
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout);
     assert.deepEqual(report.etas, [0.6, 1]);
     assert.equal(report.outputs.length, 2);
     for (const file of report.outputs) assert.equal((await sharp(file).metadata()).width, 64);
     assert.ok(existsSync(join(saved, 'unet.pt')) && existsSync(join(saved, 'imagic.safetensors')));
-    const again = await cli(['imagic', '--load', saved, '--eta', '0.7', '--steps', '3', '--model', model, '--out', join(dir, 'again.png'), '--json']);
+    const again = await cli([
+      'imagic',
+      '--load',
+      saved,
+      '--eta',
+      '0.7',
+      '--steps',
+      '3',
+      '--model',
+      model,
+      '--out',
+      join(dir, 'again.png'),
+      '--json',
+    ]);
     assert.equal(again.code, 0, again.stderr);
     assert.ok(existsSync(join(dir, 'again.png')));
     assertBadInput(await cli(['imagic', photo, '--model', model]), 'ERR_INVALID_OPTION', '--target');
-    assertBadInput(await cli(['imagic', photo, '--target', 'x', '--finetune-lr', '0', '--model', model]), 'ERR_INVALID_OPTION', '--finetune-lr');
+    assertBadInput(
+      await cli(['imagic', photo, '--target', 'x', '--finetune-lr', '0', '--model', model]),
+      'ERR_INVALID_OPTION',
+      '--finetune-lr',
+    );
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -13,8 +13,11 @@ const empty = mkdtempSync(join(tmpdir(), 'torchedit-doctor-'));
 after(() => rmSync(empty, { recursive: true, force: true }));
 
 function doctor(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'torchedit.js'), 'doctor', ...args],
-    { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'torchedit.js'), 'doctor', ...args], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -68,7 +71,9 @@ test('with libtorch hidden, doctor still reports, says why, and fails with the c
   const report = JSON.parse(json.stdout) as DoctorReport;
   assert.equal(report.libtorch.chosen, null);
   assert.deepEqual(report.libtorch.explicit, { source: 'TORCHEDIT_LIBTORCH', value: empty });
-  assert.deepEqual(report.libtorch.searched, [{ source: 'TORCHEDIT_LIBTORCH', place: empty, result: `no libtorch_cpu.so in ${empty}/lib, ${empty} or ${empty}/lib/x86_64-linux-gnu` }]);
+  assert.deepEqual(report.libtorch.searched, [
+    { source: 'TORCHEDIT_LIBTORCH', place: empty, result: `no libtorch_cpu.so in ${empty}/lib, ${empty} or ${empty}/lib/x86_64-linux-gnu` },
+  ]);
   assert.equal(report.load.ok, false);
   assert.equal((report.load as { code: string }).code, 'ERR_LIBTORCH_NOT_FOUND');
   assert.equal(report.runtime, null);

@@ -58,12 +58,17 @@ test('a clone with nothing beside it runs the README quick start', { timeout: 20
   // The edit did what the command says: the input's red object is now blue where it changed.
   const input = /edit\s+(\S+\.png)/.exec(command)?.[1];
   assert.ok(input, `the quick start edits no PNG: ${command}`);
-  const [before, afterEdit] = await Promise.all([input, out].map((f) => sharp(join(clone, f)).removeAlpha().raw().toBuffer({ resolveWithObject: true })));
+  const [before, afterEdit] = await Promise.all(
+    [input, out].map((f) => sharp(join(clone, f)).removeAlpha().raw().toBuffer({ resolveWithObject: true })),
+  );
   assert.deepEqual([afterEdit.info.width, afterEdit.info.height], [before.info.width, before.info.height]);
   let changed = 0;
   const sum = [0, 0, 0];
   for (let i = 0; i < before.data.length; i += 3) {
-    const d = Math.abs(before.data[i] - afterEdit.data[i]) + Math.abs(before.data[i + 1] - afterEdit.data[i + 1]) + Math.abs(before.data[i + 2] - afterEdit.data[i + 2]);
+    const d =
+      Math.abs(before.data[i] - afterEdit.data[i]) +
+      Math.abs(before.data[i + 1] - afterEdit.data[i + 1]) +
+      Math.abs(before.data[i + 2] - afterEdit.data[i + 2]);
     if (d < 90) continue;
     changed++;
     for (let c = 0; c < 3; c++) sum[c] += afterEdit.data[i + c];

@@ -23,10 +23,15 @@ function run(command: string, args: string[], cwd = work): void {
 function buildAddon(name: string, lib: string, useFunction: boolean): string {
   const src = join(work, name);
   mkdirSync(src);
-  writeFileSync(join(src, 'addon.cc'), useFunction
-    ? 'extern "C" const char* torchedit_compute() { return "compute=" TORCHEDIT_COMPUTE ";cuda=" TORCHEDIT_CUDA_VERSION; }\n'
-    : 'extern "C" int answer() { return 42; }\n');
-  writeFileSync(join(src, 'CMakeLists.txt'), `cmake_minimum_required(VERSION 3.18)
+  writeFileSync(
+    join(src, 'addon.cc'),
+    useFunction
+      ? 'extern "C" const char* torchedit_compute() { return "compute=" TORCHEDIT_COMPUTE ";cuda=" TORCHEDIT_CUDA_VERSION; }\n'
+      : 'extern "C" int answer() { return 42; }\n',
+  );
+  writeFileSync(
+    join(src, 'CMakeLists.txt'),
+    `cmake_minimum_required(VERSION 3.18)
 project(cudalink CXX)
 set(TORCH_LIBRARY "${lib}/libtorch.so")
 set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=1")
@@ -37,7 +42,8 @@ add_library(addon SHARED addon.cc)
 set_target_properties(addon PROPERTIES PREFIX "" SUFFIX ".node")
 target_link_libraries(addon PRIVATE "${lib}/libtorch.so")
 ${useFunction ? 'torchedit_link_libtorch_runtime(addon)' : `target_link_libraries(addon PRIVATE "${lib}/libtorch_cuda.so")`}
-`);
+`,
+  );
   const out = join(src, 'out');
   run('cmake', ['-S', src, '-B', out, `-DCMAKE_CXX_COMPILER=${join(work, 'ubuntu-c++')}`, '-DCMAKE_BUILD_TYPE=Release']);
   run('cmake', ['--build', out]);

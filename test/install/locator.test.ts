@@ -26,8 +26,13 @@ function prebuildFile(): string {
 }
 
 interface FakeOptions {
-  version?: string; abi?: 0 | 1; cuda?: boolean; buildVersion?: string; versioned?: boolean;
-  pythonVersion?: string; pythonCuda?: string;
+  version?: string;
+  abi?: 0 | 1;
+  cuda?: boolean;
+  buildVersion?: string;
+  versioned?: boolean;
+  pythonVersion?: string;
+  pythonCuda?: string;
 }
 
 /**
@@ -41,34 +46,51 @@ function fakeLibtorch(name: string, o: FakeOptions = {}): string {
   mkdirSync(lib, { recursive: true });
   const suffix = o.versioned ? '.so.1.13' : '.so';
   copyFileSync(join(debian, 'libc10.so.1.13'), join(lib, `libc10${suffix}`));
-  for (const l of ['torch_cpu', 'torch', ...(o.cuda ? ['torch_cuda'] : [])]) copyFileSync(join(debian, 'libtorch.so.1.13'), join(lib, `lib${l}${suffix}`));
+  for (const l of ['torch_cpu', 'torch', ...(o.cuda ? ['torch_cuda'] : [])])
+    copyFileSync(join(debian, 'libtorch.so.1.13'), join(lib, `lib${l}${suffix}`));
   if (o.version) {
     const dir = join(root, 'include', 'torch', 'csrc', 'api', 'include', 'torch');
     mkdirSync(dir, { recursive: true });
     const [major, minor, patch] = o.version.split('.');
-    writeFileSync(join(dir, 'version.h'), `#define TORCH_VERSION_MAJOR ${major}\n#define TORCH_VERSION_MINOR ${minor}\n#define TORCH_VERSION_PATCH ${patch}\n`);
+    writeFileSync(
+      join(dir, 'version.h'),
+      `#define TORCH_VERSION_MAJOR ${major}\n#define TORCH_VERSION_MINOR ${minor}\n#define TORCH_VERSION_PATCH ${patch}\n`,
+    );
   }
   if (o.abi !== undefined) {
     const dir = join(root, 'share', 'cmake', 'Torch');
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'TorchConfig.cmake'), `  set(TORCH_CXX_FLAGS "-D_GLIBCXX_USE_CXX11_ABI=${o.abi}")\n`);
   }
-  if (o.buildVersion) writeFileSync(join(root, 'build-version'), o.buildVersion + '\n');
+  if (o.buildVersion) writeFileSync(join(root, 'build-version'), `${o.buildVersion}\n`);
   if (o.pythonVersion) {
-    writeFileSync(join(root, 'version.py'), `__version__ = '${o.pythonVersion}'\ndebug = False\ncuda: Optional[str] = ${o.pythonCuda ? `'${o.pythonCuda}'` : 'None'}\n`);
+    writeFileSync(
+      join(root, 'version.py'),
+      `__version__ = '${o.pythonVersion}'\ndebug = False\ncuda: Optional[str] = ${o.pythonCuda ? `'${o.pythonCuda}'` : 'None'}\n`,
+    );
   }
   return root;
 }
 
 function fakeAddon(tags: string | null, torchNeeded = ['libtorch_cpu.so.1.13', 'libc10.so.1.13', 'libtorch.so.1.13']): Addon {
-  return { path: `/x/torchedit.napi.${tags}.glibc.node`, kind: 'prebuild', tags: tags ? parseAddonTags(`torchedit.napi.${tags}.glibc.node`) : null, info: null, torchNeeded };
+  return {
+    path: `/x/torchedit.napi.${tags}.glibc.node`,
+    kind: 'prebuild',
+    tags: tags ? parseAddonTags(`torchedit.napi.${tags}.glibc.node`) : null,
+    info: null,
+    torchNeeded,
+  };
 }
 
 describe('locating libtorch', () => {
   test('an explicit folder is the only place looked at, even when it is empty', () => {
     const empty = join(work, 'empty');
     mkdirSync(empty);
-    const found = locateLibtorch({ env: { TORCHEDIT_LIBTORCH: empty, LIBTORCH: '/usr' }, pythons: ['/usr/bin/python3'], systemDirs: [debian] });
+    const found = locateLibtorch({
+      env: { TORCHEDIT_LIBTORCH: empty, LIBTORCH: '/usr' },
+      pythons: ['/usr/bin/python3'],
+      systemDirs: [debian],
+    });
     assert.equal(found.candidates.length, 0);
     assert.deepEqual(found.explicit, { source: 'TORCHEDIT_LIBTORCH', value: empty });
     assert.equal(found.searched.length, 1);
@@ -117,8 +139,10 @@ describe('locating libtorch', () => {
   test("Python's torch: asked through the interpreter, version.py, pip's nvidia CUDA folders in torch's order", () => {
     const site = join(work, 'site-packages');
     const pkg = fakeLibtorch('site-packages/torch', { pythonVersion: '2.1.0+cu121', pythonCuda: '12.1', cuda: true });
-    for (const name of ['cusolver', 'cublas', 'cuda_runtime', 'unrelated']) mkdirSync(join(site, 'nvidia', name, 'lib'), { recursive: true });
-    for (const file of ['libcublas.so.12', 'libcublasLt.so.12', 'libnvblas.so.12']) writeFileSync(join(site, 'nvidia', 'cublas', 'lib', file), '');
+    for (const name of ['cusolver', 'cublas', 'cuda_runtime', 'unrelated'])
+      mkdirSync(join(site, 'nvidia', name, 'lib'), { recursive: true });
+    for (const file of ['libcublas.so.12', 'libcublasLt.so.12', 'libnvblas.so.12'])
+      writeFileSync(join(site, 'nvidia', 'cublas', 'lib', file), '');
     const python = join(work, 'python3');
     writeFileSync(python, `#!/bin/sh\necho ${pkg}\n`);
     chmodSync(python, 0o755);
@@ -130,12 +154,17 @@ describe('locating libtorch', () => {
     assert.equal(lib.pythonPackage, pkg);
     assert.equal(lib.version, '2.1.0+cu121');
     assert.equal(lib.cudaVersion, '12.1');
-    assert.deepEqual(lib.cudaLibraryDirs, ['cublas', 'cuda_runtime', 'cusolver'].map((n) => join(site, 'nvidia', n, 'lib')));
+    assert.deepEqual(
+      lib.cudaLibraryDirs,
+      ['cublas', 'cuda_runtime', 'cusolver'].map((n) => join(site, 'nvidia', n, 'lib')),
+    );
     assert.deepEqual(pipCudaLibraryDirs(pkg), lib.cudaLibraryDirs);
     assert.equal(PIP_CUDA_PACKAGES.indexOf('cublas') < PIP_CUDA_PACKAGES.indexOf('cusolver'), true);
     // cublasLt before cublas (a dependency of it), one file per library.
-    assert.deepEqual(pipCudaLibraries([join(site, 'nvidia', 'cublas', 'lib')]).map((p) => p.split('/').pop()),
-      ['libcublasLt.so.12', 'libcublas.so.12', 'libnvblas.so.12']);
+    assert.deepEqual(
+      pipCudaLibraries([join(site, 'nvidia', 'cublas', 'lib')]).map((p) => p.split('/').pop()),
+      ['libcublasLt.so.12', 'libcublas.so.12', 'libnvblas.so.12'],
+    );
   });
 
   test('the order is Python then system, and the same libtorch found twice is one candidate', () => {
@@ -143,7 +172,10 @@ describe('locating libtorch', () => {
     const found = locateLibtorch({ env: {}, pythons: ['/usr/bin/python3'], systemDirs: [join(a, 'lib'), debian, '/nonexistent'] });
     // Debian's python3-torch links its lib/ into /usr/lib/<triplet>: Python's comes first and the
     // system folder is the same libtorch.
-    assert.deepEqual(found.candidates.map((c) => c.source), ['python', 'system']);
+    assert.deepEqual(
+      found.candidates.map((c) => c.source),
+      ['python', 'system'],
+    );
     assert.equal(found.candidates[0].realLibDir, debian);
     assert.equal(found.candidates[0].version, '1.13.0');
     assert.equal(found.candidates[1].libDir, join(a, 'lib'));
@@ -167,7 +199,11 @@ describe('choosing the addon', () => {
     const name = prebuildName({ torch: '1.13', cxx11Abi: true, compute: 'cpu' });
     assert.equal(name, 'torchedit.napi.torch1-13.cxx11.cpu');
     assert.deepEqual(parseAddonTags(`${name}.glibc.node`), { torch: '1.13', cxx11Abi: true, compute: 'cpu' });
-    assert.deepEqual(parseAddonTags('torchedit.napi.torch2-1.precxx11.cuda.glibc.node'), { torch: '2.1', cxx11Abi: false, compute: 'cuda' });
+    assert.deepEqual(parseAddonTags('torchedit.napi.torch2-1.precxx11.cuda.glibc.node'), {
+      torch: '2.1',
+      cxx11Abi: false,
+      compute: 'cuda',
+    });
     assert.equal(parseAddonTags('torchedit.node'), null);
     const ngb = createRequire(import.meta.url)('node-gyp-build') as { parseTags(file: string): { napi?: boolean; libc?: string } };
     const tags = ngb.parseTags(`${name}.glibc.node`);
@@ -179,15 +215,20 @@ describe('choosing the addon', () => {
     const lib = lib113();
     assert.deepEqual(matchAddon(fakeAddon('torch1-13.cxx11.cpu'), lib), { ok: true, exact: true });
     assert.deepEqual(matchAddon(fakeAddon('torch2-1.cxx11.cpu'), lib), { ok: false, reason: 'built for libtorch 2.1, found 1.13.0' });
-    assert.deepEqual(matchAddon(fakeAddon('torch1-13.precxx11.cpu'), lib),
-      { ok: false, reason: 'built with the pre-C++11 ABI, libtorch uses the C++11 ABI' });
+    assert.deepEqual(matchAddon(fakeAddon('torch1-13.precxx11.cpu'), lib), {
+      ok: false,
+      reason: 'built with the pre-C++11 ABI, libtorch uses the C++11 ABI',
+    });
     const cuda = matchAddon(fakeAddon('torch1-13.cxx11.cuda'), lib);
     assert.equal(cuda.ok, false);
     assert.match((cuda as { reason: string }).reason, /^built for CUDA, but no libtorch_cuda\.so/);
     // pip/zip sonames are unversioned: a Debian-built addon would not link against them.
     const unversioned = matchAddon(fakeAddon('torch1-13.cxx11.cpu', ['libtorch_cpu.so', 'libc10.so']), lib);
     assert.equal(unversioned.ok, false);
-    assert.match((unversioned as { reason: string }).reason, /it links libtorch_cpu\.so, libc10\.so, which .* does not provide \(it has libc10\.so\.1\.13, libtorch_cpu\.so\.1\.13, libtorch\.so\.1\.13\)/);
+    assert.match(
+      (unversioned as { reason: string }).reason,
+      /it links libtorch_cpu\.so, libc10\.so, which .* does not provide \(it has libc10\.so\.1\.13, libtorch_cpu\.so\.1\.13, libtorch\.so\.1\.13\)/,
+    );
     // A CPU addon runs on a CUDA libtorch (weaker match); a source build without tags passes on NEEDED.
     const cudaLib = locateLibtorch({ libtorch: fakeLibtorch('cuda-113', { version: '1.13.1', abi: 1, cuda: true }) }).candidates[0];
     assert.deepEqual(matchAddon(fakeAddon('torch1-13.cxx11.cpu', []), cudaLib), { ok: true, exact: false });
@@ -221,7 +262,10 @@ describe('choosing the addon', () => {
     const ok = inspectLoad({ root, env: {}, locate: { pythons: [], systemDirs: [debian] } });
     assert.equal(ok.error, null);
     assert.equal(ok.plan!.addon.kind, 'prebuild');
-    assert.deepEqual(ok.plan!.preload.map((p) => p.split('/').pop()), ['libc10.so', 'libtorch_cpu.so', 'libtorch.so']);
+    assert.deepEqual(
+      ok.plan!.preload.map((p) => p.split('/').pop()),
+      ['libc10.so', 'libtorch_cpu.so', 'libtorch.so'],
+    );
 
     const empty = join(work, 'hidden');
     mkdirSync(empty);
@@ -236,8 +280,14 @@ describe('choosing the addon', () => {
     assert.equal(mismatch.error!.code, 'ERR_LIBTORCH_MISMATCH');
     const text = mismatch.error!.message;
     assert.match(text, /^No torchedit addon fits the libtorch found\.\n/);
-    assert.match(text, new RegExp(`Found: libtorch 2\\.1\\.0 \\(pre-C\\+\\+11 ABI, CPU\\) in ${other}/lib \\(TORCHEDIT_LIBTORCH=${other}\\)`));
-    assert.match(text, /Needed by prebuilds\/linux-x64\/torchedit\.napi\.torch1-13\.cxx11\.cpu\.glibc\.node: libtorch 1\.13 \(C\+\+11 ABI, CPU\) — built for libtorch 1\.13, found 2\.1\.0/);
+    assert.match(
+      text,
+      new RegExp(`Found: libtorch 2\\.1\\.0 \\(pre-C\\+\\+11 ABI, CPU\\) in ${other}/lib \\(TORCHEDIT_LIBTORCH=${other}\\)`),
+    );
+    assert.match(
+      text,
+      /Needed by prebuilds\/linux-x64\/torchedit\.napi\.torch1-13\.cxx11\.cpu\.glibc\.node: libtorch 1\.13 \(C\+\+11 ABI, CPU\) — built for libtorch 1\.13, found 2\.1\.0/,
+    );
     assert.match(text, /npm rebuild torchedit --build-from-source/);
 
     const none = inspectLoad({ root: join(work, 'no-addon'), env: {}, locate: { pythons: [], systemDirs: [debian] } });
@@ -250,7 +300,10 @@ describe('choosing the addon', () => {
     const newer = fakeLibtorch('pref-21', { version: '2.1.0', abi: 1 });
     const found = inspectLoad({ root, env: {}, locate: { pythons: [], systemDirs: [join(newer, 'lib'), debian] } });
     assert.equal(found.plan!.libtorch.libDir, debian);
-    assert.deepEqual(found.plan!.passedOver.map((l) => l.libDir), [join(newer, 'lib')]);
+    assert.deepEqual(
+      found.plan!.passedOver.map((l) => l.libDir),
+      [join(newer, 'lib')],
+    );
     assert.equal(found.rejections[0].reason, 'built for libtorch 1.13, found 2.1.0');
   });
 

@@ -19,7 +19,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 /** npm's CLI script, run with this node: the test does not depend on `npm` being on PATH. */
 function npmCli(): string {
   const candidates = [process.env.npm_execpath, join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'bin', 'npm-cli.js')];
-  const found = candidates.find((p) => p && p.endsWith('npm-cli.js') && existsSync(p));
+  const found = candidates.find((p) => p?.endsWith('npm-cli.js') && existsSync(p));
   assert.ok(found, `npm-cli.js not found (tried ${candidates.join(', ')})`);
   return found;
 }
@@ -46,17 +46,31 @@ try {
 
 test('the packed package installs without compiling and loads; hidden libtorch is ERR_LIBTORCH_NOT_FOUND', { timeout: 240_000 }, () => {
   const npm = npmCli();
-  const pack = spawnSync(process.execPath, [npm, 'pack', '--json', '--pack-destination', work], { cwd: repoRoot, env: cleanEnv({}), encoding: 'utf8' });
+  const pack = spawnSync(process.execPath, [npm, 'pack', '--json', '--pack-destination', work], {
+    cwd: repoRoot,
+    env: cleanEnv({}),
+    encoding: 'utf8',
+  });
   assert.equal(pack.status, 0, pack.stderr);
   const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = packed.files.map((f) => f.path);
-  for (const needed of ['package.json', 'dist/lib/index.js', 'dist/lib/loader/load.js', 'scripts/install.mjs', 'scripts/build-native.mjs',
-    'CMakeLists.txt', 'cmake/FindLibtorch.cmake', 'cmake/TorcheditLinkLibtorch.cmake', 'native/napi/addon.cc']) {
+  for (const needed of [
+    'package.json',
+    'dist/lib/index.js',
+    'dist/lib/loader/load.js',
+    'scripts/install.mjs',
+    'scripts/build-native.mjs',
+    'CMakeLists.txt',
+    'cmake/FindLibtorch.cmake',
+    'cmake/TorcheditLinkLibtorch.cmake',
+    'native/napi/addon.cc',
+  ]) {
     assert.ok(files.includes(needed), `${needed} is not in the package`);
   }
   const prebuild = files.find((f) => /^prebuilds\/linux-x64\/torchedit\.napi\.torch1-13\.cxx11\.cpu\.glibc\.node$/.test(f));
   assert.ok(prebuild, `no linux-x64 CPU prebuild in the package: ${files.filter((f) => f.startsWith('prebuilds')).join(', ')}`);
-  for (const f of files) assert.ok(!/^(test|dist\/test|build|build-prebuild|bench|scripts\/tinysd)\//.test(f), `${f} should not be in the package`);
+  for (const f of files)
+    assert.ok(!/^(test|dist\/test|build|build-prebuild|bench|scripts\/tinysd)\//.test(f), `${f} should not be in the package`);
 
   // A PATH with only node and sh: no cmake, no c++ — a source build would fail at once.
   const bin = join(work, 'bin');
@@ -66,12 +80,17 @@ test('the packed package installs without compiling and loads; hidden libtorch i
   const app = join(work, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-  const install = spawnSync(process.execPath,
+  const install = spawnSync(
+    process.execPath,
     [npm, 'install', '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', join(work, packed.filename)],
-    { cwd: app, env: cleanEnv({ PATH: bin }), encoding: 'utf8' });
+    { cwd: app, env: cleanEnv({ PATH: bin }), encoding: 'utf8' },
+  );
   const log = install.stdout + install.stderr;
   assert.equal(install.status, 0, log);
-  assert.match(log, /torchedit: using prebuilt addon prebuilds\/linux-x64\/torchedit\.napi\.torch1-13\.cxx11\.cpu\.glibc\.node for libtorch 1\.13/);
+  assert.match(
+    log,
+    /torchedit: using prebuilt addon prebuilds\/linux-x64\/torchedit\.napi\.torch1-13\.cxx11\.cpu\.glibc\.node for libtorch 1\.13/,
+  );
   assert.doesNotMatch(log, /building the native addon from source/);
   const installed = join(app, 'node_modules', 'torchedit');
   assert.ok(!existsSync(join(installed, 'build')), 'a build/ folder exists: something compiled');
@@ -85,7 +104,11 @@ test('the packed package installs without compiling and loads; hidden libtorch i
 
   const empty = join(work, 'no-libtorch-here');
   mkdirSync(empty);
-  const hidden = spawnSync(process.execPath, ['--input-type=module', '-e', check], { cwd: app, env: cleanEnv({ TORCHEDIT_LIBTORCH: empty }), encoding: 'utf8' });
+  const hidden = spawnSync(process.execPath, ['--input-type=module', '-e', check], {
+    cwd: app,
+    env: cleanEnv({ TORCHEDIT_LIBTORCH: empty }),
+    encoding: 'utf8',
+  });
   assert.equal(hidden.status, 0, hidden.stderr);
   const failed = JSON.parse(hidden.stdout) as { ok: boolean; code: string; message: string };
   assert.equal(failed.ok, false);

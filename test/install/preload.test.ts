@@ -38,5 +38,8 @@ test('libtorch outside the linker paths is loaded by absolute path, with no LD_L
   assert.ok(out.maps.includes(join(lib, 'libtorch_cpu.so.1.13')), out.maps.join('\n'));
   assert.ok(out.maps.includes(join(lib, 'libc10.so.1.13')), out.maps.join('\n'));
   assert.ok(out.maps.includes(addon), out.maps.join('\n'));
-  assert.ok(!out.maps.some((p) => p.startsWith(debian) && /libtorch_cpu|libc10/.test(p)), `the system libtorch was loaded too:\n${out.maps.join('\n')}`);
+  assert.ok(
+    !out.maps.some((p) => p.startsWith(debian) && /libtorch_cpu|libc10/.test(p)),
+    `the system libtorch was loaded too:\n${out.maps.join('\n')}`,
+  );
 });

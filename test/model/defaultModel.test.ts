@@ -23,8 +23,11 @@ let modelPromise: Promise<StableDiffusionModel> | undefined;
 function shippedModel(): Promise<StableDiffusionModel> {
   modelPromise ??= (async () => {
     const json = join(defaultModelPath, 'model.json');
-    assert.ok(existsSync(json), `the shipped default model is missing: ${json} does not exist. ` +
-      'It is part of the package: export it with /usr/bin/python3 scripts/tinysd/export.py --ckpt <checkpoint> --out models/shapes-64');
+    assert.ok(
+      existsSync(json),
+      `the shipped default model is missing: ${json} does not exist. ` +
+        'It is part of the package: export it with /usr/bin/python3 scripts/tinysd/export.py --ckpt <checkpoint> --out models/shapes-64',
+    );
     configure({ threads: 1 });
     return loadModel();
   })();
@@ -56,7 +59,13 @@ test('a LEDITS concept edit "+blue" with the model\'s recommended defaults turns
     using edited = await inversion.edit({ concepts: [{ prompt: 'blue' }] });
     const original = set.images.data;
     const [after] = analyzeBatch(dir, 'edited', [edited.image.raw()], 64, [original]);
-    const seen = JSON.stringify({ color: after.color, shape: after.shape, bg: after.bg, shift: after.centroid_shift, bgPsnr: after.bg_psnr });
+    const seen = JSON.stringify({
+      color: after.color,
+      shape: after.shape,
+      bg: after.bg,
+      shift: after.centroid_shift,
+      bgPsnr: after.bg_psnr,
+    });
     assert.equal(after.color, 'blue', `analyze.py: ${seen}`);
     assert.equal(after.shape, c.shape, `the ${c.shape} keeps its shape; analyze.py: ${seen}`);
   } finally {
@@ -64,13 +73,19 @@ test('a LEDITS concept edit "+blue" with the model\'s recommended defaults turns
   }
 });
 
-test('the evaluation\'s analyser names the shape of held-out pictures and of their VAE round trips', () => {
+test("the evaluation's analyser names the shape of held-out pictures and of their VAE round trips", () => {
   // eval/ measures "same shape" with scripts/tinysd/analyze.py; a wrong analyser would make every
   // edit number wrong. Ground truth comes from the data generator; offset 300000 is not an eval case.
-  const out = spawnSync('/usr/bin/python3', [join(repoRoot, 'scripts', 'tinysd', 'check_analyzer.py'), '--n', '60', '--bundle', defaultModelPath],
-    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  const out = spawnSync(
+    '/usr/bin/python3',
+    [join(repoRoot, 'scripts', 'tinysd', 'check_analyzer.py'), '--n', '60', '--bundle', defaultModelPath],
+    { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } },
+  );
   assert.equal(out.status, 0, out.stderr);
-  const [originals, roundTrips] = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as { shape: number; color: number; pos: number });
+  const [originals, roundTrips] = out.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { shape: number; color: number; pos: number });
   assert.deepEqual([originals.shape, originals.color, originals.pos], [1, 1, 1], out.stdout);
   assert.ok(roundTrips.shape >= 0.95 && roundTrips.color === 1 && roundTrips.pos === 1, out.stdout);
 });

@@ -15,6 +15,7 @@ function brokenCopy(edit: (dir: string) => void): string {
   return dir;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the tests write arbitrary (also wrong) model.json fields
 function editJson(dir: string, change: (json: Record<string, any>) => void): void {
   const file = join(dir, 'model.json');
   const json = JSON.parse(readFileSync(file, 'utf8'));
@@ -48,19 +49,98 @@ test('missing bundle, missing file, bad JSON and bad fields reject naming the fi
   await rejectsNaming(loadModel('/nonexistent/bundle'), 'ERR_MODEL_NOT_FOUND', '/nonexistent/bundle');
   await rejectsNaming(loadModel(brokenCopy((d) => rmSync(join(d, 'unet.pt')))), 'ERR_MODEL_NOT_FOUND', 'unet.pt');
   await rejectsNaming(loadModel(brokenCopy((d) => rmSync(join(d, 'tokenizer', 'merges.txt')))), 'ERR_MODEL_NOT_FOUND', 'merges.txt');
-  await rejectsNaming(loadModel(brokenCopy((d) => writeFileSync(join(d, 'model.json'), '{"format": "torchedit-bundle",'))), 'ERR_MODEL_CONFIG', 'model.json', 'not valid JSON');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.formatVersion = 2; }))), 'ERR_MODEL_VERSION', 'formatVersion 2');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.format = 'diffusers'; }))), 'ERR_MODEL_CONFIG', 'format');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.scheduler.betaStart = -1; }))), 'ERR_MODEL_CONFIG', 'scheduler.betaStart');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.predictionType = 'sample'; }))), 'ERR_MODEL_CONFIG', 'predictionType');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { delete j.textEncoder.padTokenId; }))), 'ERR_MODEL_CONFIG', 'textEncoder.padTokenId');
-  await rejectsNaming(loadModel(brokenCopy((d) => writeFileSync(join(d, 'vae_decoder.pt'), 'garbage'))), 'ERR_MODULE_LOAD', 'vae_decoder.pt');
+  await rejectsNaming(
+    loadModel(brokenCopy((d) => writeFileSync(join(d, 'model.json'), '{"format": "torchedit-bundle",'))),
+    'ERR_MODEL_CONFIG',
+    'model.json',
+    'not valid JSON',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.formatVersion = 2;
+        }),
+      ),
+    ),
+    'ERR_MODEL_VERSION',
+    'formatVersion 2',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.format = 'diffusers';
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'format',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.scheduler.betaStart = -1;
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'scheduler.betaStart',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.predictionType = 'sample';
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'predictionType',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          delete j.textEncoder.padTokenId;
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'textEncoder.padTokenId',
+  );
+  await rejectsNaming(
+    loadModel(brokenCopy((d) => writeFileSync(join(d, 'vae_decoder.pt'), 'garbage'))),
+    'ERR_MODULE_LOAD',
+    'vae_decoder.pt',
+  );
 });
 
 test('modules that disagree with model.json are rejected at load, naming file and field', async () => {
-  await rejectsNaming(loadModel(testBundle('bad-unet-channels', ['--variant', 'bad-unet-channels'])), 'ERR_MODEL_MISMATCH', 'unet.pt', 'latentChannels');
-  await rejectsNaming(loadModel(testBundle('bad-hidden-size', ['--variant', 'bad-hidden-size'])), 'ERR_MODEL_MISMATCH', 'text_encoder.pt', 'hiddenSize');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.latentChannels = 8; }))), 'ERR_MODEL_MISMATCH', 'latentChannels');
+  await rejectsNaming(
+    loadModel(testBundle('bad-unet-channels', ['--variant', 'bad-unet-channels'])),
+    'ERR_MODEL_MISMATCH',
+    'unet.pt',
+    'latentChannels',
+  );
+  await rejectsNaming(
+    loadModel(testBundle('bad-hidden-size', ['--variant', 'bad-hidden-size'])),
+    'ERR_MODEL_MISMATCH',
+    'text_encoder.pt',
+    'hiddenSize',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.latentChannels = 8;
+        }),
+      ),
+    ),
+    'ERR_MODEL_MISMATCH',
+    'latentChannels',
+  );
 });
 
 test('a TorchScript file written by a newer torch is reported as such', async () => {
@@ -76,7 +156,9 @@ with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, 'w') as zout:
 import os; os.replace(dst, src)`;
     const r = spawnSync(python, ['-c', code, join(d, 'unet.pt')], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    editJson(d, (j) => { j.exportedWith = { torch: '2.4.0' }; });
+    editJson(d, (j) => {
+      j.exportedWith = { torch: '2.4.0' };
+    });
   });
   await rejectsNaming(loadModel(dir), 'ERR_MODEL_TORCH_VERSION', 'unet.pt', '2.4.0', '1.13');
 });
@@ -89,14 +171,61 @@ test('bad load options reject', async () => {
 });
 
 test('model.json `recommended` replaces the library defaults for that model; options still win; bad values are rejected', async () => {
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { edit: { skipFraction: 1.5 } }; }))), 'ERR_MODEL_CONFIG', 'recommended.edit.skipFraction');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { edits: {} }; }))), 'ERR_MODEL_CONFIG', 'recommended.edits');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { concept: { scale: 'big' } }; }))), 'ERR_MODEL_CONFIG', 'recommended.concept.scale');
-  await rejectsNaming(loadModel(brokenCopy((d) => editJson(d, (j) => { j.recommended = { imagic: { embedding: { steps: 0, lr: 1 } } }; }))), 'ERR_MODEL_CONFIG', 'recommended.imagic.embedding');
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.recommended = { edit: { skipFraction: 1.5 } };
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'recommended.edit.skipFraction',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.recommended = { edits: {} };
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'recommended.edits',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.recommended = { concept: { scale: 'big' } };
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'recommended.concept.scale',
+  );
+  await rejectsNaming(
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.recommended = { imagic: { embedding: { steps: 0, lr: 1 } } };
+        }),
+      ),
+    ),
+    'ERR_MODEL_CONFIG',
+    'recommended.imagic.embedding',
+  );
 
-  const dir = brokenCopy((d) => editJson(d, (j) => {
-    j.recommended = { inversion: { steps: 12 }, edit: { skipFraction: 0.5, guidanceScale: 4 }, concept: { scale: 3 }, textToImage: { steps: 4 } };
-  }));
+  const dir = brokenCopy((d) =>
+    editJson(d, (j) => {
+      j.recommended = {
+        inversion: { steps: 12 },
+        edit: { skipFraction: 0.5, guidanceScale: 4 },
+        concept: { scale: 3 },
+        textToImage: { steps: 4 },
+      };
+    }),
+  );
   using plain = await loadModel(testBundle());
   using model = await loadModel(dir);
   assert.deepEqual(model.config.recommended?.edit, { skipFraction: 0.5, guidanceScale: 4 });
@@ -110,8 +239,14 @@ test('model.json `recommended` replaces the library defaults for that model; opt
   };
   // the model's defaults are what an explicit skip 6 / guidance 4 / scale 3 gives, not the library's
   const byDefault = await latents({ targetPrompt: 'a cat', concepts });
-  assert.deepEqual(byDefault, await latents({ targetPrompt: 'a cat', concepts: [{ prompt: 'blue', scale: 3 }], skip: 6, guidanceScale: 4 }));
-  assert.notDeepEqual(byDefault, await latents({ targetPrompt: 'a cat', concepts: [{ prompt: 'blue', scale: 7 }], skip: 6, guidanceScale: 4 }));
+  assert.deepEqual(
+    byDefault,
+    await latents({ targetPrompt: 'a cat', concepts: [{ prompt: 'blue', scale: 3 }], skip: 6, guidanceScale: 4 }),
+  );
+  assert.notDeepEqual(
+    byDefault,
+    await latents({ targetPrompt: 'a cat', concepts: [{ prompt: 'blue', scale: 7 }], skip: 6, guidanceScale: 4 }),
+  );
   // text-to-image: 4 steps recommended; the plain bundle's default (50) differs
   const t2i = async (m: typeof model, steps?: number) => {
     using r = await m.generate('x', { seed: 1, ...(steps ? { steps } : {}) });

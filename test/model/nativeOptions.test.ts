@@ -67,7 +67,11 @@ test('the pipelines pass every field the native option readers read', async () =
   const invert = spy(bindings.ledits, 'invert');
   const inversion = await model.invert(image, { steps: 4, seed: 0 });
   invert.restore();
-  assertExplicit('ledits.invert', invert.calls[0][4] as Record<string, unknown>, fieldsRead('ledits_bindings.cc', 'Napi::Value Invert(', 'o'));
+  assertExplicit(
+    'ledits.invert',
+    invert.calls[0][4] as Record<string, unknown>,
+    fieldsRead('ledits_bindings.cc', 'Napi::Value Invert(', 'o'),
+  );
 
   const edit = spy(bindings.ledits, 'edit');
   await inversion.edit({ concepts: [{ prompt: 'blue' }, { prompt: 'red', remove: true, cooldown: 2 }] });

@@ -13,20 +13,40 @@ async function latents(model: StableDiffusionModel, prompt: string, options: Par
 }
 
 /** The same job run by the independent Python reference (two UNet calls per step). */
-async function reference(bundle: string, model: StableDiffusionModel, request: Record<string, unknown> & { prompt: string; negative: string }) {
+async function reference(
+  bundle: string,
+  model: StableDiffusionModel,
+  request: Record<string, unknown> & { prompt: string; negative: string },
+) {
   const out = join(mkdtempSync(join(tmpdir(), 'torchedit-ref-')), 'ref.safetensors');
   const ids = (p: string) => [Array.from(model.tokenizer.encode(p))];
-  runPython('test/reference/sd_reference.py', ['txt2img', bundle, out], JSON.stringify({ ...request, ids: ids(request.prompt), negative_ids: ids(request.negative) }));
+  runPython(
+    'test/reference/sd_reference.py',
+    ['txt2img', bundle, out],
+    JSON.stringify({ ...request, ids: ids(request.prompt), negative_ids: ids(request.negative) }),
+  );
   return (await readSafetensors(out)).tensors.get('latents')!.data as Float32Array;
 }
 
 test('text-to-image matches the plain-PyTorch reference with separate CFG passes (epsilon and v-prediction)', async () => {
-  for (const [name, args] of [['tiny', []], ['tiny-v', ['--prediction-type', 'v_prediction', '--seed', '3']]] as const) {
+  for (const [name, args] of [
+    ['tiny', []],
+    ['tiny-v', ['--prediction-type', 'v_prediction', '--seed', '3']],
+  ] as const) {
     const bundle = testBundle(name, [...args]);
     const model = await loadModel(bundle);
     for (const eta of [0, 1]) {
       const ours = await latents(model, 'a red circle', { seed: 7, steps: 10, guidanceScale: 5, eta, negativePrompt: 'blurry' });
-      const theirs = await reference(bundle, model, { prompt: 'a red circle', negative: 'blurry', steps: 10, guidance_scale: 5, eta, seed: 7, latent_height: 8, latent_width: 8 });
+      const theirs = await reference(bundle, model, {
+        prompt: 'a red circle',
+        negative: 'blurry',
+        steps: 10,
+        guidance_scale: 5,
+        eta,
+        seed: 7,
+        latent_height: 8,
+        latent_width: 8,
+      });
       // float32 round-off differs between one batched call and two separate ones (BLAS blocking),
       // and CFG and x̂_0's 1/√ᾱ amplify it: compare relative to the latents' scale.
       const scale = Math.max(1, ...Array.from(theirs, Math.abs));
@@ -65,7 +85,14 @@ test('text-to-image reports progress per step and stops when aborted', async () 
   assert.equal(seen.at(-1)!.step, 5);
   assert.equal(seen.at(-1)!.value, 1, 'the last step is timestep 1 (leading spacing, offset 1)');
   const controller = new AbortController();
-  const job = model.generate('a circle', { steps: 1000, seed: 0, signal: controller.signal, onProgress: (p) => { if (p.step >= 3) controller.abort(); } });
+  const job = model.generate('a circle', {
+    steps: 1000,
+    seed: 0,
+    signal: controller.signal,
+    onProgress: (p) => {
+      if (p.step >= 3) controller.abort();
+    },
+  });
   await rejectsWithCode(job, 'ERR_ABORTED');
   await rejectsWithCode(model.generate('a circle', { steps: 0 }), 'ERR_INVALID_OPTION');
   await rejectsWithCode(model.generate('a circle', { width: 96 }), 'ERR_INVALID_OPTION');

@@ -4,7 +4,10 @@ import sharp from 'sharp';
 import { loadModel, Tensor } from '../../lib/index.js';
 import { maxAbsDiff, rejectsWithCode, testBundle } from '../helpers.js';
 
-const image = () => sharp({ create: { width: 96, height: 80, channels: 3, background: { r: 200, g: 30, b: 60 } } }).png().toBuffer();
+const image = () =>
+  sharp({ create: { width: 96, height: 80, channels: 3, background: { r: 200, g: 30, b: 60 } } })
+    .png()
+    .toBuffer();
 
 test('encodeImage gives scaled posterior-mean latents; decodeLatents gives images of the right size', async () => {
   const model = await loadModel(testBundle());

@@ -15,7 +15,11 @@ function run(env: Record<string, string>) {
     const faults = process.resourceUsage().minorPageFault - before;
     const data = await result.latents.data();
     console.log(JSON.stringify({ faults, sum: Array.from(data).reduce((a, b) => a + b, 0) }));`;
-  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
   assert.equal(out.status, 0, out.stderr);
   return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as { faults: number; sum: number };
 }
@@ -69,38 +73,53 @@ test('configure({ libtorch }) is the only place looked at, and must come before 
  */
 function inFreshProcess<T>(env: Record<string, string>, body: string): T {
   const script = `import { configure, runtimeInfo, Tensor } from './dist/lib/index.js';\n${body}`;
-  const environment: Record<string, string | undefined> = { ...process.env, OPENBLAS_NUM_THREADS: undefined, GOTO_NUM_THREADS: undefined, ...env };
-  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, env: environment as NodeJS.ProcessEnv, encoding: 'utf8' });
+  const environment: Record<string, string | undefined> = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: undefined,
+    GOTO_NUM_THREADS: undefined,
+    ...env,
+  };
+  const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: repoRoot,
+    env: environment as NodeJS.ProcessEnv,
+    encoding: 'utf8',
+  });
   assert.equal(out.status, 0, out.stderr);
   return JSON.parse(out.stdout.trim().split('\n').at(-1)!) as T;
 }
 
 /** Runs one job in a fresh process and reports the BLAS thread pool before and after it. */
 function blasAfterJob(env: Record<string, string>, threads?: number) {
-  return inFreshProcess<{ before?: { threads: number }; after?: { library: string; threads: number }; intraOp: number }>(env, `
+  return inFreshProcess<{ before?: { threads: number }; after?: { library: string; threads: number }; intraOp: number }>(
+    env,
+    `
     ${threads ? `configure({ threads: ${threads} });` : ''}
     const before = runtimeInfo().blas;
     await Tensor.zeros([4]).data();
     const info = runtimeInfo();
-    console.log(JSON.stringify({ before, after: info.blas, intraOp: info.intraOpThreads }));`);
+    console.log(JSON.stringify({ before, after: info.blas, intraOp: info.intraOpThreads }));`,
+  );
 }
 
 test('the BLAS thread pool follows the worker threads (OpenBLAS spins one thread per core otherwise)', () => {
   // setup.sh installs libopenblas0-pthread, so the BLAS must be found here.
   const unconfigured = blasAfterJob({});
   assert.equal(unconfigured.after?.library, 'OpenBLAS', JSON.stringify(unconfigured));
-  assert.equal(unconfigured.after?.threads, unconfigured.intraOp, 'unconfigured, BLAS follows libtorch\'s intra-op count');
+  assert.equal(unconfigured.after?.threads, unconfigured.intraOp, "unconfigured, BLAS follows libtorch's intra-op count");
   assert.equal(blasAfterJob({}, 2).after?.threads, 2, 'configure({ threads: 2 }) sets both');
   // The user's environment choice stands unless configure() says otherwise.
   assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }).after?.threads, 2);
   assert.equal(blasAfterJob({ OPENBLAS_NUM_THREADS: '2' }, 1).after?.threads, 1);
   // configure() after a first, unconfigured job still sets the pool, also to libtorch's own count
-  const late = inFreshProcess<{ before: number; after: number; intraOp: number }>({ OPENBLAS_NUM_THREADS: '2' }, `
+  const late = inFreshProcess<{ before: number; after: number; intraOp: number }>(
+    { OPENBLAS_NUM_THREADS: '2' },
+    `
     await Tensor.zeros([4]).data();
     const before = runtimeInfo().blas.threads;
     configure({ threads: runtimeInfo().intraOpThreads });
     await Tensor.zeros([4]).data();
-    console.log(JSON.stringify({ before, after: runtimeInfo().blas.threads, intraOp: runtimeInfo().intraOpThreads }));`);
-  assert.equal(late.before, 2, 'the environment\'s choice stands while unconfigured');
+    console.log(JSON.stringify({ before, after: runtimeInfo().blas.threads, intraOp: runtimeInfo().intraOpThreads }));`,
+  );
+  assert.equal(late.before, 2, "the environment's choice stands while unconfigured");
   assert.equal(late.after, late.intraOp, JSON.stringify(late));
 });

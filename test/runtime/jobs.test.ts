@@ -28,13 +28,22 @@ test('an already aborted signal rejects without running the job', async () => {
   const controller = new AbortController();
   controller.abort();
   let started = false;
-  await rejectsWithCode(runJob(() => { started = true; return native().testing.stepJob('cpu', 1, 1); }, { signal: controller.signal }), 'ERR_ABORTED');
+  await rejectsWithCode(
+    runJob(
+      () => {
+        started = true;
+        return native().testing.stepJob('cpu', 1, 1);
+      },
+      { signal: controller.signal },
+    ),
+    'ERR_ABORTED',
+  );
   assert.equal(started, false);
 });
 
 test('aborting a queued job rejects at once; aborting a running job stops it at the next step', async () => {
   const running = new AbortController();
-  const first = stepJob(200, 10, { signal: running.signal });  // ~2 s if not stopped
+  const first = stepJob(200, 10, { signal: running.signal }); // ~2 s if not stopped
   const queued = new AbortController();
   const second = stepJob(1, 1, { signal: queued.signal });
   const t0 = performance.now();
@@ -74,7 +83,14 @@ test('progress reports phase, step, total and timing, throttled, ending at the l
   const warnings: string[] = [];
   const onWarning = (w: Error) => warnings.push(w.message);
   process.on('warning', onWarning);
-  assert.equal(await stepJob(5, 20, { onProgress: () => { throw new Error('boom'); } }), 5);
+  assert.equal(
+    await stepJob(5, 20, {
+      onProgress: () => {
+        throw new Error('boom');
+      },
+    }),
+    5,
+  );
   await new Promise((r) => setImmediate(r));
   process.off('warning', onWarning);
   assert.ok(warnings.some((w) => w.includes('boom')));

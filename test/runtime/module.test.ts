@@ -59,7 +59,10 @@ test('bad module files reject with their codes and name the file', async () => {
   await rejectsWithCode(loadModule(dir), 'ERR_FILE_NOT_FOUND');
   const text = join(dir, 'text.pt');
   writeFileSync(text, 'this is not a TorchScript archive\n');
-  await assert.rejects(loadModule(text), (e: { code: string; message: string }) => e.code === 'ERR_MODULE_LOAD' && e.message.includes(text));
+  await assert.rejects(
+    loadModule(text),
+    (e: { code: string; message: string }) => e.code === 'ERR_MODULE_LOAD' && e.message.includes(text),
+  );
   const truncated = join(dir, 'truncated.pt');
   const whole = readFileSync(runtimeFixture('affine.pt'));
   writeFileSync(truncated, whole.subarray(0, Math.floor(whole.length / 2)));
@@ -75,10 +78,10 @@ test('bad module files reject with their codes and name the file', async () => {
 test('bad forward calls reject with their codes and leave the module usable', async () => {
   const module = await loadModule(runtimeFixture('affine.pt'));
   const good = Tensor.randn([2, 8], { seed: 3 });
-  await rejectsWithCode(module.forward(good, good), 'ERR_FORWARD');  // too many arguments
-  await rejectsWithCode(module.forward(), 'ERR_FORWARD');  // too few
-  await rejectsWithCode(module.forward(Tensor.randn([2, 7], { seed: 3 })), 'ERR_FORWARD');  // wrong shape
-  await rejectsWithCode(module.forward(Tensor.zeros([2, 8], { dtype: 'int64' })), 'ERR_FORWARD');  // wrong dtype
+  await rejectsWithCode(module.forward(good, good), 'ERR_FORWARD'); // too many arguments
+  await rejectsWithCode(module.forward(), 'ERR_FORWARD'); // too few
+  await rejectsWithCode(module.forward(Tensor.randn([2, 7], { seed: 3 })), 'ERR_FORWARD'); // wrong shape
+  await rejectsWithCode(module.forward(Tensor.zeros([2, 8], { dtype: 'int64' })), 'ERR_FORWARD'); // wrong dtype
   await rejectsWithCode(module.forward({ shape: [2, 8] } as never), 'ERR_INVALID_HANDLE');
   await rejectsWithCode(module.forward(module as never), 'ERR_INVALID_HANDLE');
   const gone = Tensor.zeros([2, 8]);

@@ -15,7 +15,10 @@ test('a missing or mistyped option field is ERR_INVALID_ARGUMENT naming it', () 
   using concepts = Tensor.zeros([1, 1, 4, 2, 2]);
   const concept = { scale: 1, remove: false, warmup: 0, cooldown: null, threshold: 0, weight: 1 };
   const options = { momentumScale: 0, momentumBeta: 0.5, maskMode: 'channel' as const, concepts: [concept] };
-  const sega = (o: unknown) => native().testing.semanticGuidance(uncond.native, concepts.native, o as typeof options, 1).forEach((h) => h.dispose());
+  const sega = (o: unknown) =>
+    native()
+      .testing.semanticGuidance(uncond.native, concepts.native, o as typeof options, 1)
+      .forEach((h) => h.dispose());
   sega(options);
   const { cooldown: _, ...noCooldown } = concept;
   assert.throws(() => sega({ ...options, concepts: [noCooldown] }), invalid('options.concepts[0].cooldown'));
@@ -27,8 +30,24 @@ test('a missing or mistyped option field is ERR_INVALID_ARGUMENT naming it', () 
 });
 
 test('the model config is read field by field too', () => {
-  const config = { sampleSize: 8, latentChannels: 4, vaeScaleFactor: 8, scalingFactor: 0.18215, predictionType: 'epsilon',
-    textEncoder: { maxLength: 77, hiddenSize: 32 }, scheduler: { numTrainTimesteps: 1000, betaSchedule: 'scaled_linear',
-      betaStart: 0.00085, betaEnd: 0.012, stepsOffset: 1, setAlphaToOne: false } };
-  assert.throws(() => native().NativeModel.load('/nonexistent', config as never, 'cpu', null, null), invalid('config.scheduler.timestepSpacing'));
+  const config = {
+    sampleSize: 8,
+    latentChannels: 4,
+    vaeScaleFactor: 8,
+    scalingFactor: 0.18215,
+    predictionType: 'epsilon',
+    textEncoder: { maxLength: 77, hiddenSize: 32 },
+    scheduler: {
+      numTrainTimesteps: 1000,
+      betaSchedule: 'scaled_linear',
+      betaStart: 0.00085,
+      betaEnd: 0.012,
+      stepsOffset: 1,
+      setAlphaToOne: false,
+    },
+  };
+  assert.throws(
+    () => native().NativeModel.load('/nonexistent', config as never, 'cpu', null, null),
+    invalid('config.scheduler.timestepSpacing'),
+  );
 });

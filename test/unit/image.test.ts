@@ -108,10 +108,7 @@ function expectedAt(mode: ResizeMode, w: number, h: number, x: number, y: number
   // In 'contain' the image edges border the padding; elsewhere they are not colour edges.
   const xEdges = mode === 'contain' ? [0, ...X_EDGES, SRC_W] : X_EDGES;
   const yEdges = mode === 'contain' ? [0, ...Y_EDGES, SRC_H] : Y_EDGES;
-  const distance = Math.min(
-    ...xEdges.map((e) => Math.abs(sx - e) * scaleX),
-    ...yEdges.map((e) => Math.abs(sy - e) * scaleY),
-  );
+  const distance = Math.min(...xEdges.map((e) => Math.abs(sx - e) * scaleX), ...yEdges.map((e) => Math.abs(sy - e) * scaleY));
   const inside = sx >= 0 && sx < SRC_W && sy >= 0 && sy < SRC_H;
   return { colour: inside ? sourceColour(Math.floor(sx), Math.floor(sy)) : null, distance };
 }
@@ -256,7 +253,7 @@ describe('readImage inputs', () => {
     assert.deepEqual([meta.width, meta.height], [SRC_W, SRC_H]);
   });
 
-  test("operations set on a sharp instance before resizing are kept (extract)", async () => {
+  test('operations set on a sharp instance before resizing are kept (extract)', async () => {
     const square = sharp(files.png).extract({ left: 20, top: 0, width: 60, height: 60 });
     const image = await readImage(square, { width: 60, height: 60, resize: 'fill' });
     assertColour(pixel(image, 0, 0), RED, 1, 'band cropped away');
@@ -270,7 +267,9 @@ describe('readImage inputs', () => {
       rgba.set(opaque ? [255, 0, 0, 255] : [0, 255, 0, 0], i * 4);
     }
     const file = path.join(dir, 'alpha.png');
-    await sharp(rgba, { raw: { width: 40, height: 20, channels: 4 } }).png().toFile(file);
+    await sharp(rgba, { raw: { width: 40, height: 20, channels: 4 } })
+      .png()
+      .toFile(file);
     assert.equal((await sharp(file).metadata()).hasAlpha, true);
 
     const onBlack = await readImage(file, { width: 40, height: 20, resize: 'fill' });
@@ -285,13 +284,22 @@ describe('readImage inputs', () => {
     const grey = Buffer.alloc(40 * 20);
     for (let i = 0; i < grey.length; i++) grey[i] = i % 40 < 20 ? 64 : 192;
     const file = path.join(dir, 'grey.png');
-    await sharp(grey, { raw: { width: 40, height: 20, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+    await sharp(grey, { raw: { width: 40, height: 20, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(file);
     assert.equal((await sharp(file).metadata()).channels, 1);
 
     const image = await readImage(file, { width: 40, height: 20, resize: 'fill' });
     assertShape(image, 40, 20);
-    assert.deepEqual(pixel(image, 5, 5).map((v) => Math.round(v)), [64, 64, 64]);
-    assert.deepEqual(pixel(image, 35, 5).map((v) => Math.round(v)), [192, 192, 192]);
+    assert.deepEqual(
+      pixel(image, 5, 5).map((v) => Math.round(v)),
+      [64, 64, 64],
+    );
+    assert.deepEqual(
+      pixel(image, 35, 5).map((v) => Math.round(v)),
+      [192, 192, 192],
+    );
     assert.equal(image.data[0], Math.fround(64 / 127.5 - 1));
   });
 
@@ -299,7 +307,10 @@ describe('readImage inputs', () => {
     const values = [40000, 1000, 65535];
     const rgb16 = new Uint16Array(8 * 8 * 3).map((_, i) => values[i % 3]);
     const file = path.join(dir, 'deep.png');
-    await sharp(rgb16, { raw: { width: 8, height: 8, channels: 3 } }).toColourspace('rgb16').png().toFile(file);
+    await sharp(rgb16, { raw: { width: 8, height: 8, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toFile(file);
     assert.equal((await sharp(file).metadata()).depth, 'ushort');
 
     const image = await readImage(file, { width: 8, height: 8, resize: 'fill' });
@@ -344,7 +355,7 @@ function throwsWith(fn: () => unknown, code: string, message?: RegExp): void {
 describe('readImage errors', () => {
   test('a missing file is ERR_IMAGE_READ naming the path', async () => {
     const missing = path.join(dir, 'no-such-image.png');
-    await rejectsWith(readImage(missing, { width: 64, height: 64 }), 'ERR_IMAGE_READ', new RegExp('no-such-image\\.png'));
+    await rejectsWith(readImage(missing, { width: 64, height: 64 }), 'ERR_IMAGE_READ', /no-such-image\.png/);
   });
 
   test('undecodable data is ERR_IMAGE_READ', async () => {
@@ -366,21 +377,13 @@ describe('readImage errors', () => {
     );
     await rejectsWith(readImage(files.png, { width: 64, height: -64 }), 'ERR_INVALID_OPTION', /for height/);
     await rejectsWith(readImage(files.png, { width: 1.5, height: 64 }), 'ERR_INVALID_OPTION', /received 1\.5/);
-    await rejectsWith(
-      readImage(files.png, { width: '64' as unknown as number, height: 64 }),
-      'ERR_INVALID_OPTION',
-      /of type string/,
-    );
+    await rejectsWith(readImage(files.png, { width: '64' as unknown as number, height: 64 }), 'ERR_INVALID_OPTION', /of type string/);
   });
 
   test('other invalid options are ERR_INVALID_OPTION', async () => {
     const base = { width: 64, height: 64 };
     await rejectsWith(readImage(files.png, { ...base, resize: 'stretch' as ResizeMode }), 'ERR_INVALID_OPTION', /resize/);
-    await rejectsWith(
-      readImage(files.png, { ...base, background: { r: 300, g: 0, b: 0 } }),
-      'ERR_INVALID_OPTION',
-      /background/,
-    );
+    await rejectsWith(readImage(files.png, { ...base, background: { r: 300, g: 0, b: 0 } }), 'ERR_INVALID_OPTION', /background/);
     await rejectsWith(readImage(42 as unknown as string, base), 'ERR_INVALID_OPTION', /for input/);
   });
 });
@@ -452,7 +455,10 @@ describe('ImageResult', () => {
     assert.equal(raw.length, w * h * 3);
     assert.deepEqual([...raw.subarray((1 * w + 2) * 3, (1 * w + 2) * 3 + 3)], [255, 0, 0]);
     assert.deepEqual([...raw.subarray((2 * w + 4) * 3, (2 * w + 4) * 3 + 3)], [0, 255, 0]);
-    assert.equal(raw.reduce((sum, v) => sum + v, 0), 2 * 255);
+    assert.equal(
+      raw.reduce((sum, v) => sum + v, 0),
+      2 * 255,
+    );
     raw.fill(7); // a copy: the result is unchanged
     assert.equal(new ImageResult({ data, width: w, height: h }).raw()[0], 0);
   });

@@ -31,7 +31,10 @@ function interfaces(file: string): Map<string, Map<string, string>> {
     for (const member of nodes) {
       if (!ts.isPropertySignature(member)) continue;
       const name = prefix + member.name.getText(source);
-      const doc = ts.getJSDocCommentsAndTags(member).map((d) => ts.getTextOfJSDocComment((d as ts.JSDoc).comment) ?? '').join(' ');
+      const doc = ts
+        .getJSDocCommentsAndTags(member)
+        .map((d) => ts.getTextOfJSDocComment((d as ts.JSDoc).comment) ?? '')
+        .join(' ');
       into.set(name, doc.replace(/\s+/g, ' '));
       if (member.type && ts.isTypeLiteralNode(member.type)) members(member.type.members, `${name}.`, into);
     }
@@ -63,7 +66,7 @@ function literal(text: string): unknown {
   return Number(t);
 }
 
-test('the doc comments of the option interfaces state the schema\'s defaults, for exactly the schema\'s options', () => {
+test("the doc comments of the option interfaces state the schema's defaults, for exactly the schema's options", () => {
   for (const group of groupNames) {
     const [file, name] = documented[group];
     const docs: Map<string, string> | undefined = interfaces(file).get(name);
@@ -95,10 +98,19 @@ test('the doc comments of the option interfaces state the schema\'s defaults, fo
 
 test('ModelDefaults and RecommendedSettings have exactly the fields the schema gives them', () => {
   const types = interfaces('lib/options/defaults.ts');
-  const leaves = (props: Map<string, string>) => [...props.keys()].filter((p) => ![...props.keys()].some((q) => q.startsWith(`${p}.`))).sort();
-  const expected = (filter: (recommended: boolean) => boolean) => groupNames.flatMap((g) => optionSchema[g].options
-    .filter((o) => hasValueDefault(o) && filter(o.recommended !== undefined))
-    .map((o) => [optionSchema[g].defaultsKey, ...defaultsPath(o)].join('.'))).sort();
+  const leaves = (props: Map<string, string>) =>
+    [...props.keys()].filter((p) => ![...props.keys()].some((q) => q.startsWith(`${p}.`))).sort();
+  const expected = (filter: (recommended: boolean) => boolean) =>
+    groupNames
+      .flatMap((g) =>
+        optionSchema[g].options
+          .filter((o) => hasValueDefault(o) && filter(o.recommended !== undefined))
+          .map((o) => [optionSchema[g].defaultsKey, ...defaultsPath(o)].join('.')),
+      )
+      .sort();
   assert.deepEqual(leaves(types.get('ModelDefaults')!), [...new Set(expected(() => true))].sort());
-  assert.deepEqual(leaves(types.get('RecommendedSettings')!), expected((r) => r));
+  assert.deepEqual(
+    leaves(types.get('RecommendedSettings')!),
+    expected((r) => r),
+  );
 });

@@ -15,21 +15,67 @@ const sourceLib = fileURLToPath(new URL('../../../lib/', import.meta.url));
 
 /** README: Runtime API, Errors, Model bundles, Text-to-image, LEDITS, Imagic. */
 const PUBLIC_API = [
-  'TorchEditError', 'ErrorCode',
-  'Tensor', 'DType', 'DTypeArrays', 'TypedArray',
-  'Module', 'loadModule', 'LoadModuleOptions', 'ModuleArgument', 'ModuleOutput',
-  'Device', 'resolveDevice', 'JobOptions', 'JobProgress',
-  'configure', 'runtimeInfo', 'memory', 'emptyCache', 'RuntimeOptions', 'RuntimeInfo', 'MemoryReport',
-  'readImage', 'checkImageSize', 'ImageInput', 'ResizeMode', 'ReadImageOptions', 'ImageResult', 'ImageFormat', 'EncodeOptions',
-  'StableDiffusionModel', 'loadModel', 'defaultModelPath', 'LoadModelOptions', 'EncodeImageOptions',
-  'BundleConfig', 'SchedulerConfig', 'TextEncoderConfig', 'ClipTokenizer', 'ClipTokenizerOptions',
-  'TextToImageOptions', 'GenerationResult',
-  'InvertOptions', 'Inversion', 'loadInversion', 'InversionTensors', 'InversionSettings', 'EditOptions', 'EditConcept',
-  'ImagicOptions', 'ImagicStageOptions', 'ImagicResult', 'loadImagic', 'ImagicGenerateOptions', 'ImagicSettings',
+  'TorchEditError',
+  'ErrorCode',
+  'Tensor',
+  'DType',
+  'DTypeArrays',
+  'TypedArray',
+  'Module',
+  'loadModule',
+  'LoadModuleOptions',
+  'ModuleArgument',
+  'ModuleOutput',
+  'Device',
+  'resolveDevice',
+  'JobOptions',
+  'JobProgress',
+  'configure',
+  'runtimeInfo',
+  'memory',
+  'emptyCache',
+  'RuntimeOptions',
+  'RuntimeInfo',
+  'MemoryReport',
+  'readImage',
+  'checkImageSize',
+  'ImageInput',
+  'ResizeMode',
+  'ReadImageOptions',
+  'ImageResult',
+  'ImageFormat',
+  'EncodeOptions',
+  'StableDiffusionModel',
+  'loadModel',
+  'defaultModelPath',
+  'LoadModelOptions',
+  'EncodeImageOptions',
+  'BundleConfig',
+  'SchedulerConfig',
+  'TextEncoderConfig',
+  'ClipTokenizer',
+  'ClipTokenizerOptions',
+  'TextToImageOptions',
+  'GenerationResult',
+  'InvertOptions',
+  'Inversion',
+  'loadInversion',
+  'InversionTensors',
+  'InversionSettings',
+  'EditOptions',
+  'EditConcept',
+  'ImagicOptions',
+  'ImagicStageOptions',
+  'ImagicResult',
+  'loadImagic',
+  'ImagicGenerateOptions',
+  'ImagicSettings',
 ].sort();
 
 function filesUnder(dir: string, suffix: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(suffix)).map((f) => join(dir, f));
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith(suffix))
+    .map((f) => join(dir, f));
 }
 
 /** Names declared with an `@internal` doc tag in lib/: class → member names ('' for top-level declarations). */
@@ -67,7 +113,11 @@ test('index.d.ts exports exactly the documented public API', () => {
     const bases = (instance.isClass() ? checker.getBaseTypes(instance) : []).map((b) => b.symbol.name);
     return { own, bases };
   };
-  for (const [owner, methods] of [['StableDiffusionModel', ['generate', 'invert', 'imagic']], ['Inversion', ['edit', 'save']], ['ImagicResult', ['generate', 'sweep', 'save']]] as const) {
+  for (const [owner, methods] of [
+    ['StableDiffusionModel', ['generate', 'invert', 'imagic']],
+    ['Inversion', ['edit', 'save']],
+    ['ImagicResult', ['generate', 'sweep', 'save']],
+  ] as const) {
     for (const m of methods) assert.ok(members(owner).own.includes(m), `${owner}.${m}`);
   }
 

@@ -33,8 +33,24 @@ function reference(prompts: string[], maxLength?: number, padId = 0): number[][]
 const cases: Record<string, string[]> = {
   known: ['a photo of a cat'],
   empty: ['', ' ', '\t\n'],
-  punctuation: ['Hello, world! (really?) [yes] {no} #tag @user ~50% off: a/b\\c;d', '!!!???...,,,', 'e-mail: foo_bar@example.com', '$$$ €100 £5 ¥'],
-  apostrophes: ["it's", "don't", "we'll", "I'M HERE", "they're, you've, she'd", "rock 'n' roll", 'it’s curly', "'s alone", "dogs' toys", "it'ſ (long s folds to s in the reference)"],
+  punctuation: [
+    'Hello, world! (really?) [yes] {no} #tag @user ~50% off: a/b\\c;d',
+    '!!!???...,,,',
+    'e-mail: foo_bar@example.com',
+    '$$$ €100 £5 ¥',
+  ],
+  apostrophes: [
+    "it's",
+    "don't",
+    "we'll",
+    "I'M HERE",
+    "they're, you've, she'd",
+    "rock 'n' roll",
+    'it’s curly',
+    "'s alone",
+    "dogs' toys",
+    "it'ſ (long s folds to s in the reference)",
+  ],
   digits: ['1234 and 3.14', '1,000,000 cats in 2024', 'x²+y³ ½ ٣٤ Ⅻ'],
   'non-ASCII letters': [
     'café naïve Ærøskøbing',
@@ -47,19 +63,44 @@ const cases: Record<string, string[]> = {
     'cafe\u0301 decomposed',
     '\u0130stanbul',
   ],
-  whitespace: ['  a   b  ', 'a\tb\nc\r\nd', '\u00a0nbsp\u3000ideographic\u2003em', 'x\u0085y\ufeffz\u200bw', '\x1ca\x1cb\x1c', 'line\u2028sep'],
+  whitespace: [
+    '  a   b  ',
+    'a\tb\nc\r\nd',
+    '\u00a0nbsp\u3000ideographic\u2003em',
+    'x\u0085y\ufeffz\u200bw',
+    '\x1ca\x1cb\x1c',
+    'line\u2028sep',
+  ],
   emoji: ['🐱 emoji 👍🏽 👨‍👩‍👧 🇫🇷 ❤️', 'a cat🐱on a mat', '🔥🔥🔥'],
   'upper case': ['A PHOTO OF A CAT', 'New York City', 'HeLLo WoRLD'],
-  'html entities': ['Tom &amp; Jerry &lt;3 &#39;quoted&#39; &copy;2024 &amp;amp; &#x1F431;', 'AT&T R&D fish&chips this&not that', 'a&#1;b&#x7f;c&#xFFFE;d&#128;e&#0;f&#xD800;g'],
+  'html entities': [
+    'Tom &amp; Jerry &lt;3 &#39;quoted&#39; &copy;2024 &amp;amp; &#x1F431;',
+    'AT&T R&D fish&chips this&not that',
+    'a&#1;b&#x7f;c&#xFFFE;d&#128;e&#0;f&#xD800;g',
+  ],
   'special tokens in text': ['a <|endoftext|> b <|STARTOFTEXT|> c', '<|ſtartoftext|>'],
   'long (> 77 tokens)': ['a photo of a cat, '.repeat(20), 'supercalifragilisticexpialidocious '.repeat(12)],
 };
 
 /** A fixed pseudo-random mix of the classes above, to catch interactions the hand-picked cases miss. */
 function fuzzPrompts(count: number): string[] {
-  const pools = ['abcXYZ', '0123', ' \t\n\u00a0\u3000\x1c', "'’.,!?-&;#", 'éÆßœ', 'αΣς', 'жЯ', '猫の', '\u0301\u0345\u200d\ufe0f', '🐱👍🏽🇫'];
+  const pools = [
+    'abcXYZ',
+    '0123',
+    ' \t\n\u00a0\u3000\x1c',
+    "'’.,!?-&;#",
+    'éÆßœ',
+    'αΣς',
+    'жЯ',
+    '猫の',
+    '\u0301\u0345\u200d\ufe0f',
+    '🐱👍🏽🇫',
+  ];
   let seed = 12345;
-  const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
   return Array.from({ length: count }, () => {
     let s = '';
     for (let i = 1 + next(30); i > 0; i--) {
@@ -180,7 +221,11 @@ test('malformed tokenizer files reject with ERR_MODEL_LOAD naming the file', asy
 });
 
 test('invalid options reject with ERR_INVALID_OPTION', async () => {
-  for (const bad of [{ ...SD1, maxLength: 1 }, { ...SD1, maxLength: 7.5 }, { ...SD1, padTokenId: -1 }]) {
+  for (const bad of [
+    { ...SD1, maxLength: 1 },
+    { ...SD1, maxLength: 7.5 },
+    { ...SD1, padTokenId: -1 },
+  ]) {
     await assert.rejects(ClipTokenizer.fromFolder(vocabDir, bad), { code: 'ERR_INVALID_OPTION' });
   }
 });

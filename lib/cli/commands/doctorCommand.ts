@@ -14,12 +14,15 @@ import { globalsOf } from '../flags.js';
 export function doctorCommand(): Command {
   return new Command('doctor')
     .description('Show the libtorch, addon, threads, BLAS, devices and default model torchedit finds, and what is wrong.')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Environment it reads: TORCHEDIT_LIBTORCH / LIBTORCH (a libtorch folder: the only place looked at),
-TORCHEDIT_PYTHON (the Python whose torch to use), TORCHEDIT_ADDON (a .node to use).`)
+TORCHEDIT_PYTHON (the Python whose torch to use), TORCHEDIT_ADDON (a .node to use).`,
+    )
     .action((_flags: unknown, command: Command) => {
       const report = doctorReport();
-      if (globalsOf(command).json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      if (globalsOf(command).json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else process.stdout.write(formatDoctor(report));
       if (!report.load.ok) throw new TorchEditError(report.load.code, report.load.message.split('\n')[0]);
     });
@@ -36,7 +39,8 @@ function libtorchLines(lib: LibtorchReport): string[] {
     lines.push(`             → ${lib.realLibDir}${lib.package ? ` (Debian package ${lib.package})` : ''}`);
   }
   lines.push(`  version:   ${lib.version ?? 'unknown'}${lib.versionSource ? ` (from ${lib.versionSource})` : ''}`);
-  const abi = lib.cxx11Abi === null ? 'unknown' : lib.cxx11Abi ? 'C++11 (_GLIBCXX_USE_CXX11_ABI=1)' : 'pre-C++11 (_GLIBCXX_USE_CXX11_ABI=0)';
+  const abi =
+    lib.cxx11Abi === null ? 'unknown' : lib.cxx11Abi ? 'C++11 (_GLIBCXX_USE_CXX11_ABI=1)' : 'pre-C++11 (_GLIBCXX_USE_CXX11_ABI=0)';
   lines.push(`  C++ ABI:   ${abi}${lib.abiSource ? ` (from ${lib.abiSource})` : ''}`);
   lines.push(`  CUDA:      ${lib.cuda ? `yes${lib.cudaVersion ? ` (CUDA ${lib.cudaVersion})` : ''}` : 'no'} — ${lib.cudaReason}`);
   return lines;
@@ -44,7 +48,10 @@ function libtorchLines(lib: LibtorchReport): string[] {
 
 /** The human-readable report: sections of `label: value` lines, problems last. */
 export function formatDoctor(r: DoctorReport): string {
-  const out: string[] = [`torchedit ${r.torchedit.version} (node ${r.node.version}, ${r.node.platform}-${r.node.arch}, N-API ${r.node.napi})`, ''];
+  const out: string[] = [
+    `torchedit ${r.torchedit.version} (node ${r.node.version}, ${r.node.platform}-${r.node.arch}, N-API ${r.node.napi})`,
+    '',
+  ];
 
   out.push('libtorch');
   if (r.libtorch.chosen) out.push(...libtorchLines(r.libtorch.chosen));
@@ -71,10 +78,14 @@ export function formatDoctor(r: DoctorReport): string {
 
   out.push('runtime');
   if (r.runtime) {
-    out.push(`  built for: libtorch ${r.runtime.torchVersion} (${r.runtime.cxx11Abi ? 'C++11' : 'pre-C++11'} ABI, ${r.runtime.compute === 'cuda' ? 'CUDA' : 'CPU'})`);
+    out.push(
+      `  built for: libtorch ${r.runtime.torchVersion} (${r.runtime.cxx11Abi ? 'C++11' : 'pre-C++11'} ABI, ${r.runtime.compute === 'cuda' ? 'CUDA' : 'CPU'})`,
+    );
   }
   out.push(`  threads:   ${r.threads.intraOp === null ? '?' : r.threads.intraOp} intra-op, ${r.threads.cpus} CPUs`);
-  out.push(`  BLAS:      ${r.blas.kind}${r.blas.library ? ` (${r.blas.library})` : ''}${r.blas.buildInfo ? `, libtorch built with BLAS_INFO=${r.blas.buildInfo}` : ''}`);
+  out.push(
+    `  BLAS:      ${r.blas.kind}${r.blas.library ? ` (${r.blas.library})` : ''}${r.blas.buildInfo ? `, libtorch built with BLAS_INFO=${r.blas.buildInfo}` : ''}`,
+  );
   out.push('');
 
   out.push('devices');
@@ -90,5 +101,5 @@ export function formatDoctor(r: DoctorReport): string {
 
   if (r.problems.length) out.push('problems', ...r.problems.map((p) => `  - ${p}`));
   else out.push('no problems found');
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }

@@ -30,8 +30,10 @@ async function savedInversionSteps(path: string): Promise<number | undefined> {
 
 export function editCommand(help: HelpDefaults): Command {
   const command = new Command('edit')
-    .description('Edit an image with LEDITS: SEGA concepts (added or removed) and/or a target prompt. ' +
-      'Give an IMAGE to invert it first, or --inversion FILE made by "torchedit invert".')
+    .description(
+      'Edit an image with LEDITS: SEGA concepts (added or removed) and/or a target prompt. ' +
+        'Give an IMAGE to invert it first, or --inversion FILE made by "torchedit invert".',
+    )
     .argument('[image]', 'the image to invert and edit (omit with --inversion)')
     .addOption(new Option('--inversion <file>', 'edit a saved inversion instead of inverting an image'));
   addOptionFlags(command, 'edit', help);
@@ -40,17 +42,21 @@ export function editCommand(help: HelpDefaults): Command {
   addOptionFlags(command, 'invert', help, { helpGroup: group });
   command.addOption(new Option('--save-inversion <file>', 'also save the inversion, to edit it again later').helpGroup(group));
   return command
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   torchedit edit photo.png --source-prompt "a red circle" --concept "+blue" --concept "-red" --out blue.png
   torchedit invert photo.png --out photo.inversion.safetensors
   torchedit edit --inversion photo.inversion.safetensors --concept "+blue:scale=10,warmup=2" --out blue.png
-  torchedit edit --inversion photo.inversion.safetensors --target "a red square" --guidance 10 --skip 0.3`)
+  torchedit edit --inversion photo.inversion.safetensors --target "a red square" --guidance 10 --skip 0.3`,
+    )
     .action(async (image: string | undefined, flags: EditFlags, cmd: Command) => {
       if (image === undefined && flags.inversion === undefined) fail('Expected an IMAGE to invert and edit, or --inversion FILE');
       if (image !== undefined && flags.inversion !== undefined) fail('Expected an IMAGE or --inversion FILE, not both');
       if (flags.inversion !== undefined) {
-        for (const flag of givenFlags('invert', flags)) fail(`${flag} is an inversion option and cannot be used with --inversion (the file keeps its own settings)`);
+        for (const flag of givenFlags('invert', flags))
+          fail(`${flag} is an inversion option and cannot be used with --inversion (the file keeps its own settings)`);
         if (flags.saveInversion !== undefined) fail('--save-inversion cannot be used with --inversion');
       }
       const input = image ?? flags.inversion!;
@@ -69,9 +75,10 @@ Examples:
       validateFlags('edit', editOptions, bundle.context({ inversionSteps: steps }));
 
       await withModel(cmd, async (session) => {
-        const inversion: Inversion = image !== undefined
-          ? await session.model.invert(image, { ...invertOptions, ...session.job })
-          : await loadInversion(input, session.model);
+        const inversion: Inversion =
+          image !== undefined
+            ? await session.model.invert(image, { ...invertOptions, ...session.job })
+            : await loadInversion(input, session.model);
         try {
           if (flags.saveInversion !== undefined) await inversion.save(flags.saveInversion);
           const result = await inversion.edit({ ...editOptions, ...session.job });
@@ -79,11 +86,21 @@ Examples:
             await result.toFile(out);
             const { width, height } = result.image;
             const seconds = session.seconds();
-            report(cmd, {
-              command: 'edit', output: out, seed: result.seed.toString(), width, height,
-              inversion: flags.inversion ?? flags.saveInversion ?? null, concepts: flags.concept.length,
-              seconds: round(seconds), loadSeconds: round(session.loadSeconds),
-            }, `wrote ${out} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)`);
+            report(
+              cmd,
+              {
+                command: 'edit',
+                output: out,
+                seed: result.seed.toString(),
+                width,
+                height,
+                inversion: flags.inversion ?? flags.saveInversion ?? null,
+                concepts: flags.concept.length,
+                seconds: round(seconds),
+                loadSeconds: round(session.loadSeconds),
+              },
+              `wrote ${out} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)`,
+            );
           } finally {
             result.dispose();
           }

@@ -12,9 +12,12 @@ export function generateCommand(help: HelpDefaults): Command {
   addOptionFlags(command, 'textToImage', help);
   return command
     .addOption(new Option('-o, --out <file>', 'output image: .png, .jpg or .webp').default('generated.png'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Example:
-  torchedit generate "a red circle on a white background" --seed 1 --out circle.png`)
+  torchedit generate "a red circle on a white background" --seed 1 --out circle.png`,
+    )
     .action(async (prompt: string, flags: Record<string, unknown> & { out: string }, cmd: Command) => {
       checkOutputImage(flags.out, '--out');
       const options = optionsFromFlags('textToImage', flags) as TextToImageOptions;
@@ -26,8 +29,18 @@ Example:
           for (const [i, image] of result.images.entries()) await image.toFile(outputs[i]);
           const { width, height } = result.image;
           const seconds = session.seconds();
-          report(cmd,
-            { command: 'generate', output: outputs[0], outputs, seed: result.seed.toString(), width, height, seconds: round(seconds), loadSeconds: round(session.loadSeconds) },
+          report(
+            cmd,
+            {
+              command: 'generate',
+              output: outputs[0],
+              outputs,
+              seed: result.seed.toString(),
+              width,
+              height,
+              seconds: round(seconds),
+              loadSeconds: round(session.loadSeconds),
+            },
             `wrote ${outputs.join(', ')} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)`,
           );
         } finally {

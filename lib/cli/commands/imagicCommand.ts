@@ -16,7 +16,9 @@ interface ImagicFlags extends Record<string, unknown> {
 
 export function imagicCommand(help: HelpDefaults): Command {
   const command = new Command('imagic')
-    .description('Edit an image with Imagic: optimise the target text embedding to the image, fine-tune the UNet, then generate at one or more η.')
+    .description(
+      'Edit an image with Imagic: optimise the target text embedding to the image, fine-tune the UNet, then generate at one or more η.',
+    )
     .argument('[image]', 'the image to edit (not with --load)')
     .addOption(new Option('-t, --target <prompt>', 'targetPrompt: the edit, as a description of the wanted image (required with an image)'))
     .addOption(new Option('--load <dir>', 'generate from a result saved with --save instead of training'))
@@ -25,9 +27,12 @@ export function imagicCommand(help: HelpDefaults): Command {
   addOptionFlags(command, 'imagicGenerate', help);
   return command
     .addOption(new Option('-o, --out <file>', 'output image (.png, .jpg or .webp); several η write <out>-1.png …').default('imagic.png'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Example:
-  torchedit imagic circle.png --target "a blue circle" --embedding-steps 200 --finetune-steps 200 --eta 0.6 --eta 0.8`)
+  torchedit imagic circle.png --target "a blue circle" --embedding-steps 200 --finetune-steps 200 --eta 0.6 --eta 0.8`,
+    )
     .action(async (image: string | undefined, flags: ImagicFlags, cmd: Command) => {
       if ((image === undefined) === (flags.load === undefined)) fail('give either an IMAGE to train on or --load DIR');
       if (image !== undefined) {
@@ -46,19 +51,29 @@ Example:
       const { etas } = sweep;
 
       await withModel(cmd, async (session) => {
-        const result: ImagicResult = flags.load !== undefined
-          ? await loadImagic(flags.load, session.model)
-          : await session.model.imagic(image!, flags.target!, { ...training, ...session.job });
+        const result: ImagicResult =
+          flags.load !== undefined
+            ? await loadImagic(flags.load, session.model)
+            : await session.model.imagic(image!, flags.target!, { ...training, ...session.job });
         try {
           if (flags.save !== undefined) await result.save(flags.save);
           const images = await result.sweep({ ...generation, etas, ...session.job });
           const outputs = batchNames(flags.out, images.length);
           for (const [i, generated] of images.entries()) await generated.toFile(outputs[i]);
           const seconds = session.seconds();
-          report(cmd,
-            { command: 'imagic', output: outputs[0], outputs, etas, seed: images[0].seed.toString(), trainingSeed: result.settings.seed,
-              saved: flags.save ?? null, losses: { embedding: result.losses.embedding.at(-1) ?? null, finetune: result.losses.finetune.at(-1) ?? null },
-              seconds: round(seconds) },
+          report(
+            cmd,
+            {
+              command: 'imagic',
+              output: outputs[0],
+              outputs,
+              etas,
+              seed: images[0].seed.toString(),
+              trainingSeed: result.settings.seed,
+              saved: flags.save ?? null,
+              losses: { embedding: result.losses.embedding.at(-1) ?? null, finetune: result.losses.finetune.at(-1) ?? null },
+              seconds: round(seconds),
+            },
             `wrote ${outputs.join(', ')} (η ${etas.join(', ')}, ${seconds.toFixed(1)}s)`,
           );
           for (const r of images) r.dispose();

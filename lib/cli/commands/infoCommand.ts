@@ -14,10 +14,13 @@ function count(n: number): string {
 
 export function infoCommand(): Command {
   return new Command('info')
-    .description("Load a model bundle and print its summary: sizes, prediction type, scheduler, parameter counts, device, dtype, libtorch.")
-    .addHelpText('after', `
+    .description('Load a model bundle and print its summary: sizes, prediction type, scheduler, parameter counts, device, dtype, libtorch.')
+    .addHelpText(
+      'after',
+      `
 Example:
-  torchedit info --model ./sd15-bundle --json`)
+  torchedit info --model ./sd15-bundle --json`,
+    )
     .action(async (_flags: unknown, command: Command) => {
       await withModel(command, async (session) => {
         const { model } = session;
@@ -64,17 +67,31 @@ Example:
           ['image size', `${model.imageSize}×${model.imageSize} (sides: multiples of ${model.sizeMultiple})`],
           ['latents', `${c.sampleSize}×${c.sampleSize}×${c.latentChannels}, VAE factor ${c.vaeScaleFactor}, scaling ${c.scalingFactor}`],
           ['prediction', c.predictionType],
-          ['scheduler', `${s.betaSchedule} β ${s.betaStart}–${s.betaEnd}, ${s.numTrainTimesteps} train steps, ${s.timestepSpacing} spacing, offset ${s.stepsOffset}${s.setAlphaToOne ? ', α→1' : ''}`],
+          [
+            'scheduler',
+            `${s.betaSchedule} β ${s.betaStart}–${s.betaEnd}, ${s.numTrainTimesteps} train steps, ${s.timestepSpacing} spacing, offset ${s.stepsOffset}${s.setAlphaToOne ? ', α→1' : ''}`,
+          ],
           ['text encoder', `${t.maxLength} tokens × ${t.hiddenSize}`],
-          ['parameters', `${count(total)} (text encoder ${count(parameters.textEncoder)}, UNet ${count(parameters.unet)}, VAE encoder ${count(parameters.vaeEncoder)}, VAE decoder ${count(parameters.vaeDecoder)})`],
+          [
+            'parameters',
+            `${count(total)} (text encoder ${count(parameters.textEncoder)}, UNet ${count(parameters.unet)}, VAE encoder ${count(parameters.vaeEncoder)}, VAE decoder ${count(parameters.vaeDecoder)})`,
+          ],
           ['device', model.device],
           ['dtype', c.dtype === model.dtype ? model.dtype : `${model.dtype} (bundle: ${c.dtype})`],
           ['exported with', c.exportedWith?.torch ? `torch ${c.exportedWith.torch}` : 'unknown'],
-          ['libtorch', `${runtime.torchVersion}, ${runtime.cxx11Abi ? 'C++11 ABI' : 'pre-C++11 ABI'}, CUDA ${runtime.cudaAvailable ? `${runtime.cudaDeviceCount} device(s)` : 'not available'}, ${runtime.intraOpThreads} thread(s)`],
+          [
+            'libtorch',
+            `${runtime.torchVersion}, ${runtime.cxx11Abi ? 'C++11 ABI' : 'pre-C++11 ABI'}, CUDA ${runtime.cudaAvailable ? `${runtime.cudaDeviceCount} device(s)` : 'not available'}, ${runtime.intraOpThreads} thread(s)`,
+          ],
         ];
         // model.json `recommended`: the defaults this model uses in place of the library's
         for (const [group, fields] of Object.entries(c.recommended ?? {})) {
-          rows.push([`defaults: ${group}`, Object.entries(fields as object).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ')]);
+          rows.push([
+            `defaults: ${group}`,
+            Object.entries(fields as object)
+              .map(([k, v]) => `${k} ${JSON.stringify(v)}`)
+              .join(', '),
+          ]);
         }
         const width = Math.max(...rows.map(([k]) => k.length));
         report(command, info, rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'), { essential: true });

@@ -12,9 +12,12 @@ export function invertCommand(help: HelpDefaults): Command {
   addOptionFlags(command, 'invert', help);
   return command
     .addOption(new Option('-o, --out <file>', 'the inversion file (default: <image name>.inversion.safetensors)'))
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Example:
-  torchedit invert photo.png --source-prompt "a red circle" --seed 0 --out photo.inversion.safetensors`)
+  torchedit invert photo.png --source-prompt "a red circle" --seed 0 --out photo.inversion.safetensors`,
+    )
     .action(async (image: string, flags: Record<string, unknown> & { out?: string }, cmd: Command) => {
       const out = flags.out ?? outputNameFor(image, '.inversion.safetensors');
       checkInputImage(image);
@@ -27,8 +30,18 @@ Example:
           await inversion.save(out);
           const s = inversion.settings;
           const seconds = session.seconds();
-          report(cmd,
-            { command: 'invert', output: out, seed: s.seed, width: s.width, height: s.height, steps: s.steps, seconds: round(seconds), loadSeconds: round(session.loadSeconds) },
+          report(
+            cmd,
+            {
+              command: 'invert',
+              output: out,
+              seed: s.seed,
+              width: s.width,
+              height: s.height,
+              steps: s.steps,
+              seconds: round(seconds),
+              loadSeconds: round(session.loadSeconds),
+            },
             `wrote ${out} (${s.width}×${s.height}, ${s.steps} steps, seed ${s.seed}, ${seconds.toFixed(1)}s)`,
           );
         } finally {

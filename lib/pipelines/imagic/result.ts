@@ -90,9 +90,21 @@ export class ImagicResult extends NativeHandle {
     try {
       for (const eta of etas) {
         const handle = this.model.native;
-        const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.imagicGenerate(handle, this.unet.native, this.targetEmbedding.native,
-          this.optimizedEmbedding.native, unconditional.native,
-          { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } }, onProgress), options));
+        const latents = Tensor.fromNative(
+          await runJob(
+            (onProgress) =>
+              native().pipelines.imagicGenerate(
+                handle,
+                this.unet.native,
+                this.targetEmbedding.native,
+                this.optimizedEmbedding.native,
+                unconditional.native,
+                { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } },
+                onProgress,
+              ),
+            options,
+          ),
+        );
         using decoded = await this.model.decodeLatents(latents, { signal: options.signal });
         results.push(GenerationResult.create(await toImages(decoded), latents, seed));
       }
@@ -110,8 +122,14 @@ export class ImagicResult extends NativeHandle {
     const tensors = new Map([
       ['target_embedding', await fromTensor(this.targetEmbedding)],
       ['optimized_embedding', await fromTensor(this.optimizedEmbedding)],
-      ['embedding_losses', { dtype: 'float32' as const, shape: [this.losses.embedding.length], data: Float32Array.from(this.losses.embedding) }],
-      ['finetune_losses', { dtype: 'float32' as const, shape: [this.losses.finetune.length], data: Float32Array.from(this.losses.finetune) }],
+      [
+        'embedding_losses',
+        { dtype: 'float32' as const, shape: [this.losses.embedding.length], data: Float32Array.from(this.losses.embedding) },
+      ],
+      [
+        'finetune_losses',
+        { dtype: 'float32' as const, shape: [this.losses.finetune.length], data: Float32Array.from(this.losses.finetune) },
+      ],
     ]);
     await writeArtifact(join(dir, 'imagic.safetensors'), KIND, tensors, this.settings, this.model, this.fingerprint);
   }

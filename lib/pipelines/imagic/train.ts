@@ -36,7 +36,12 @@ export interface ImagicOptions extends JobOptions {
 }
 
 /** @internal The body of model.imagic(). */
-export async function imagic(model: StableDiffusionModel, image: ImageInput | Tensor, targetPrompt: string, options: ImagicOptions = {}): Promise<ImagicResult> {
+export async function imagic(
+  model: StableDiffusionModel,
+  image: ImageInput | Tensor,
+  targetPrompt: string,
+  options: ImagicOptions = {},
+): Promise<ImagicResult> {
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
   const { embedding, finetune, seed, width, height, resize } = validateImagicOptions(options, contextOf(model));
 
@@ -44,14 +49,24 @@ export async function imagic(model: StableDiffusionModel, image: ImageInput | Te
   const target = await model.encodePrompt(prompt);
   const handle = model.native;
   try {
-    const out = await runJob((onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress), options);
+    const out = await runJob(
+      (onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress),
+      options,
+    );
     const [, , h, w] = x0.shape;
     return ImagicResult.create(model, {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
       unet: Module.fromNative(out.unet),
       losses: { embedding: Array.from(out.embeddingLosses), finetune: Array.from(out.finetuneLosses) },
-      settings: { targetPrompt: prompt, embedding, finetune, seed: seed.toString(), width: w * model.config.vaeScaleFactor, height: h * model.config.vaeScaleFactor },
+      settings: {
+        targetPrompt: prompt,
+        embedding,
+        finetune,
+        seed: seed.toString(),
+        width: w * model.config.vaeScaleFactor,
+        height: h * model.config.vaeScaleFactor,
+      },
       fingerprint: await model.fingerprint(),
     });
   } finally {

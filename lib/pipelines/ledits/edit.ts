@@ -53,8 +53,15 @@ export interface EditOptions extends JobOptions {
 /** @internal The body of inversion.edit(); the CLI calls it to validate options before inverting. */
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
   const { steps, eta } = inversion.settings;
-  const { targetPrompt, guidanceScale, skip, concepts: parsed, momentumScale, momentumBeta, maskMode } =
-    validateEditOptions(options, contextOf(inversion.model, { inversionSteps: steps }));
+  const {
+    targetPrompt,
+    guidanceScale,
+    skip,
+    concepts: parsed,
+    momentumScale,
+    momentumBeta,
+    maskMode,
+  } = validateEditOptions(options, contextOf(inversion.model, { inversionSteps: steps }));
 
   const model = inversion.model;
   const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
@@ -62,9 +69,23 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   const t = inversion.tensors;
   const handle = model.native;
   try {
-    const latents = Tensor.fromNative(await runJob((onProgress) => native().pipelines.edit(handle, t.timesteps.native, t.xts.native, t.zs.native,
-      t.unconditional.native, target?.native ?? null, conceptStates?.native ?? null,
-      { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed }, onProgress), options));
+    const latents = Tensor.fromNative(
+      await runJob(
+        (onProgress) =>
+          native().pipelines.edit(
+            handle,
+            t.timesteps.native,
+            t.xts.native,
+            t.zs.native,
+            t.unconditional.native,
+            target?.native ?? null,
+            conceptStates?.native ?? null,
+            { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed },
+            onProgress,
+          ),
+        options,
+      ),
+    );
     using decoded = await model.decodeLatents(latents, { signal: options.signal });
     return GenerationResult.create(await toImages(decoded), latents, BigInt(inversion.settings.seed));
   } finally {

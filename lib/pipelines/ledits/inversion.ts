@@ -69,7 +69,14 @@ export class Inversion extends NativeHandle {
   async save(path: string): Promise<void> {
     const t = this.tensors;
     const tensors = new Map<string, RawTensor>();
-    for (const [name, tensor] of [['x0', t.x0], ['timesteps', t.timesteps], ['xts', t.xts], ['zs', t.zs], ['uncond_embeddings', t.unconditional], ['source_embeddings', t.source]] as const) {
+    for (const [name, tensor] of [
+      ['x0', t.x0],
+      ['timesteps', t.timesteps],
+      ['xts', t.xts],
+      ['zs', t.zs],
+      ['uncond_embeddings', t.unconditional],
+      ['source_embeddings', t.source],
+    ] as const) {
       if (tensor) tensors.set(name, await fromTensor(tensor));
     }
     await writeArtifact(path, KIND, tensors, this.settings, this.model, this.fingerprint);
@@ -88,8 +95,12 @@ export async function loadInversion(path: string, model: StableDiffusionModel): 
   const source = file.optional('source_embeddings');
   return Inversion.create(model, {
     tensors: {
-      x0: need('x0'), timesteps: need('timesteps'), xts: need('xts'), zs: need('zs'),
-      unconditional: need('uncond_embeddings'), source: source ? toTensor(source) : null,
+      x0: need('x0'),
+      timesteps: need('timesteps'),
+      xts: need('xts'),
+      zs: need('zs'),
+      unconditional: need('uncond_embeddings'),
+      source: source ? toTensor(source) : null,
     },
     settings: file.settings,
     fingerprint: file.fingerprint,

@@ -38,12 +38,37 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
   const source = sourcePrompt === '' ? null : await model.encodePrompt(sourcePrompt);
   const handle = model.native;
   try {
-    const [timesteps, xts, zs] = await runJob((onProgress) => native().pipelines.invert(handle, x0.native, unconditional.native, source?.native ?? null,
-      { steps, eta, sourceGuidanceScale, seed }, onProgress), options);
+    const [timesteps, xts, zs] = await runJob(
+      (onProgress) =>
+        native().pipelines.invert(
+          handle,
+          x0.native,
+          unconditional.native,
+          source?.native ?? null,
+          { steps, eta, sourceGuidanceScale, seed },
+          onProgress,
+        ),
+      options,
+    );
     const [, , h, w] = x0.shape;
     return Inversion.create(model, {
-      tensors: { x0, timesteps: Tensor.fromNative(timesteps), xts: Tensor.fromNative(xts), zs: Tensor.fromNative(zs), unconditional, source },
-      settings: { sourcePrompt, sourceGuidanceScale, steps, eta, seed: seed.toString(), width: w * model.config.vaeScaleFactor, height: h * model.config.vaeScaleFactor },
+      tensors: {
+        x0,
+        timesteps: Tensor.fromNative(timesteps),
+        xts: Tensor.fromNative(xts),
+        zs: Tensor.fromNative(zs),
+        unconditional,
+        source,
+      },
+      settings: {
+        sourcePrompt,
+        sourceGuidanceScale,
+        steps,
+        eta,
+        seed: seed.toString(),
+        width: w * model.config.vaeScaleFactor,
+        height: h * model.config.vaeScaleFactor,
+      },
       fingerprint: await model.fingerprint(),
     });
   } catch (error) {

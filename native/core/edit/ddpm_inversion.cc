@@ -6,9 +6,8 @@
 
 namespace torchedit {
 
-torch::Tensor sourceNoise(StableDiffusion& model, const torch::Tensor& x, int64_t t,
-                          const torch::Tensor& unconditional, const torch::Tensor& source,
-                          double sourceGuidanceScale) {
+torch::Tensor sourceNoise(StableDiffusion& model, const torch::Tensor& x, int64_t t, const torch::Tensor& unconditional,
+                          const torch::Tensor& source, double sourceGuidanceScale) {
   if (!source.defined()) return model.predictNoise(x, t, unconditional);
   auto parts = model.predictNoise(x.repeat({2, 1, 1, 1}), t, torch::cat({unconditional, source})).chunk(2);
   return parts[0] + sourceGuidanceScale * (parts[1] - parts[0]);

@@ -28,9 +28,8 @@ struct Inversion {
 
 // ε̂ with the source prompt: ε(x, t, ∅) + s_src·(ε(x, t, c_src) − ε(x, t, ∅)), one batched
 // UNet call; the unconditional term alone when `source` is undefined.
-torch::Tensor sourceNoise(StableDiffusion& model, const torch::Tensor& x, int64_t t,
-                          const torch::Tensor& unconditional, const torch::Tensor& source,
-                          double sourceGuidanceScale);
+torch::Tensor sourceNoise(StableDiffusion& model, const torch::Tensor& x, int64_t t, const torch::Tensor& unconditional,
+                          const torch::Tensor& source, double sourceGuidanceScale);
 
 Inversion invert(StableDiffusion& model, const torch::Tensor& x0, const torch::Tensor& unconditional,
                  const torch::Tensor& source, const InversionOptions& options, JobContext& job);

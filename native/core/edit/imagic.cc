@@ -9,9 +9,8 @@ torch::Tensor interpolateEmbedding(const ImagicState& state, double eta) {
   return eta * state.targetEmbedding + (1.0 - eta) * state.optimizedEmbedding;
 }
 
-torch::Tensor imagicGenerate(StableDiffusion& model, const ImagicState& state,
-                             const torch::Tensor& unconditional, const ImagicGenerateOptions& options,
-                             JobContext& job) {
+torch::Tensor imagicGenerate(StableDiffusion& model, const ImagicState& state, const torch::Tensor& unconditional,
+                             const ImagicGenerateOptions& options, JobContext& job) {
   return textToImage(model, interpolateEmbedding(state, options.eta), unconditional, options.sampling, job,
                      state.unet.get());
 }

@@ -17,9 +17,8 @@ struct ImagicGenerateOptions {
 
 torch::Tensor interpolateEmbedding(const ImagicState& state, double eta);
 
-torch::Tensor imagicGenerate(StableDiffusion& model, const ImagicState& state,
-                             const torch::Tensor& unconditional, const ImagicGenerateOptions& options,
-                             JobContext& job);
+torch::Tensor imagicGenerate(StableDiffusion& model, const ImagicState& state, const torch::Tensor& unconditional,
+                             const ImagicGenerateOptions& options, JobContext& job);
 
 // The loss of imagicLoss with the bundle's UNet and its gradient with respect to `embedding`
 // (for the gradient check against Python's autograd): {loss, ∂loss/∂e}.

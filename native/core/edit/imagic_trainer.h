@@ -26,8 +26,8 @@ struct ImagicTrainOptions {
 };
 
 struct ImagicState {
-  torch::Tensor targetEmbedding;     // e_tgt [1, L, D]
-  torch::Tensor optimizedEmbedding;  // e_opt [1, L, D]
+  torch::Tensor targetEmbedding;       // e_tgt [1, L, D]
+  torch::Tensor optimizedEmbedding;    // e_opt [1, L, D]
   std::shared_ptr<ScriptModule> unet;  // the fine-tuned copy; the model's own UNet is untouched
   std::vector<float> embeddingLosses;
   std::vector<float> finetuneLosses;

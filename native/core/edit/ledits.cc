@@ -4,13 +4,14 @@
 
 namespace torchedit {
 
-torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion,
-                     const torch::Tensor& unconditional, const torch::Tensor& target,
-                     const torch::Tensor& concepts, const EditOptions& options, JobContext& job) {
+torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion, const torch::Tensor& unconditional,
+                     const torch::Tensor& target, const torch::Tensor& concepts, const EditOptions& options,
+                     JobContext& job) {
   const int64_t T = inversion.timesteps.numel();
   if (inversion.xts.dim() != 5 || inversion.zs.sizes() != inversion.xts.sizes() || inversion.xts.size(0) != T ||
       options.skip < 0 || options.skip >= T) {
-    throw Error(code::kShape, "The inversion's tensors do not fit together (timesteps, xts, zs) or skip is out of range");
+    throw Error(code::kShape,
+                "The inversion's tensors do not fit together (timesteps, xts, zs) or skip is out of range");
   }
   if (concepts.defined() && static_cast<size_t>(concepts.size(0)) != options.guidance.concepts.size()) {
     throw Error(code::kShape, "One set of concept options is needed per concept embedding");

@@ -24,8 +24,8 @@ struct EditOptions {
 // `target` [1, L, D] or undefined (concepts only); `concepts` [C, L, D] or undefined, with one
 // EditConcept each. Returns the edited latents x_0 [1, C, h, w]. Reads the inversion, never
 // writes it. Throws ERR_SHAPE if the inversion's tensors, skip or the concepts do not fit.
-torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion,
-                     const torch::Tensor& unconditional, const torch::Tensor& target,
-                     const torch::Tensor& concepts, const EditOptions& options, JobContext& job);
+torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion, const torch::Tensor& unconditional,
+                     const torch::Tensor& target, const torch::Tensor& concepts, const EditOptions& options,
+                     JobContext& job);
 
 }  // namespace torchedit

@@ -6,8 +6,7 @@
 
 namespace torchedit {
 
-std::shared_ptr<ScriptModule> ScriptModule::load(const std::string& path,
-                                                 const c10::Device& device) {
+std::shared_ptr<ScriptModule> ScriptModule::load(const std::string& path, const c10::Device& device) {
   struct stat info {};
   if (stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) {
     throw Error(code::kFileNotFound, "Module file not found: " + path);
@@ -45,8 +44,7 @@ c10::IValue ScriptModule::forward(std::vector<c10::IValue> inputs) {
 at::Tensor ScriptModule::forwardTensor(std::vector<c10::IValue> inputs) {
   c10::IValue out = forward(std::move(inputs));
   if (!out.isTensor()) {
-    throw Error(code::kForward, "Module " + path_ + " returned " + out.tagKind() +
-                                    " where one tensor was expected");
+    throw Error(code::kForward, "Module " + path_ + " returned " + out.tagKind() + " where one tensor was expected");
   }
   return out.toTensor();
 }
@@ -63,7 +61,10 @@ void ScriptModule::save(const std::string& path) const {
 }
 
 void ScriptModule::setTraining(bool on) {
-  if (on) module_.train(); else module_.eval();
+  if (on)
+    module_.train();
+  else
+    module_.eval();
 }
 
 bool ScriptModule::training() const { return module_.is_training(); }

@@ -13,7 +13,8 @@ namespace {
 // Turns libtorch's autocast on for one call on this thread and restores the previous state.
 class AutocastScope {
  public:
-  AutocastScope(const c10::Device& device, std::optional<c10::ScalarType> dtype) : cuda_(device.is_cuda()), on_(dtype.has_value()) {
+  AutocastScope(const c10::Device& device, std::optional<c10::ScalarType> dtype)
+      : cuda_(device.is_cuda()), on_(dtype.has_value()) {
     if (!on_) return;
     previous_ = cuda_ ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
     if (cuda_) {
@@ -26,7 +27,10 @@ class AutocastScope {
   }
   ~AutocastScope() {
     if (!on_) return;
-    if (cuda_) at::autocast::set_enabled(previous_); else at::autocast::set_cpu_enabled(previous_);
+    if (cuda_)
+      at::autocast::set_enabled(previous_);
+    else
+      at::autocast::set_cpu_enabled(previous_);
     if (!previous_) at::autocast::clear_cache();  // the casts cached for this call
   }
 
@@ -35,8 +39,7 @@ class AutocastScope {
 };
 }  // namespace
 
-std::shared_ptr<StableDiffusion> StableDiffusion::load(const std::string& dir,
-                                                       const ModelConfig& config,
+std::shared_ptr<StableDiffusion> StableDiffusion::load(const std::string& dir, const ModelConfig& config,
                                                        const c10::Device& device,
                                                        std::optional<c10::ScalarType> dtype) {
   std::shared_ptr<StableDiffusion> model(new StableDiffusion());
@@ -78,14 +81,14 @@ void StableDiffusion::verify() {
       throw Error(code::kModelMismatch, file + " failed on inputs shaped by model.json (" + field + "): " + e.what());
     }
     if (out.sizes() != expected) {
-      throw Error(code::kModelMismatch, file + " returned shape " + c10::str(out.sizes()) +
-                                            " where model.json (" + field + ") implies " + c10::str(expected));
+      throw Error(code::kModelMismatch, file + " returned shape " + c10::str(out.sizes()) + " where model.json (" +
+                                            field + ") implies " + c10::str(expected));
     }
     return out;
   };
   auto ids = torch::zeros({1, L}, torch::dtype(torch::kLong).device(device_));
-  torch::Tensor context = probe("text_encoder.pt", "textEncoder.maxLength, textEncoder.hiddenSize",
-                                {1, L, D}, [&] { return encodeText(ids); });
+  torch::Tensor context = probe("text_encoder.pt", "textEncoder.maxLength, textEncoder.hiddenSize", {1, L, D},
+                                [&] { return encodeText(ids); });
   auto latents = torch::zeros({1, C, h, h}, torch::dtype(torch::kFloat).device(device_));
   probe("unet.pt", "latentChannels, textEncoder.hiddenSize", {1, C, h, h},
         [&] { return predictNoise(latents, schedule_->config().numTrainTimesteps / 2, context); });
@@ -100,8 +103,8 @@ torch::Tensor StableDiffusion::encodeText(const torch::Tensor& ids) {
   return textEncoder_->forwardTensor({ids.to(device_, torch::kLong)}).to(torch::kFloat);
 }
 
-torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t t,
-                                            const torch::Tensor& context, ScriptModule* unet) {
+torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t t, const torch::Tensor& context,
+                                            ScriptModule* unet) {
   const int64_t batch = sample.size(0);
   auto timesteps = torch::full({batch}, t, torch::dtype(torch::kLong).device(device_));
   torch::Tensor ctx = context.size(0) == batch ? context : context.expand({batch, context.size(1), context.size(2)});
@@ -120,8 +123,7 @@ torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t
   return out;
 }
 
-torch::Tensor StableDiffusion::encodeImage(const torch::Tensor& image, bool sample,
-                                           std::optional<uint64_t> seed) {
+torch::Tensor StableDiffusion::encodeImage(const torch::Tensor& image, bool sample, std::optional<uint64_t> seed) {
   torch::Tensor moments = vaeEncoder_->forwardTensor({image.to(device_, dtype_)}).to(torch::kFloat);
   auto parts = moments.chunk(2, 1);
   torch::Tensor latents = parts[0];

@@ -28,8 +28,7 @@ class StableDiffusion {
   // their output shapes against `config` on a small probe. Throws ERR_MODEL_MISMATCH naming the
   // file and the model.json field, or the module loader's errors.
   static std::shared_ptr<StableDiffusion> load(const std::string& dir, const ModelConfig& config,
-                                               const c10::Device& device,
-                                               std::optional<c10::ScalarType> dtype);
+                                               const c10::Device& device, std::optional<c10::ScalarType> dtype);
 
   // [B, L] int64 token ids → [B, L, D] last hidden state, float32.
   torch::Tensor encodeText(const torch::Tensor& ids);

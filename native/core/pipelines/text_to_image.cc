@@ -6,9 +6,8 @@
 
 namespace torchedit {
 
-torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context,
-                          const torch::Tensor& unconditional, const TextToImageOptions& options,
-                          JobContext& job, ScriptModule* unet) {
+torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context, const torch::Tensor& unconditional,
+                          const TextToImageOptions& options, JobContext& job, ScriptModule* unet) {
   torch::NoGradGuard noGrad;
   const auto& config = model.config();
   const int64_t batch = context.size(0);
@@ -17,8 +16,7 @@ torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context,
   // first the initial latents, then one draw per step for the η-noise.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   torch::Tensor latents =
-      torch::randn({batch, config.latentChannels, options.latentHeight, options.latentWidth}, gen,
-                   torch::kFloat)
+      torch::randn({batch, config.latentChannels, options.latentHeight, options.latentWidth}, gen, torch::kFloat)
           .to(model.device());
   const bool guided = options.guidanceScale > 1.0;
   // [unconditional, conditional] in one batch: one UNet call per step, not two.

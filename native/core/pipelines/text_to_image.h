@@ -21,8 +21,7 @@ struct TextToImageOptions {
 // `context` [B, L, D] prompt states; `unconditional` [1 or B, L, D] (the negative prompt).
 // `unet`, when given, replaces the bundle's UNet (Imagic's fine-tuned copy).
 // Returns the final latents [B, C, h, w] (scaled, as the VAE decoder's caller expects).
-torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context,
-                          const torch::Tensor& unconditional, const TextToImageOptions& options,
-                          JobContext& job, ScriptModule* unet = nullptr);
+torch::Tensor textToImage(StableDiffusion& model, const torch::Tensor& context, const torch::Tensor& unconditional,
+                          const TextToImageOptions& options, JobContext& job, ScriptModule* unet = nullptr);
 
 }  // namespace torchedit

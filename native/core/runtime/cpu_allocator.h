@@ -11,9 +11,9 @@
 namespace torchedit {
 
 struct CpuCacheStats {
-  uint64_t cachedBytes = 0;    // held for reuse, not in use
-  uint64_t hits = 0;           // allocations served from the cache
-  uint64_t misses = 0;         // large allocations that went to the system
+  uint64_t cachedBytes = 0;  // held for reuse, not in use
+  uint64_t hits = 0;         // allocations served from the cache
+  uint64_t misses = 0;       // large allocations that went to the system
   uint64_t limitBytes = 0;
   bool enabled = false;
 };

@@ -20,9 +20,8 @@ ResolvedDevice cudaDevice(int index) {
   }
   int count = cudaDeviceCount();
   if (index >= count) {
-    throw Error(code::kDeviceUnavailable, "CUDA device " + std::to_string(index) +
-                                              " was requested but only " + std::to_string(count) +
-                                              " CUDA device(s) exist");
+    throw Error(code::kDeviceUnavailable, "CUDA device " + std::to_string(index) + " was requested but only " +
+                                              std::to_string(count) + " CUDA device(s) exist");
   }
   ResolvedDevice r;
   r.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
@@ -42,13 +41,11 @@ ResolvedDevice resolveDevice(const std::string& requested) {
   if (requested == "cuda") return cudaDevice(0);
   if (requested.rfind("cuda:", 0) == 0) {
     const std::string digits = requested.substr(5);
-    if (!digits.empty() && digits.size() <= 3 &&
-        digits.find_first_not_of("0123456789") == std::string::npos) {
+    if (!digits.empty() && digits.size() <= 3 && digits.find_first_not_of("0123456789") == std::string::npos) {
       return cudaDevice(std::stoi(digits));
     }
   }
-  throw Error(code::kDevice, "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" +
-                                 requested + "'");
+  throw Error(code::kDevice, "Expected 'cpu', 'cuda', 'cuda:N' or 'auto' for device but received '" + requested + "'");
 }
 
 }  // namespace torchedit

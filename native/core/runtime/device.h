@@ -10,7 +10,7 @@ namespace torchedit {
 struct ResolvedDevice {
   c10::Device device{c10::kCPU};
   std::string name = "cpu";  // canonical: "cpu" or "cuda:N"; also the job queue's key
-  std::string fallback;  // non-empty when "auto" fell back to the CPU: says why
+  std::string fallback;      // non-empty when "auto" fell back to the CPU: says why
 };
 
 // Throws ERR_DEVICE for an unknown name, ERR_DEVICE_UNAVAILABLE for "cuda" without CUDA.

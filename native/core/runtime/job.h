@@ -11,10 +11,10 @@
 namespace torchedit {
 
 struct Progress {
-  std::string phase;    // e.g. "denoise", "invert", "embedding", "finetune"
-  int64_t step = 0;     // 1-based step just finished
-  int64_t total = 0;    // steps in this phase
-  double value = 0.0;   // the timestep or the loss, as the phase defines
+  std::string phase;   // e.g. "denoise", "invert", "embedding", "finetune"
+  int64_t step = 0;    // 1-based step just finished
+  int64_t total = 0;   // steps in this phase
+  double value = 0.0;  // the timestep or the loss, as the phase defines
   bool hasValue = false;
 };
 

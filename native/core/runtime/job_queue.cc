@@ -16,8 +16,7 @@ void setIntraOpThreads(int threads) { gRequestedThreads.store(threads); }
 
 int intraOpThreads() { return at::get_num_threads(); }
 
-DeviceQueue::DeviceQueue(std::string device)
-    : device_(std::move(device)), thread_([this] { loop(); }) {}
+DeviceQueue::DeviceQueue(std::string device) : device_(std::move(device)), thread_([this] { loop(); }) {}
 
 DeviceQueue::~DeviceQueue() { shutdown(); }
 
@@ -57,7 +56,7 @@ void DeviceQueue::shutdown() {
 }
 
 void DeviceQueue::loop() {
-  int appliedRequest = 0;       // the configure({ threads }) value last applied on this worker
+  int appliedRequest = 0;      // the configure({ threads }) value last applied on this worker
   bool blasDefaulted = false;  // the unconfigured BLAS default has been decided
   for (;;) {
     std::shared_ptr<QueuedJob> job;

@@ -1,6 +1,6 @@
-// One worker thread per device running jobs first in, first out (docs/architecture.md "Execution model": not libuv's pool,
-// whose four threads fs and dns need). Thread-local torch state (grad mode, intra-op threads)
-// is set on this thread, never on Node's main thread.
+// One worker thread per device running jobs first in, first out (docs/architecture.md "Execution model": not libuv's
+// pool, whose four threads fs and dns need). Thread-local torch state (grad mode, intra-op threads) is set on this
+// thread, never on Node's main thread.
 #pragma once
 
 #include <atomic>

@@ -18,8 +18,7 @@ StepCoefficients DdimScheduler::coefficients(int64_t t) const {
   return c;
 }
 
-torch::Tensor DdimScheduler::predictOriginal(const torch::Tensor& sample, const torch::Tensor& eps,
-                                             int64_t t) const {
+torch::Tensor DdimScheduler::predictOriginal(const torch::Tensor& sample, const torch::Tensor& eps, int64_t t) const {
   double a = schedule_.alphaBar(t);
   return (sample - std::sqrt(1.0 - a) * eps) / std::sqrt(a);
 }
@@ -37,16 +36,15 @@ torch::Tensor DdimScheduler::step(const torch::Tensor& sample, const torch::Tens
   return mu + sigma * noise;
 }
 
-torch::Tensor DdimScheduler::extractNoise(const torch::Tensor& sample, const torch::Tensor& eps,
-                                          int64_t t, const torch::Tensor& prevSample) const {
+torch::Tensor DdimScheduler::extractNoise(const torch::Tensor& sample, const torch::Tensor& eps, int64_t t,
+                                          const torch::Tensor& prevSample) const {
   StepCoefficients c = coefficients(t);
   torch::Tensor mu = mean(sample, eps, t);
   if (c.sigma == 0.0) return torch::zeros_like(sample);
   return (prevSample - mu) / c.sigma;
 }
 
-torch::Tensor DdimScheduler::addNoise(const torch::Tensor& original, const torch::Tensor& noise,
-                                      int64_t t) const {
+torch::Tensor DdimScheduler::addNoise(const torch::Tensor& original, const torch::Tensor& noise, int64_t t) const {
   double a = schedule_.alphaBar(t);
   return std::sqrt(a) * original + std::sqrt(1.0 - a) * noise;
 }

@@ -46,7 +46,8 @@ std::vector<int64_t> NoiseSchedule::timesteps(int64_t steps) const {
     for (int64_t k = 0; k < steps; ++k) ts[k] = static_cast<int64_t>(std::round(T - k * delta)) - 1;
   } else if (config_.timestepSpacing == "linspace") {
     for (int64_t k = 0; k < steps; ++k) {
-      ts[k] = static_cast<int64_t>(std::round((T - 1) * (1.0 - static_cast<double>(k) / std::max<int64_t>(steps - 1, 1))));
+      ts[k] =
+          static_cast<int64_t>(std::round((T - 1) * (1.0 - static_cast<double>(k) / std::max<int64_t>(steps - 1, 1))));
     }
   } else {
     throw Error(code::kUnsupported, "Unsupported timestepSpacing '" + config_.timestepSpacing + "'");
