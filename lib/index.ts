@@ -6,8 +6,17 @@ export { Module, loadModule, type LoadModuleOptions, type ModuleArgument, type M
 export { type Device, resolveDevice } from './device.js';
 export type { JobOptions, JobProgress } from './jobs.js';
 export { configure, runtimeInfo, memory, emptyCache, type RuntimeOptions, type RuntimeInfo, type MemoryReport } from './runtime.js';
-export { readImage, checkImageSize, type ImageInput, type ResizeMode, type ReadImageOptions } from './image/read.js';
-export { ImageResult, type ImageFormat, type EncodeOptions } from './image/write.js';
+export {
+  readImage,
+  checkImageSize,
+  type ImageInput,
+  type ResizeMode,
+  type ReadImageOptions,
+  type ImageData,
+  type RgbColor,
+} from './image/read.js';
+export { ImageResult, type ImageFormat, type EncodeOptions, type ImageResultInit } from './image/write.js';
+export type { ModelDefaults, RecommendedSettings } from './options/defaults.js';
 export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOptions, type EncodeImageOptions } from './model/model.js';
 export type { BundleConfig, SchedulerConfig, TextEncoderConfig } from './model/config.js';
 export type { TextToImageOptions } from './pipelines/textToImage.js';
