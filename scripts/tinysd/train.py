@@ -52,7 +52,7 @@ CONFIGS = {
     "shapes2-64": dict(name="shapes2-64", data="scenes", vae_ch=(32, 64, 128), z=4, vae_scale=4, image_size=64,
                        unet="UNetN", unet_ch=(48, 96, 128), unet_attn=("cross", "full", "full"), head_dim=32,
                        ctx_dim=128, text_layers=3, text_heads=4, max_len=MAX_LEN, latent_size=16,
-                       pool=60000, lr_schedule="const-cos", unet_lr=5e-4),
+                       pool=30000, lr_schedule="const-cos", unet_lr=5e-4),
 }
 POOL_START = 100_000_000  # pool images use training indices [POOL_START, POOL_START + pool)
 DECODER_FT_START = 500_000_000  # training indices the decoder fine-tune draws from
@@ -134,7 +134,7 @@ def main():
                          "resume: the stored one). shapes2-64's learning rate is constant until 70%% of it, so "
                          "raising it on a later --resume is safe until then")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pool", type=int, default=None, help="latent pool size (default 30000; shapes2-64: 60000)")
+    ap.add_argument("--pool", type=int, default=None, help="latent pool size (default: the config's, 30000)")
     ap.add_argument("--log-every", type=int, default=50, help="print the mean loss every so many steps")
     ap.add_argument("--stop-at-step", type=int, default=0,
                     help="testing: checkpoint and exit when the UNet step counter reaches this")
@@ -199,6 +199,9 @@ def main():
     args.minutes_vae, args.minutes_unet = st["minutes_vae"], st["minutes_unet"]
     if args.pool is None:
         args.pool = cfg.get("pool", 30000)
+    elif st["phase"] in ("vae", "pool") and cfg.get("pool") not in (None, args.pool):
+        print(f"pool: {cfg['pool']} -> {args.pool}", flush=True)
+        cfg["pool"] = args.pool
     print(f"config {cfg.get('name', 'shapes-64')} (data {cfg.get('data', 'data')}.py): vae_encoder {nparams(enc)} "
           f"vae_decoder {nparams(dec)} text_encoder {nparams(te)} unet {nparams(un)}; known token ids {len(known)}; "
           f"budgets vae {args.minutes_vae} min, unet {args.minutes_unet} min", flush=True)
@@ -262,25 +265,47 @@ def main():
 
     # ------------------------------------------------------------------ phase 2: latent pool
     pool_path = os.path.join(args.out, "pool.pt")
+    if st["phase"] == "pool" and os.path.exists(pool_path):  # killed between writing the pool and the checkpoint
+        st["scaling_factor"] = 1.0 / torch.load(pool_path)["mean"].std().item()
+        st["phase"] = "unet"
+        snapshot()
     if st["phase"] == "pool" or not os.path.exists(pool_path):
         t = time.time()
         enc.eval()
         means, logvars, attrs = [], [], []
+        # encoded in parts of 5000 saved as they finish, so a session that ends mid-pool keeps them
+        part_n = 5000
         with torch.no_grad():
             z = cfg["z"]
-            for k in range(0, args.pool, 500):
-                x, a = dm.generate(range(POOL_START + k, POOL_START + min(args.pool, k + 500)))
-                ml = enc(x * 2 - 1)
-                means.append(ml[:, :z].clone())
-                logvars.append(ml[:, z:].clamp(-30, 20).clone())
-                attrs.extend(a)
-                if STOP["signal"]:
-                    print(f"signal {STOP['signal']} during the pool (redone on resume), exiting", flush=True)
-                    return
+            for p0 in range(0, args.pool, part_n):
+                part_path = os.path.join(args.out, f"pool_part_{p0 // part_n:03d}.pt")
+                if os.path.exists(part_path):
+                    part = torch.load(part_path)
+                else:
+                    pm, pl, pa = [], [], []
+                    for k in range(p0, min(args.pool, p0 + part_n), 500):
+                        x, a = dm.generate(range(POOL_START + k, POOL_START + min(args.pool, k + 500)))
+                        ml = enc(x * 2 - 1)
+                        pm.append(ml[:, :z].clone())
+                        pl.append(ml[:, z:].clamp(-30, 20).clone())
+                        pa.extend(a)
+                        if STOP["signal"]:
+                            print(f"signal {STOP['signal']} during the pool at {k}; finished parts are kept, exiting", flush=True)
+                            return
+                    part = dict(mean=torch.cat(pm), logvar=torch.cat(pl), attrs=pa)
+                    save(part, part_path)
+                    print(f"pool part {p0 // part_n}: {p0 + len(pa)} of {args.pool} latents, {time.time() - t:.0f}s", flush=True)
+                means.append(part["mean"])
+                logvars.append(part["logvar"])
+                attrs.extend(part["attrs"])
         means, logvars = torch.cat(means), torch.cat(logvars)
         std = means.std().item()
         st["scaling_factor"] = 1.0 / std
-        torch.save(dict(mean=means, logvar=logvars, attrs=attrs), pool_path)
+        save(dict(mean=means, logvar=logvars, attrs=attrs), pool_path)
+        for p0 in range(0, args.pool, part_n):
+            part_path = os.path.join(args.out, f"pool_part_{p0 // part_n:03d}.pt")
+            if os.path.exists(part_path):
+                os.remove(part_path)
         print(f"pool: {len(attrs)} latents in {time.time() - t:.0f}s; latent mean {means.mean().item():.3f} "
               f"std {std:.4f} -> scaling factor {1 / std:.5f}; posterior std mean {torch.exp(0.5 * logvars).mean().item():.4f}", flush=True)
         st["phase"] = "unet"
