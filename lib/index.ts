@@ -21,7 +21,7 @@ export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOption
 export type { BundleConfig, SchedulerConfig, TextEncoderConfig } from './model/config.js';
 export type { TextToImageOptions } from './pipelines/textToImage.js';
 export { GenerationResult } from './pipelines/result.js';
-export { ClipTokenizer, type ClipTokenizerOptions } from './tokenizer/clipTokenizer.js';
+export { ClipTokenizer, type ClipTokenizerOptions, type TokenizedWord } from './tokenizer/clipTokenizer.js';
 export type { InvertOptions } from './pipelines/ledits/invert.js';
 export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
 export type { EditOptions, EditConcept } from './pipelines/ledits/edit.js';

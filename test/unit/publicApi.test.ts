@@ -60,6 +60,7 @@ const PUBLIC_API = [
   'TextEncoderConfig',
   'ClipTokenizer',
   'ClipTokenizerOptions',
+  'TokenizedWord',
   'TextToImageOptions',
   'GenerationResult',
   'InvertOptions',
