@@ -17,7 +17,7 @@ import { oneOf, seed as seedOption } from '../options/validate.js';
 import { runtimeInfo } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizer/clipTokenizer.js';
-import { compareVersions, readBundleConfig, type BundleConfig } from './config.js';
+import { checkKnownTokenIds, compareVersions, readBundleConfig, type BundleConfig } from './config.js';
 import { checkImageSize } from '../image/read.js';
 import type { GenerationResult } from '../pipelines/result.js';
 import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.js';
@@ -231,6 +231,7 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
       : oneOf('autocast', options.autocast, device === 'cpu' ? (['bfloat16'] as const) : (['bfloat16', 'float16'] as const));
   const config = await readBundleConfig(dir);
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
+  checkKnownTokenIds(dir, config, tokenizer.vocabSize);
   try {
     const handle = await runJob((onProgress) => native().NativeModel.load(dir, config, device, dtype, autocast, onProgress), options);
     return StableDiffusionModel.create(dir, config, tokenizer, handle);
