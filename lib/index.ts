@@ -1,6 +1,7 @@
 // Public exports only. Pipelines are methods: model.generate(), model.invert() → inversion.edit(),
 // model.imagic() → result.generate()/sweep(); the functions behind them are internal.
 export { TorchEditError, type ErrorCode } from './errors.js';
+export { TorchEditWarning, type WarningCode } from './warnings.js';
 export { Tensor, type DType, type DTypeArrays, type TypedArray } from './tensor.js';
 export { Module, loadModule, type LoadModuleOptions, type ModuleArgument, type ModuleOutput } from './module.js';
 export { type Device, resolveDevice } from './device.js';
