@@ -1,6 +1,7 @@
 // Public exports only. Pipelines are methods: model.generate(), model.invert() → inversion.edit(),
 // model.imagic() → result.generate()/sweep(); the functions behind them are internal.
 export { TorchEditError, type ErrorCode } from './errors.js';
+export { TorchEditWarning, type WarningCode } from './warnings.js';
 export { Tensor, type DType, type DTypeArrays, type TypedArray } from './tensor.js';
 export { Module, loadModule, type LoadModuleOptions, type ModuleArgument, type ModuleOutput } from './module.js';
 export { type Device, resolveDevice } from './device.js';
@@ -21,7 +22,7 @@ export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOption
 export type { BundleConfig, SchedulerConfig, TextEncoderConfig } from './model/config.js';
 export type { TextToImageOptions } from './pipelines/textToImage.js';
 export { GenerationResult } from './pipelines/result.js';
-export { ClipTokenizer, type ClipTokenizerOptions } from './tokenizer/clipTokenizer.js';
+export { ClipTokenizer, type ClipTokenizerOptions, type TokenizedWord } from './tokenizer/clipTokenizer.js';
 export type { InvertOptions } from './pipelines/ledits/invert.js';
 export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
 export type { EditOptions, EditConcept } from './pipelines/ledits/edit.js';

@@ -77,7 +77,7 @@ export function addGlobalOptions(command: Command): Command {
         .helpGroup(group),
     )
     .addOption(new Option('--json', 'print one JSON object on stdout, no progress').helpGroup(group))
-    .addOption(new Option('-q, --quiet', 'no progress and no summary').helpGroup(group));
+    .addOption(new Option('-q, --quiet', 'no progress and no summary (warnings still print)').helpGroup(group));
 }
 
 /** The merged global flags of a command: values given after the command name win over values before it. */

@@ -3,6 +3,9 @@
  * is touched), so a command checks its options against the model's defaults and limits before
  * anything loads; `withModel` then loads the model (global --model, --device, --dtype, --threads)
  * with progress on stderr and Ctrl-C wired to the job's AbortSignal, and disposes of it after.
+ * The model's warnings (a prompt with words it was not trained on) print on stderr as one line
+ * each, `torchedit: warning: <message> [<code>]`, also with --json and --quiet: they are about
+ * whether the result is what was asked for.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +18,7 @@ import { defaultsFor, type ModelDefaults } from '../options/defaults.js';
 import { limitsOf, type ValidationContext } from '../options/resolve.js';
 import type { Limits } from '../options/schema.js';
 import { configure } from '../runtime.js';
+import type { TorchEditWarning } from '../warnings.js';
 import { globalsOf, modelDir } from './flags.js';
 import { ProgressReporter, progressMode } from './progress.js';
 
@@ -61,6 +65,11 @@ export async function readBundle(command: Command): Promise<Bundle> {
   return { dir, config, defaults, context: (extra = {}) => ({ defaults, limits: { ...limitsOf(config), ...extra } }) };
 }
 
+/** `torchedit: warning: <message> [<code>]`, on one line. */
+export function warningLine(warning: TorchEditWarning): string {
+  return `torchedit: warning: ${warning.message.replace(/\s*\n+\s*/g, ' ').trim()} [${warning.code}]`;
+}
+
 /** What a command's work gets once the model is loaded. */
 export interface Session {
   readonly model: StableDiffusionModel;
@@ -82,7 +91,11 @@ export async function withModel(command: Command, work: (session: Session) => Pr
   try {
     if (globals.threads !== undefined) configure({ threads: globals.threads });
     const loadStart = performance.now();
-    model = await loadModel(globals.model, { device: globals.device as never, dtype: globals.dtype, ...job });
+    const onWarning = (warning: TorchEditWarning) => {
+      progress.stop(); // the line starts on a fresh line, below the bar
+      process.stderr.write(`${warningLine(warning)}\n`);
+    };
+    model = await loadModel(globals.model, { device: globals.device as never, dtype: globals.dtype, onWarning, ...job });
     const loadSeconds = (performance.now() - loadStart) / 1000;
     const start = performance.now();
     await work({ model, job, loadSeconds, seconds: () => (performance.now() - start) / 1000 });

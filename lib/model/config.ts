@@ -26,6 +26,12 @@ export interface TextEncoderConfig {
   bosTokenId: number;
   eosTokenId: number;
   padTokenId: number;
+  /**
+   * The token ids the text encoder was trained on (model.json `textEncoder.knownTokenIds`): sorted,
+   * unique, each below the tokenizer's vocabulary size. A prompt word with another id gets a
+   * warning (loadModel's `onWarning`). Absent: every id is known (Stable Diffusion bundles).
+   */
+  knownTokenIds?: readonly number[];
 }
 
 export interface BundleConfig {
@@ -48,6 +54,9 @@ export interface BundleConfig {
 
 /** The dtypes a bundle's weights may have (and loadModel may cast them to). */
 export const BUNDLE_DTYPES = ['float32', 'float16', 'bfloat16'] as const;
+
+/** The largest token id model.json may name. */
+const MAX_TOKEN_ID = 1 << 24;
 
 /** The files of a bundle besides model.json. */
 export const bundleFiles = [
@@ -163,15 +172,48 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
     textEncoder: {
       maxLength: int(t, 'maxLength', 'textEncoder.', 3, 4096),
       hiddenSize: int(t, 'hiddenSize', 'textEncoder.', 1, 65536),
-      bosTokenId: int(t, 'bosTokenId', 'textEncoder.', 0, 1 << 24),
-      eosTokenId: int(t, 'eosTokenId', 'textEncoder.', 0, 1 << 24),
-      padTokenId: int(t, 'padTokenId', 'textEncoder.', 0, 1 << 24),
+      bosTokenId: int(t, 'bosTokenId', 'textEncoder.', 0, MAX_TOKEN_ID),
+      eosTokenId: int(t, 'eosTokenId', 'textEncoder.', 0, MAX_TOKEN_ID),
+      padTokenId: int(t, 'padTokenId', 'textEncoder.', 0, MAX_TOKEN_ID),
     },
     dtype: choice(json, 'dtype', '', BUNDLE_DTYPES, 'float32'),
     exportedWith,
   };
+  if (t.knownTokenIds !== undefined) config.textEncoder.knownTokenIds = knownTokenIds(dir, t.knownTokenIds);
   if (json.recommended !== undefined) config.recommended = recommended(dir, json.recommended, limitsOf(config));
   return config;
+}
+
+/** model.json `textEncoder.knownTokenIds`: an array of integer ids, strictly increasing. */
+function knownTokenIds(dir: string, value: unknown): number[] {
+  const field = 'textEncoder.knownTokenIds';
+  if (!Array.isArray(value)) throw configError(dir, field, 'an array of token ids', value);
+  value.forEach((id: unknown, i) => {
+    const previous = i > 0 ? (value[i - 1] as number) : -1;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID)
+      throw configError(dir, `${field}[${i}]`, `an integer between 0 and ${MAX_TOKEN_ID}`, id);
+    if (id <= previous)
+      throw configError(
+        dir,
+        `${field}[${i}]`,
+        `an id greater than ${previous} (the id before it: the ids are sorted, without duplicates)`,
+        id,
+      );
+  });
+  return value as number[];
+}
+
+/**
+ * The check model.json alone cannot make: every known id is an id of the bundle's vocabulary, below
+ * `vocabSize` (one more than tokenizer/vocab.json's largest id). Throws ERR_MODEL_CONFIG naming the first that is not.
+ */
+export function checkKnownTokenIds(dir: string, config: BundleConfig, vocabSize: number): void {
+  const ids = config.textEncoder.knownTokenIds ?? [];
+  const i = ids.findIndex((id) => id >= vocabSize);
+  if (i >= 0) {
+    const expected = `an id below ${vocabSize} (the largest id in tokenizer/vocab.json is ${vocabSize - 1})`;
+    throw configError(dir, `textEncoder.knownTokenIds[${i}]`, expected, ids[i]);
+  }
 }
 
 /**

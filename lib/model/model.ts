@@ -17,7 +17,7 @@ import { oneOf, seed as seedOption } from '../options/validate.js';
 import { runtimeInfo } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizer/clipTokenizer.js';
-import { compareVersions, readBundleConfig, type BundleConfig } from './config.js';
+import { checkKnownTokenIds, compareVersions, readBundleConfig, type BundleConfig } from './config.js';
 import { checkImageSize } from '../image/read.js';
 import type { GenerationResult } from '../pipelines/result.js';
 import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.js';
@@ -26,6 +26,8 @@ import type { Inversion } from '../pipelines/ledits/inversion.js';
 import { bundleFingerprint } from './fingerprint.js';
 import { imagic, type ImagicOptions } from '../pipelines/imagic/train.js';
 import type { ImagicResult } from '../pipelines/imagic/result.js';
+import { emitWarning, type TorchEditWarning } from '../warnings.js';
+import { unknownWords, unknownWordsWarning } from './vocabulary.js';
 
 /** The model shipped inside the package, used when loadModel() gets no path. */
 export const defaultModelPath = join(packageRoot, 'models', 'shapes-64');
@@ -42,6 +44,15 @@ export interface LoadModelOptions extends JobOptions {
    * Defaults to none (full precision).
    */
   autocast?: 'bfloat16' | 'float16';
+  /**
+   * Receives the model's warnings: results that may not be what was asked for. Today one kind,
+   * `TORCHEDIT_UNKNOWN_WORDS`: a prompt (of any call: text-to-image and negative prompts, source
+   * and target prompts, concepts, Imagic's target) holds words the model's text encoder was not
+   * trained on, as its model.json `textEncoder.knownTokenIds` declares; given once per distinct
+   * prompt text, naming the words. A warning it throws rejects the call that used the prompt.
+   * Defaults to `process.emitWarning(warning)`.
+   */
+  onWarning?: (warning: TorchEditWarning) => void;
 }
 
 export interface EncodeImageOptions {
@@ -66,18 +77,38 @@ export class StableDiffusionModel extends NativeHandle {
   /** Prompt → its [1, L, D] states, so repeated prompts skip the text encoder. */
   #promptCache = new Map<string, Float32Array>();
   #fingerprint: Promise<string> | undefined;
+  /** model.json `textEncoder.knownTokenIds`; undefined when every id is known. */
+  readonly #knownIds: ReadonlySet<number> | undefined;
+  /** Prompts whose words were checked against #knownIds (each is warned about once). */
+  readonly #checkedPrompts = new Set<string>();
+  readonly #onWarning: (warning: TorchEditWarning) => void;
 
-  private constructor(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel) {
+  private constructor(
+    path: string,
+    config: BundleConfig,
+    tokenizer: ClipTokenizer,
+    handle: NativeModel,
+    onWarning: (warning: TorchEditWarning) => void,
+  ) {
     super('model', handle);
     this.path = path;
     this.config = config;
     this.defaults = defaultsFor(config.recommended);
     this.tokenizer = tokenizer;
+    const known = config.textEncoder.knownTokenIds;
+    this.#knownIds = known === undefined ? undefined : new Set(known);
+    this.#onWarning = onWarning;
   }
 
   /** @internal */
-  static create(path: string, config: BundleConfig, tokenizer: ClipTokenizer, handle: NativeModel): StableDiffusionModel {
-    return new StableDiffusionModel(path, config, tokenizer, handle);
+  static create(
+    path: string,
+    config: BundleConfig,
+    tokenizer: ClipTokenizer,
+    handle: NativeModel,
+    onWarning: (warning: TorchEditWarning) => void = emitWarning,
+  ): StableDiffusionModel {
+    return new StableDiffusionModel(path, config, tokenizer, handle, onWarning);
   }
 
   /** @internal The native handle, for passing to the binding. Throws ERR_DISPOSED. */
@@ -124,13 +155,17 @@ export class StableDiffusionModel extends NativeHandle {
     return Tensor.from(ids, [list.length, L]);
   }
 
-  /** Text-encoder states `[B, L, D]` for one prompt or several. Repeated prompts are cached. */
+  /**
+   * Text-encoder states `[B, L, D]` for one prompt or several. Repeated prompts are cached. A prompt
+   * with words the model was not trained on gets a warning (see {@link LoadModelOptions.onWarning}).
+   */
   async encodePrompt(prompts: string | string[], options: JobOptions = {}): Promise<Tensor> {
     const list = promptList(prompts);
     const missing = [...new Set(list.filter((p) => !this.#promptCache.has(p)))];
     if (missing.length > 0) {
+      const handle = this.native; // ERR_DISPOSED before any warning
+      for (const prompt of missing) this.#checkVocabulary(prompt);
       using ids = this.tokenize(missing);
-      const handle = this.native;
       const states = Tensor.fromNative(await runJob(() => handle.encodeText(ids.native), options));
       const data = (await states.data()) as Float32Array;
       states.dispose();
@@ -141,6 +176,14 @@ export class StableDiffusionModel extends NativeHandle {
     const out = new Float32Array(list.length * maxLength * hiddenSize);
     list.forEach((p, i) => out.set(this.#promptCache.get(p)!, i * maxLength * hiddenSize));
     return Tensor.from(out, [list.length, maxLength, hiddenSize]);
+  }
+
+  /** Warns, once per prompt text, when `prompt` has words outside model.json `textEncoder.knownTokenIds`. */
+  #checkVocabulary(prompt: string): void {
+    if (this.#knownIds === undefined || this.#checkedPrompts.has(prompt)) return;
+    const words = unknownWords(this.tokenizer, prompt, this.#knownIds);
+    if (words.length > 0) this.#onWarning(unknownWordsWarning(this.config.name, prompt, words));
+    this.#checkedPrompts.add(prompt); // after onWarning: a warning it throws comes again next time
   }
 
   /** Reads an image (path, Buffer or sharp instance) into a `[1, 3, H, W]` tensor in [-1, 1] at a size the model accepts. */
@@ -198,6 +241,7 @@ export class StableDiffusionModel extends NativeHandle {
   /** @internal Frees the prompt cache with the weights: jobs already queued finish first; new calls throw ERR_DISPOSED. */
   protected override release(): void {
     this.#promptCache.clear();
+    this.#checkedPrompts.clear();
   }
 }
 
@@ -229,11 +273,15 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
     options.autocast === undefined
       ? null
       : oneOf('autocast', options.autocast, device === 'cpu' ? (['bfloat16'] as const) : (['bfloat16', 'float16'] as const));
+  if (options.onWarning !== undefined && typeof options.onWarning !== 'function') {
+    throw invalidOption('onWarning', 'function', options.onWarning);
+  }
   const config = await readBundleConfig(dir);
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
+  checkKnownTokenIds(dir, config, tokenizer.vocabSize);
   try {
     const handle = await runJob((onProgress) => native().NativeModel.load(dir, config, device, dtype, autocast, onProgress), options);
-    return StableDiffusionModel.create(dir, config, tokenizer, handle);
+    return StableDiffusionModel.create(dir, config, tokenizer, handle, options.onWarning);
   } catch (error) {
     throw explainLoadError(error as TorchEditError, config);
   }

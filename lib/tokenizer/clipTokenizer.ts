@@ -28,6 +28,13 @@ export interface ClipTokenizerOptions {
   padTokenId: number;
 }
 
+/** One word of a prompt and its BPE ids (the last one ends in `</w>`); see {@link ClipTokenizer.words}. */
+export interface TokenizedWord {
+  /** The word as typed: its case kept, after the tokenizer's cleaning (HTML entities decoded, NFC). */
+  text: string;
+  ids: readonly number[];
+}
+
 const START_OF_TEXT = '<|startoftext|>';
 const END_OF_TEXT = '<|endoftext|>';
 const END_OF_WORD = '</w>';
@@ -71,6 +78,8 @@ export class ClipTokenizer {
   readonly bosTokenId: number;
   readonly eosTokenId: number;
   readonly padTokenId: number;
+  /** One more than the largest id in vocab.json: 49408 for CLIP. */
+  readonly vocabSize: number;
   readonly #vocab: Map<string, number>;
   /** Merge rank by "left right" (BPE symbols never contain a space). */
   readonly #ranks: Map<string, number>;
@@ -84,6 +93,9 @@ export class ClipTokenizer {
     this.bosTokenId = options.bosTokenId;
     this.eosTokenId = options.eosTokenId;
     this.padTokenId = options.padTokenId;
+    let largest = -1;
+    for (const id of vocab.values()) largest = Math.max(largest, id);
+    this.vocabSize = largest + 1;
   }
 
   /**
@@ -121,6 +133,26 @@ export class ClipTokenizer {
   /** The BPE ids of `text`, without BOS/EOS, truncation or padding. */
   tokenize(text: string): number[] {
     return this.#tokenize(text, Infinity);
+  }
+
+  /**
+   * The words of `text` with their BPE ids, in order: what `tokenize` returns, grouped so that each
+   * word's last id is a token ending in `</w>` (or is BOS / EOS for a typed "<|startoftext|>" /
+   * "<|endoftext|>"). Punctuation runs and the "'s" of "it's" are words of their own, as CLIP splits them.
+   */
+  words(text: string): TokenizedWord[] {
+    const typed = normalize(text);
+    const cleaned = typed.toLowerCase();
+    // Lower-casing rarely changes the length ("İ" does); then the typed case cannot be lined up.
+    const aligned = typed.length === cleaned.length;
+    const words: TokenizedWord[] = [];
+    for (const match of cleaned.matchAll(WORD_PATTERN)) {
+      const word = match[0];
+      const asTyped = aligned ? typed.slice(match.index, match.index + word.length) : word;
+      const ids = word === START_OF_TEXT ? [this.bosTokenId] : word === END_OF_TEXT ? [this.eosTokenId] : [...this.#bpe(word)];
+      words.push({ text: asTyped.toLowerCase() === word ? asTyped : word, ids });
+    }
+    return words;
   }
 
   /** Stops after the word that reaches `limit` ids: later words cannot change earlier ids. */
@@ -181,9 +213,14 @@ export class ClipTokenizer {
  * html.unescape twice, strip, collapse whitespace runs to one space, lower-case.
  */
 function clean(text: string): string {
+  return normalize(text).toLowerCase();
+}
+
+/** clean() before lower-casing. */
+function normalize(text: string): string {
   let s = text.normalize('NFC');
   if (s.includes('&')) s = htmlUnescape(htmlUnescape(s));
-  return s.replace(STRIP_PATTERN, '').replace(WHITESPACE_RUN, ' ').toLowerCase();
+  return s.replace(STRIP_PATTERN, '').replace(WHITESPACE_RUN, ' ');
 }
 
 /**

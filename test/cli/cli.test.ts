@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { readSafetensors } from '../../lib/io/safetensors.js';
+import { defaultModelPath } from '../../lib/model/model.js';
 import { editDefaults, inversionDefaults, textToImageDefaults } from '../../lib/options/defaults.js';
 import { repoRoot, testBundle } from '../helpers.js';
 
@@ -203,6 +204,23 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     assert.equal(meta.width, 128);
     assert.equal(meta.height, 64);
     assert.ok(!run.stderr.includes('denoise'), '--json prints no progress');
+    assert.ok(!run.stderr.includes('warning'), 'a bundle that declares no known token ids never warns');
+  });
+
+  test('a prompt with words the model was not trained on prints one warning line on stderr, also with --json and --quiet', async () => {
+    const out = join(dir, 'purple.png');
+    const warning =
+      'torchedit: warning: The model shapes-64 was not trained on the word "purple" in "a purple circle": it does not know what it means [TORCHEDIT_UNKNOWN_WORDS]';
+    for (const flag of ['--json', '--quiet', undefined]) {
+      const args = ['generate', 'a purple circle', '--model', defaultModelPath, '--steps', '2', '--seed', '1', '--out', out];
+      const run = await cli(flag ? [...args, flag] : args);
+      assert.equal(run.code, 0, run.stderr);
+      const warnings = lines(run.stderr).filter((l) => l.startsWith('torchedit: warning:'));
+      assert.deepEqual(warnings, [warning], `${flag ?? 'no flag'}: ${run.stderr}`);
+      if (flag === '--json') assert.equal(JSON.parse(run.stdout).output, out, 'stdout holds the JSON alone');
+      else if (flag === '--quiet') assert.equal(run.stderr.trim(), warning, '--quiet: the warning alone');
+      else assert.match(run.stdout, /^wrote /);
+    }
   });
 
   test('invert writes an inversion; edit --inversion with concepts writes the edited image', async () => {

@@ -117,6 +117,34 @@ test('missing bundle, missing file, bad JSON and bad fields reject naming the fi
   );
 });
 
+test('model.json textEncoder.knownTokenIds: sorted unique ids of the vocabulary, or ERR_MODEL_CONFIG naming the field', async () => {
+  const withIds = (ids: unknown) =>
+    loadModel(
+      brokenCopy((d) =>
+        editJson(d, (j) => {
+          j.textEncoder.knownTokenIds = ids;
+        }),
+      ),
+    );
+  for (const [ids, field, found] of [
+    ['320', 'textEncoder.knownTokenIds', '"320"'],
+    [{ 0: 320 }, 'textEncoder.knownTokenIds', '{"0":320}'],
+    [[267, '320'], 'textEncoder.knownTokenIds[1]', '"320"'],
+    [[267, 320.5], 'textEncoder.knownTokenIds[1]', '320.5'],
+    [[-1, 320], 'textEncoder.knownTokenIds[0]', '-1'],
+    [[267, 2 ** 24 + 1], 'textEncoder.knownTokenIds[1]', '16777217'],
+    [[320, 267], 'textEncoder.knownTokenIds[1]', '267'],
+    [[267, 320, 320], 'textEncoder.knownTokenIds[2]', '320'],
+    [[320, 49406, 49408], 'textEncoder.knownTokenIds[2]', '49408'], // the CLIP vocabulary's ids are 0–49407
+  ] as const) {
+    await rejectsNaming(withIds(ids), 'ERR_MODEL_CONFIG', 'model.json', `for ${field} but found ${found}`);
+  }
+  using model = await loadModel(brokenCopy((d) => editJson(d, (j) => Object.assign(j.textEncoder, { knownTokenIds: [0, 320, 49407] }))));
+  assert.deepEqual(model.config.textEncoder.knownTokenIds, [0, 320, 49407]);
+  using empty = await withIds([]);
+  assert.deepEqual(empty.config.textEncoder.knownTokenIds, []);
+});
+
 test('modules that disagree with model.json are rejected at load, naming file and field', async () => {
   await rejectsNaming(
     loadModel(testBundle('bad-unet-channels', ['--variant', 'bad-unet-channels'])),

@@ -13,10 +13,12 @@ import ts from 'typescript';
 const distLib = fileURLToPath(new URL('../../lib/', import.meta.url));
 const sourceLib = fileURLToPath(new URL('../../../lib/', import.meta.url));
 
-/** README: Runtime API, Errors, Model bundles, Text-to-image, LEDITS, Imagic. */
+/** README: Runtime API, Errors, Warnings, Model bundles, Text-to-image, LEDITS, Imagic. */
 const PUBLIC_API = [
   'TorchEditError',
   'ErrorCode',
+  'TorchEditWarning',
+  'WarningCode',
   'Tensor',
   'DType',
   'DTypeArrays',
@@ -60,6 +62,7 @@ const PUBLIC_API = [
   'TextEncoderConfig',
   'ClipTokenizer',
   'ClipTokenizerOptions',
+  'TokenizedWord',
   'TextToImageOptions',
   'GenerationResult',
   'InvertOptions',

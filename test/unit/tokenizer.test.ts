@@ -180,6 +180,34 @@ test('cached words give the same ids, and callers cannot corrupt the cache', asy
   assert.deepEqual(tokenizer.tokenize('a photo of a cat'), [320, 1125, 539, 320, 2368]);
 });
 
+test('words() groups tokenize() by word: each ends with its one `</w>` token; the typed case is kept', async () => {
+  const tokenizer = await ClipTokenizer.fromFolder(vocabDir, SD1);
+  assert.equal(tokenizer.vocabSize, 49408);
+  const tokenOf = new Map(Object.entries(JSON.parse(await readFile(join(vocabDir, 'vocab.json'), 'utf8'))).map(([t, id]) => [id, t]));
+  for (const prompt of allPrompts) {
+    const words = tokenizer.words(prompt);
+    assert.deepEqual(
+      words.flatMap((w) => w.ids),
+      tokenizer.tokenize(prompt),
+      JSON.stringify(prompt),
+    );
+    for (const { text, ids } of words) {
+      const ends = ids.map((id) => id === 49406 || id === 49407 || (tokenOf.get(id) as string).endsWith('</w>'));
+      assert.deepEqual(ends, [...Array(ids.length - 1).fill(false), true], `${JSON.stringify(text)} in ${JSON.stringify(prompt)}`);
+    }
+  }
+  const texts = (prompt: string) => tokenizer.words(prompt).map((w) => w.text);
+  assert.deepEqual(texts("A PURPLE ring,  it's Purple!"), ['A', 'PURPLE', 'ring', ',', 'it', "'s", 'Purple', '!']);
+  assert.deepEqual(texts('Tom &amp; Jerry'), ['Tom', '&', 'Jerry']);
+  assert.deepEqual(texts('a <|endoftext|> b'), ['a', '<|endoftext|>', 'b']);
+  assert.deepEqual(texts('\u0130stanbul'), ['i', '\u0307', 'stanbul'], 'lower case when lower-casing changes the length');
+  assert.deepEqual(
+    tokenizer.words('supercalifragilistic').map((w) => w.ids.length),
+    [tokenizer.tokenize('supercalifragilistic').length],
+  );
+  assert.ok(tokenizer.tokenize('supercalifragilistic').length > 1, 'a word of several tokens');
+});
+
 test('a missing vocab file rejects with ERR_MODEL_LOAD naming the file', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'torchedit-tok-'));
   try {
