@@ -43,6 +43,7 @@ export class Module extends NativeHandle {
     return new Module(handle);
   }
 
+  // One getter per binding property, as StableDiffusionModel and Tensor have: alike in shape only.
   /** @internal The native handle, for passing to the binding. Throws ERR_DISPOSED. */
   get native(): NativeModule {
     return this.handle<NativeModule>();

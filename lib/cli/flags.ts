@@ -5,7 +5,7 @@
  * flags every command takes, and the --concept syntax.
  */
 import { relative, resolve } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { packageRoot } from '../binding.js';
 import { BUNDLE_DTYPES, readModelJson, type BundleConfig } from '../model/config.js';
 import { defaultModelPath } from '../model/model.js';
@@ -220,6 +220,36 @@ export function addOptionFlags(
     command.addOption(opts.helpGroup ? option.helpGroup(opts.helpGroup) : option);
   }
   return command;
+}
+
+/** What sets a pipeline command apart; {@link pipelineCommand} assembles them the same way for each. */
+export interface PipelineCommandSpec {
+  name: string;
+  description: string;
+  /** The positional argument and its help, e.g. `['<prompt>', 'what the image shows']`. */
+  argument: [string, string];
+  /** The command's own options, listed before the flags of its option groups. */
+  options?: Option[];
+  /** The option groups whose flags it takes, in this order. */
+  groups: GroupName[];
+  /** Help of `-o, --out <file>`, and its default when it is a fixed name. */
+  out: { description: string; default?: string };
+  /** Command lines shown after the options in --help. */
+  examples: string[];
+}
+
+/**
+ * A pipeline command: its argument, its own options, the flags of its option groups, then
+ * `-o, --out <file>`, with its examples after the options in --help. The caller adds the action.
+ */
+export function pipelineCommand(help: HelpDefaults, spec: PipelineCommandSpec): Command {
+  const command = new Command(spec.name).description(spec.description).argument(...spec.argument);
+  for (const option of spec.options ?? []) command.addOption(option);
+  for (const group of spec.groups) addOptionFlags(command, group, help);
+  const out = new Option('-o, --out <file>', spec.out.description);
+  command.addOption(spec.out.default === undefined ? out : out.default(spec.out.default));
+  const heading = spec.examples.length === 1 ? 'Example' : 'Examples';
+  return command.addHelpText('after', `\n${heading}:\n${spec.examples.map((line) => `  ${line}`).join('\n')}`);
 }
 
 /** The library options the flags of `group` give (unset where a flag was not given: the defaults apply). */

@@ -6,6 +6,7 @@
  */
 import { TorchEditError } from '../errors.js';
 import type { StableDiffusionModel } from '../model/model.js';
+import type { Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type RawTensor } from './safetensors.js';
 
 export interface ArtifactKind {
@@ -14,6 +15,16 @@ export interface ArtifactKind {
   version: string;
   /** How messages call it, e.g. `'inversion'`. */
   what: string;
+}
+
+/**
+ * The settings every artifact made from an image records besides its own: the seed, as a decimal
+ * string (seeds may exceed 2^53), and the image size, from the image's latents `x0` `[1, C, h, w]`.
+ */
+export function imageRunSettings(model: StableDiffusionModel, x0: Tensor, seed: bigint): { seed: string; width: number; height: number } {
+  const [, , h, w] = x0.shape;
+  const scale = model.config.vaeScaleFactor;
+  return { seed: seed.toString(), width: w * scale, height: h * scale };
 }
 
 export async function writeArtifact(

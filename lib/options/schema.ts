@@ -95,24 +95,47 @@ const TRAIN_STEPS: LimitBound = { limit: 'numTrainTimesteps' };
 const CFG: Kind = { type: 'number', min: 0, max: 1000 };
 const RESIZE: Kind = { type: 'enum', values: ['cover', 'contain', 'fill'] };
 
-const width: OptionSpec = {
-  name: 'width',
-  kind: { type: 'imageSide' },
-  default: null,
-  defaultText: "the model's size",
-  doc: 'image width in pixels',
-  flag: '--width',
-  value: '<px>',
-};
-const height: OptionSpec = {
-  name: 'height',
-  kind: { type: 'imageSide' },
-  default: null,
-  defaultText: "the model's size",
-  doc: 'image height in pixels',
-  flag: '--height',
-  value: '<px>',
-};
+// Options several groups take, alike but for their default and doc text.
+
+/** `width` or `height`: unset, the model's size. */
+function imageSide(side: 'width' | 'height'): OptionSpec {
+  return {
+    name: side,
+    kind: { type: 'imageSide' },
+    default: null,
+    defaultText: "the model's size",
+    doc: `image ${side} in pixels`,
+    flag: `--${side}`,
+    value: '<px>',
+  };
+}
+const width = imageSide('width');
+const height = imageSide('height');
+
+/** `steps` of a schedule, at most the model's training timesteps; model.json may recommend another count. */
+function steps(byDefault: number, doc: string, diffusers?: string): OptionSpec {
+  return {
+    name: 'steps',
+    kind: { type: 'integer', min: 1, max: TRAIN_STEPS },
+    default: byDefault,
+    recommended: true,
+    doc,
+    diffusers,
+    flag: '--steps',
+    value: '<n>',
+  };
+}
+
+/** `guidanceScale`, the classifier-free guidance scale of a prompt; model.json may recommend another. */
+function guidanceScale(byDefault: number, doc: string, diffusers?: string): OptionSpec {
+  return { name: 'guidanceScale', kind: CFG, default: byDefault, recommended: true, doc, diffusers, flag: '--guidance', value: '<scale>' };
+}
+
+/** `seed`: unset, a random seed; `defaultText` says whether the result reports it or the saved file records it. */
+function seed(doc: string, defaultText: 'random, reported' | 'random, recorded', flag = '--seed'): OptionSpec {
+  return { name: 'seed', kind: { type: 'seed' }, default: null, defaultText, doc, flag, value: '<n>' };
+}
+
 const resize: OptionSpec = {
   name: 'resize',
   kind: RESIZE,
@@ -136,26 +159,8 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--negative',
         value: '<prompt>',
       },
-      {
-        name: 'steps',
-        kind: { type: 'integer', min: 1, max: TRAIN_STEPS },
-        default: 50,
-        recommended: true,
-        doc: 'DDIM denoising steps ("leading" spacing with the bundle\'s stepsOffset)',
-        diffusers: 'num_inference_steps',
-        flag: '--steps',
-        value: '<n>',
-      },
-      {
-        name: 'guidanceScale',
-        kind: CFG,
-        default: 7.5,
-        recommended: true,
-        doc: 'classifier-free guidance scale; ≤ 1 runs the conditional pass only',
-        diffusers: 'guidance_scale',
-        flag: '--guidance',
-        value: '<scale>',
-      },
+      steps(50, 'DDIM denoising steps ("leading" spacing with the bundle\'s stepsOffset)', 'num_inference_steps'),
+      guidanceScale(7.5, 'classifier-free guidance scale; ≤ 1 runs the conditional pass only', 'guidance_scale'),
       {
         name: 'eta',
         kind: { type: 'number', min: 0, max: 1 },
@@ -165,15 +170,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--eta',
         value: '<eta>',
       },
-      {
-        name: 'seed',
-        kind: { type: 'seed' },
-        default: null,
-        defaultText: 'random, reported',
-        doc: 'seed of the initial noise (and η-noise): `torch.Generator().manual_seed(seed)` then `randn`',
-        flag: '--seed',
-        value: '<n>',
-      },
+      seed('seed of the initial noise (and η-noise): `torch.Generator().manual_seed(seed)` then `randn`', 'random, reported'),
       width,
       height,
       {
@@ -210,16 +207,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--source-guidance',
         value: '<scale>',
       },
-      {
-        name: 'steps',
-        kind: { type: 'integer', min: 1, max: TRAIN_STEPS },
-        default: 100,
-        recommended: true,
-        doc: 'inversion steps T (an edit replays T − skip of them)',
-        diffusers: 'num_inversion_steps',
-        flag: '--steps',
-        value: '<n>',
-      },
+      steps(100, 'inversion steps T (an edit replays T − skip of them)', 'num_inversion_steps'),
       {
         name: 'eta',
         kind: { type: 'number', min: 0, max: 1, minExclusive: true },
@@ -228,15 +216,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--eta',
         value: '<eta>',
       },
-      {
-        name: 'seed',
-        kind: { type: 'seed' },
-        default: null,
-        defaultText: 'random, recorded',
-        doc: 'seed of the independent noise draws; the same seed gives a bit-identical inversion',
-        flag: '--seed',
-        value: '<n>',
-      },
+      seed('seed of the independent noise draws; the same seed gives a bit-identical inversion', 'random, recorded'),
       width,
       height,
       resize,
@@ -255,15 +235,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--target',
         value: '<prompt>',
       },
-      {
-        name: 'guidanceScale',
-        kind: CFG,
-        default: 15,
-        recommended: true,
-        doc: 'CFG scale of the target prompt',
-        flag: '--guidance',
-        value: '<scale>',
-      },
+      guidanceScale(15, 'CFG scale of the target prompt'),
       {
         name: 'skip',
         kind: { type: 'skip' },
@@ -411,15 +383,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--finetune-lr',
         value: '<lr>',
       },
-      {
-        name: 'seed',
-        kind: { type: 'seed' },
-        default: null,
-        defaultText: 'random, recorded',
-        doc: 'seed of the timestep and noise draws of both stages',
-        flag: '--seed',
-        value: '<n>',
-      },
+      seed('seed of the timestep and noise draws of both stages', 'random, recorded'),
       width,
       height,
       resize,
@@ -440,33 +404,9 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         value: '<η...>',
         repeatable: true,
       },
-      {
-        name: 'steps',
-        kind: { type: 'integer', min: 1, max: TRAIN_STEPS },
-        default: 50,
-        recommended: true,
-        doc: 'DDIM steps',
-        flag: '--steps',
-        value: '<n>',
-      },
-      {
-        name: 'guidanceScale',
-        kind: CFG,
-        default: 7.5,
-        recommended: true,
-        doc: 'classifier-free guidance scale (`""` as the unconditional prompt)',
-        flag: '--guidance',
-        value: '<scale>',
-      },
-      {
-        name: 'seed',
-        kind: { type: 'seed' },
-        default: null,
-        defaultText: 'random, reported',
-        doc: "seed of the sampler's initial noise",
-        flag: '--sample-seed',
-        value: '<n>',
-      },
+      steps(50, 'DDIM steps'),
+      guidanceScale(7.5, 'classifier-free guidance scale (`""` as the unconditional prompt)'),
+      seed("seed of the sampler's initial noise", 'random, reported', '--sample-seed'),
     ],
   },
 };

@@ -1,7 +1,10 @@
 /** The result every generating pipeline returns: the decoded image and the latents it came from. */
+import type { NativeJob, NativeModel, NativeProgressCallback, NativeTensor } from '../binding.js';
 import { NativeHandle } from '../handle.js';
 import { ImageResult } from '../image/write.js';
-import type { Tensor } from '../tensor.js';
+import { runJob, type JobOptions } from '../jobs.js';
+import type { StableDiffusionModel } from '../model/model.js';
+import { Tensor } from '../tensor.js';
 
 export class GenerationResult extends NativeHandle {
   /** The decoded image (first of the batch for `image`; all of them in `images`). */
@@ -36,6 +39,23 @@ export class GenerationResult extends NativeHandle {
   protected override release(): void {
     this.latents.dispose();
   }
+}
+
+/**
+ * @internal The end of every generating pipeline: starts the native sampling job with the model's
+ * handle (wired to the options' signal and onProgress), decodes the latents it returns and
+ * packages them with `seed`.
+ */
+export async function sampleAndDecode(
+  model: StableDiffusionModel,
+  options: JobOptions,
+  seed: bigint,
+  start: (handle: NativeModel, onProgress: NativeProgressCallback | undefined) => NativeJob<NativeTensor>,
+): Promise<GenerationResult> {
+  const handle = model.native;
+  const latents = Tensor.fromNative(await runJob((onProgress) => start(handle, onProgress), options));
+  using decoded = await model.decodeLatents(latents, { signal: options.signal });
+  return GenerationResult.create(await toImages(decoded), latents, seed);
 }
 
 /** @internal Splits decoded images `[B, 3, H, W]` (float32, about [-1, 1]) into one ImageResult each. */

@@ -4,11 +4,10 @@
  */
 import { invalidOption } from '../errors.js';
 import { native } from '../binding.js';
-import { runJob, type JobOptions } from '../jobs.js';
+import type { JobOptions } from '../jobs.js';
 import type { StableDiffusionModel } from '../model/model.js';
 import { contextOf, validateTextToImageOptions } from '../options/resolve.js';
-import { Tensor } from '../tensor.js';
-import { GenerationResult, toImages } from './result.js';
+import { type GenerationResult, sampleAndDecode } from './result.js';
 
 export interface TextToImageOptions extends JobOptions {
   /** What to steer away from (the unconditional prompt of CFG). Defaults to `''`. diffusers: `negative_prompt`. */
@@ -44,30 +43,16 @@ export async function textToImage(
   const context = await model.encodePrompt(Array(batchSize).fill(prompt));
   const unconditional = await model.encodePrompt(negativePrompt);
   const scale = model.config.vaeScaleFactor;
-  const handle = model.native;
   try {
-    const latents = Tensor.fromNative(
-      await runJob(
-        (onProgress) =>
-          native().pipelines.textToImage(
-            handle,
-            context.native,
-            unconditional.native,
-            {
-              steps,
-              guidanceScale,
-              eta,
-              seed,
-              latentHeight: height / scale,
-              latentWidth: width / scale,
-            },
-            onProgress,
-          ),
-        options,
+    return await sampleAndDecode(model, options, seed, (handle, onProgress) =>
+      native().pipelines.textToImage(
+        handle,
+        context.native,
+        unconditional.native,
+        { steps, guidanceScale, eta, seed, latentHeight: height / scale, latentWidth: width / scale },
+        onProgress,
       ),
     );
-    using decoded = await model.decodeLatents(latents, { signal: options.signal });
-    return GenerationResult.create(await toImages(decoded), latents, seed);
   } finally {
     context.dispose();
     unconditional.dispose();

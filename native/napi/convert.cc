@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <limits>
+#include <utility>
 
 #include "handle.h"
 #include "errors.h"
@@ -45,29 +47,28 @@ void checkAllocation(Napi::Env env, at::IntArrayRef sizes, c10::ScalarType dtype
   }
 }
 
+namespace {
+// The TypedArray class of each dtype's elements (float16 and bfloat16 as raw Uint16 bits); the
+// dtypes are those of core/runtime/dtype.cc.
+constexpr std::array<std::pair<c10::ScalarType, napi_typedarray_type>, 10> kTypedArrays = {{
+    {c10::kFloat, napi_float32_array},
+    {c10::kDouble, napi_float64_array},
+    {c10::kHalf, napi_uint16_array},
+    {c10::kBFloat16, napi_uint16_array},
+    {c10::kChar, napi_int8_array},
+    {c10::kShort, napi_int16_array},
+    {c10::kInt, napi_int32_array},
+    {c10::kLong, napi_bigint64_array},
+    {c10::kByte, napi_uint8_array},
+    {c10::kBool, napi_uint8_array},
+}};
+}  // namespace
+
 napi_typedarray_type typedArrayTypeFor(c10::ScalarType dtype) {
-  switch (dtype) {
-    case c10::kFloat:
-      return napi_float32_array;
-    case c10::kDouble:
-      return napi_float64_array;
-    case c10::kHalf:
-    case c10::kBFloat16:
-      return napi_uint16_array;
-    case c10::kChar:
-      return napi_int8_array;
-    case c10::kShort:
-      return napi_int16_array;
-    case c10::kInt:
-      return napi_int32_array;
-    case c10::kLong:
-      return napi_bigint64_array;
-    case c10::kByte:
-    case c10::kBool:
-      return napi_uint8_array;
-    default:
-      throw Error(code::kDtype, std::string("No TypedArray for dtype ") + c10::toString(dtype));
+  for (const auto& [type, array] : kTypedArrays) {
+    if (type == dtype) return array;
   }
+  throw Error(code::kDtype, std::string("No TypedArray for dtype ") + c10::toString(dtype));
 }
 
 std::vector<c10::IValue> toIValues(Napi::Env env, Napi::Array args) {

@@ -2,12 +2,12 @@
  * `torchedit edit IMAGE` (invert, then edit) or `torchedit edit --inversion FILE` (edit a saved
  * inversion): LEDITS step 2, SEGA concepts and/or a target prompt (lib/pipelines/ledits/edit.ts).
  */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { readSafetensorsMetadata } from '../../io/safetensors.js';
 import type { EditOptions } from '../../pipelines/ledits/edit.js';
 import { loadInversion, type Inversion } from '../../pipelines/ledits/inversion.js';
 import type { InvertOptions } from '../../pipelines/ledits/invert.js';
-import { addOptionFlags, givenFlags, optionsFromFlags, validateFlags, type HelpDefaults } from '../flags.js';
+import { addOptionFlags, givenFlags, optionsFromFlags, pipelineCommand, validateFlags, type HelpDefaults } from '../flags.js';
 import { checkInputFile, checkInputImage, checkOutputFile, checkOutputImage, fail, outputNameFor, report, round } from '../output.js';
 import { readBundle, withModel } from '../session.js';
 
@@ -29,84 +29,82 @@ async function savedInversionSteps(path: string): Promise<number | undefined> {
 }
 
 export function editCommand(help: HelpDefaults): Command {
-  const command = new Command('edit')
-    .description(
+  const command = pipelineCommand(help, {
+    name: 'edit',
+    description:
       'Edit an image with LEDITS: SEGA concepts (added or removed) and/or a target prompt. ' +
-        'Give an IMAGE to invert it first, or --inversion FILE made by "torchedit invert".',
-    )
-    .argument('[image]', 'the image to invert and edit (omit with --inversion)')
-    .addOption(new Option('--inversion <file>', 'edit a saved inversion instead of inverting an image'));
-  addOptionFlags(command, 'edit', help);
-  command.addOption(new Option('-o, --out <file>', 'output image: .png, .jpg or .webp (default: <input name>.edited.png)'));
+      'Give an IMAGE to invert it first, or --inversion FILE made by "torchedit invert".',
+    argument: ['[image]', 'the image to invert and edit (omit with --inversion)'],
+    options: [new Option('--inversion <file>', 'edit a saved inversion instead of inverting an image')],
+    groups: ['edit'],
+    out: { description: 'output image: .png, .jpg or .webp (default: <input name>.edited.png)' },
+    examples: [
+      'torchedit edit photo.png --source-prompt "a red circle" --concept "+blue" --concept "-red" --out blue.png',
+      'torchedit invert photo.png --out photo.inversion.safetensors',
+      'torchedit edit --inversion photo.inversion.safetensors --concept "+blue:scale=10,warmup=2" --out blue.png',
+      'torchedit edit --inversion photo.inversion.safetensors --target "a red square" --guidance 10 --skip 0.3',
+    ],
+  });
+  // The inversion's flags come after --out, in their own help group: they apply only with an IMAGE.
   const group = 'Inversion options (with IMAGE only):';
   addOptionFlags(command, 'invert', help, { helpGroup: group });
   command.addOption(new Option('--save-inversion <file>', 'also save the inversion, to edit it again later').helpGroup(group));
-  return command
-    .addHelpText(
-      'after',
-      `
-Examples:
-  torchedit edit photo.png --source-prompt "a red circle" --concept "+blue" --concept "-red" --out blue.png
-  torchedit invert photo.png --out photo.inversion.safetensors
-  torchedit edit --inversion photo.inversion.safetensors --concept "+blue:scale=10,warmup=2" --out blue.png
-  torchedit edit --inversion photo.inversion.safetensors --target "a red square" --guidance 10 --skip 0.3`,
-    )
-    .action(async (image: string | undefined, flags: EditFlags, cmd: Command) => {
-      if (image === undefined && flags.inversion === undefined) fail('Expected an IMAGE to invert and edit, or --inversion FILE');
-      if (image !== undefined && flags.inversion !== undefined) fail('Expected an IMAGE or --inversion FILE, not both');
-      if (flags.inversion !== undefined) {
-        for (const flag of givenFlags('invert', flags))
-          fail(`${flag} is an inversion option and cannot be used with --inversion (the file keeps its own settings)`);
-        if (flags.saveInversion !== undefined) fail('--save-inversion cannot be used with --inversion');
-      }
-      const input = image ?? flags.inversion!;
-      const out = flags.out ?? outputNameFor(input, '.edited.png');
-      if (image !== undefined) checkInputImage(image);
-      else checkInputFile(input, '--inversion');
-      checkOutputImage(out, '--out');
-      if (flags.saveInversion !== undefined) checkOutputFile(flags.saveInversion, '--save-inversion');
+  return command.action(async (image: string | undefined, flags: EditFlags, cmd: Command) => {
+    if (image === undefined && flags.inversion === undefined) fail('Expected an IMAGE to invert and edit, or --inversion FILE');
+    if (image !== undefined && flags.inversion !== undefined) fail('Expected an IMAGE or --inversion FILE, not both');
+    if (flags.inversion !== undefined) {
+      for (const flag of givenFlags('invert', flags))
+        fail(`${flag} is an inversion option and cannot be used with --inversion (the file keeps its own settings)`);
+      if (flags.saveInversion !== undefined) fail('--save-inversion cannot be used with --inversion');
+    }
+    const input = image ?? flags.inversion!;
+    const out = flags.out ?? outputNameFor(input, '.edited.png');
+    if (image !== undefined) checkInputImage(image);
+    else checkInputFile(input, '--inversion');
+    checkOutputImage(out, '--out');
+    if (flags.saveInversion !== undefined) checkOutputFile(flags.saveInversion, '--save-inversion');
 
-      // Every option is checked before the model loads; skip against the steps of the inversion
-      // that will be made, or of the saved one.
-      const invertOptions = optionsFromFlags('invert', flags) as InvertOptions;
-      const editOptions = optionsFromFlags('edit', flags) as EditOptions;
-      const bundle = await readBundle(cmd);
-      const steps = image !== undefined ? validateFlags('invert', invertOptions, bundle.context()).steps : await savedInversionSteps(input);
-      validateFlags('edit', editOptions, bundle.context({ inversionSteps: steps }));
+    // Every option is checked before the model loads; skip against the steps of the inversion
+    // that will be made, or of the saved one.
+    const invertOptions = optionsFromFlags('invert', flags) as InvertOptions;
+    const editOptions = optionsFromFlags('edit', flags) as EditOptions;
+    const bundle = await readBundle(cmd);
+    const steps = image !== undefined ? validateFlags('invert', invertOptions, bundle.context()).steps : await savedInversionSteps(input);
+    validateFlags('edit', editOptions, bundle.context({ inversionSteps: steps }));
 
-      await withModel(cmd, async (session) => {
-        const inversion: Inversion =
-          image !== undefined
-            ? await session.model.invert(image, { ...invertOptions, ...session.job })
-            : await loadInversion(input, session.model);
+    await withModel(cmd, async (session) => {
+      const inversion: Inversion =
+        image !== undefined
+          ? await session.model.invert(image, { ...invertOptions, ...session.job })
+          : await loadInversion(input, session.model);
+      try {
+        if (flags.saveInversion !== undefined) await inversion.save(flags.saveInversion);
+        const result = await inversion.edit({ ...editOptions, ...session.job });
         try {
-          if (flags.saveInversion !== undefined) await inversion.save(flags.saveInversion);
-          const result = await inversion.edit({ ...editOptions, ...session.job });
-          try {
-            await result.toFile(out);
-            const { width, height } = result.image;
-            const seconds = session.seconds();
-            report(
-              cmd,
-              {
-                command: 'edit',
-                output: out,
-                seed: result.seed.toString(),
-                width,
-                height,
-                inversion: flags.inversion ?? flags.saveInversion ?? null,
-                concepts: flags.concept.length,
-                seconds: round(seconds),
-                loadSeconds: round(session.loadSeconds),
-              },
-              `wrote ${out} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)`,
-            );
-          } finally {
-            result.dispose();
-          }
+          await result.toFile(out);
+          const { width, height } = result.image;
+          const seconds = session.seconds();
+          report(
+            cmd,
+            {
+              command: 'edit',
+              output: out,
+              seed: result.seed.toString(),
+              width,
+              height,
+              inversion: flags.inversion ?? flags.saveInversion ?? null,
+              concepts: flags.concept.length,
+              seconds: round(seconds),
+              loadSeconds: round(session.loadSeconds),
+            },
+            `wrote ${out} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)`,
+          );
         } finally {
-          inversion.dispose();
+          result.dispose();
         }
-      });
+      } finally {
+        inversion.dispose();
+      }
     });
+  });
 }

@@ -9,13 +9,13 @@ import { checkImageSize } from '../../image/read.js';
 import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor } from '../../io/safetensors.js';
-import { runJob, type JobOptions } from '../../jobs.js';
+import type { JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Device } from '../../device.js';
 import { loadModule, type Module } from '../../module.js';
 import { contextOf, validateImagicGenerateOptions, validateImagicSweepOptions } from '../../options/resolve.js';
-import { Tensor } from '../../tensor.js';
-import { GenerationResult, toImages } from '../result.js';
+import type { Tensor } from '../../tensor.js';
+import { type GenerationResult, sampleAndDecode } from '../result.js';
 
 export interface ImagicSettings {
   targetPrompt: string;
@@ -89,24 +89,19 @@ export class ImagicResult extends NativeHandle {
     const results: GenerationResult[] = [];
     try {
       for (const eta of etas) {
-        const handle = this.model.native;
-        const latents = Tensor.fromNative(
-          await runJob(
-            (onProgress) =>
-              native().pipelines.imagicGenerate(
-                handle,
-                this.unet.native,
-                this.targetEmbedding.native,
-                this.optimizedEmbedding.native,
-                unconditional.native,
-                { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } },
-                onProgress,
-              ),
-            options,
+        results.push(
+          await sampleAndDecode(this.model, options, seed, (handle, onProgress) =>
+            native().pipelines.imagicGenerate(
+              handle,
+              this.unet.native,
+              this.targetEmbedding.native,
+              this.optimizedEmbedding.native,
+              unconditional.native,
+              { eta, sampling: { steps, guidanceScale, eta: 0, seed, latentHeight: height / scale, latentWidth: width / scale } },
+              onProgress,
+            ),
           ),
         );
-        using decoded = await this.model.decodeLatents(latents, { signal: options.signal });
-        results.push(GenerationResult.create(await toImages(decoded), latents, seed));
       }
       return results;
     } finally {

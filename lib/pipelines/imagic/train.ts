@@ -5,6 +5,7 @@
  */
 import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
+import { imageRunSettings } from '../../io/artifact.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import { Module } from '../../module.js';
@@ -53,7 +54,6 @@ export async function imagic(
       (onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress),
       options,
     );
-    const [, , h, w] = x0.shape;
     return ImagicResult.create(model, {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
@@ -63,9 +63,7 @@ export async function imagic(
         targetPrompt: prompt,
         embedding,
         finetune,
-        seed: seed.toString(),
-        width: w * model.config.vaeScaleFactor,
-        height: h * model.config.vaeScaleFactor,
+        ...imageRunSettings(model, x0, seed),
       },
       fingerprint: await model.fingerprint(),
     });

@@ -4,10 +4,9 @@
  * natively (native/core/edit/ledits.cc, semantic_guidance.cc); this file validates and packages.
  */
 import { native } from '../../binding.js';
-import { runJob, type JobOptions } from '../../jobs.js';
+import type { JobOptions } from '../../jobs.js';
 import { contextOf, validateEditOptions } from '../../options/resolve.js';
-import { Tensor } from '../../tensor.js';
-import { GenerationResult, toImages } from '../result.js';
+import { type GenerationResult, sampleAndDecode } from '../result.js';
 import type { Inversion } from './inversion.js';
 
 /** One SEGA edit concept. */
@@ -67,27 +66,20 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
   const conceptStates = parsed.length === 0 ? null : await model.encodePrompt(parsed.map((c) => c.prompt));
   const t = inversion.tensors;
-  const handle = model.native;
   try {
-    const latents = Tensor.fromNative(
-      await runJob(
-        (onProgress) =>
-          native().pipelines.edit(
-            handle,
-            t.timesteps.native,
-            t.xts.native,
-            t.zs.native,
-            t.unconditional.native,
-            target?.native ?? null,
-            conceptStates?.native ?? null,
-            { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed },
-            onProgress,
-          ),
-        options,
+    return await sampleAndDecode(model, options, BigInt(inversion.settings.seed), (handle, onProgress) =>
+      native().pipelines.edit(
+        handle,
+        t.timesteps.native,
+        t.xts.native,
+        t.zs.native,
+        t.unconditional.native,
+        target?.native ?? null,
+        conceptStates?.native ?? null,
+        { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed },
+        onProgress,
       ),
     );
-    using decoded = await model.decodeLatents(latents, { signal: options.signal });
-    return GenerationResult.create(await toImages(decoded), latents, BigInt(inversion.settings.seed));
   } finally {
     target?.dispose();
     conceptStates?.dispose();

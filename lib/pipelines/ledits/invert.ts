@@ -4,6 +4,7 @@
  */
 import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
+import { imageRunSettings } from '../../io/artifact.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import { contextOf, validateInvertOptions } from '../../options/resolve.js';
@@ -50,7 +51,6 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
         ),
       options,
     );
-    const [, , h, w] = x0.shape;
     return Inversion.create(model, {
       tensors: {
         x0,
@@ -65,9 +65,7 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
         sourceGuidanceScale,
         steps,
         eta,
-        seed: seed.toString(),
-        width: w * model.config.vaeScaleFactor,
-        height: h * model.config.vaeScaleFactor,
+        ...imageRunSettings(model, x0, seed),
       },
       fingerprint: await model.fingerprint(),
     });
