@@ -111,6 +111,7 @@ export class StableDiffusionModel extends NativeHandle {
     return new StableDiffusionModel(path, config, tokenizer, handle, onWarning);
   }
 
+  // One getter per binding property, as Module and Tensor have: alike in shape only.
   /** @internal The native handle, for passing to the binding. Throws ERR_DISPOSED. */
   get native(): NativeModel {
     return this.handle<NativeModel>();
