@@ -417,7 +417,7 @@ def save_png_grid(rows, path, scale=2):
 
 
 @torch.no_grad()
-def vae_report(enc, dec, dm, cfg, out, n=256):
+def vae_report(enc, dec, dm, cfg, out, n=256, fname="vae_roundtrip.png"):
     """Held-out VAE round trip (posterior mean -> decoder, as torchedit's encodeImage): PSNR, by
     background kind and object count, and <out>/vae_roundtrip.png (originals / round trips)."""
     enc.eval()
@@ -437,7 +437,7 @@ def vae_report(enc, dec, dm, cfg, out, n=256):
     print(f"vae held-out round trip PSNR (n={n}) " + "; ".join(parts), flush=True)
     order = torch.argsort(ps)  # worst first, then a spread
     pick = torch.cat([order[:8], order[torch.linspace(8, n - 1, 8).long()]])
-    save_png_grid([x[pick[:8]], rec[pick[:8]], x[pick[8:]], rec[pick[8:]]], os.path.join(out, "vae_roundtrip.png"))
+    save_png_grid([x[pick[:8]], rec[pick[:8]], x[pick[8:]], rec[pick[8:]]], os.path.join(out, fname))
     enc.train()
     dec.train()
     return float(ps.mean())
@@ -482,6 +482,8 @@ def validate(v, ema, cfg, known):
 def finetune_decoder(args):
     torch.set_num_threads(1)
     torch.manual_seed(args.seed + 7)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     st = torch.load(os.path.join(args.out, "ckpt.pt"))
     enc, dec, _, _ = build_models(st["config"], st["known_ids"])
     enc.load_state_dict(st["vae_encoder"])
@@ -525,13 +527,18 @@ def finetune_decoder(args):
         if ft["step"] % 50 == 0:
             print(f"decoder-ft step {ft['step']} t={time.time() - t0:.0f}s mse={acc / n:.5f} psnr~{10 * math.log10(4 * n / acc):.2f}dB", flush=True)
             acc, n = 0.0, 0
-        if time.time() - last_ck > args.ckpt_minutes * 60 or time.time() - t0 >= budget:
+        if time.time() - last_ck > args.ckpt_minutes * 60 or time.time() - t0 >= budget or STOP["signal"]:
             ft.update(time=time.time() - t0, vae_decoder=dec.state_dict(), opt=opt.state_dict())
             save(ft, path)
             last_ck = time.time()
+            if STOP["signal"]:
+                print(f"signal {STOP['signal']}: decoder fine-tune saved at step {ft['step']}, exiting", flush=True)
+                return
     ft.update(time=time.time() - t0, vae_decoder=dec.state_dict(), opt=opt.state_dict())
     save(ft, path)
     print(f"decoder fine-tune done: {ft['step']} steps in {ft['time']:.0f}s", flush=True)
+    if "objects" in dm.attributes(0):
+        vae_report(enc, dec, dm, st["config"], args.out, fname="vae_roundtrip_decoder_ft.png")
 
 
 if __name__ == "__main__":
