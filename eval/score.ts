@@ -1,6 +1,8 @@
 /**
- * Scoring through scripts/tinysd/analyze.py's stable CLI: one Python call per measure, on a .npy
- * batch (and a reference batch for the pairwise fields), then the issue's aggregates.
+ * Paths and small helpers shared by the evaluation, and `analyzeBatch`: scripts/tinysd/analyze.py's
+ * CLI on a .npy batch (used by test/model/defaultModel.test.ts for a quick single-shape check).
+ * The strict evaluation does not score with it: its one definition of success is eval/strict.py
+ * (see eval/README.md).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -59,55 +61,6 @@ export function analyzeBatch(dir: string, name: string, images: Uint8Array[], si
   return rows;
 }
 
-/** What an edit case asked for: the input's attributes and the wanted colour. */
-export interface EditCase {
-  shape: string;
-  color: string;
-  bg: string;
-  newColor: string;
-}
-
-/** The issue's strict success: new colour, same shape, same background, centroid moved < 4 px. */
-export function strictSuccess(a: Analysis, c: EditCase): boolean {
-  const shift = a.centroid_shift;
-  return a.found && a.color === c.newColor && a.shape === c.shape && a.bg === c.bg && typeof shift === 'number' && shift < 4;
-}
-
-export interface EditScore {
-  n: number;
-  /** Share of strict successes. */
-  strict: number;
-  /** Share with the new colour (whatever else happened). */
-  colour: number;
-  sameShape: number;
-  sameBg: number;
-  /** Median centroid shift in px (a picture without a shape counts as an infinite shift). */
-  medianShift: number;
-  /** Mean PSNR of the background outside both shapes (dB), over pictures where it is defined. */
-  bgPsnr: number;
-  /** Mean whole-picture PSNR against the input (dB). */
-  psnr: number;
-  /** Per-case strict success, in case order. */
-  ok: boolean[];
-}
-
-export function scoreEdits(rows: Analysis[], cases: EditCase[]): EditScore {
-  const n = rows.length;
-  const ok = rows.map((r, k) => strictSuccess(r, cases[k]));
-  const share = (f: (r: Analysis, k: number) => boolean) => rows.filter(f).length / Math.max(n, 1);
-  return {
-    n,
-    strict: share((_, k) => ok[k]),
-    colour: share((r, k) => r.color === cases[k].newColor),
-    sameShape: share((r, k) => r.shape === cases[k].shape),
-    sameBg: share((r, k) => r.bg === cases[k].bg),
-    medianShift: median(rows.map((r) => (typeof r.centroid_shift === 'number' ? r.centroid_shift : Infinity))),
-    bgPsnr: mean(rows.map((r) => r.bg_psnr).filter((v): v is number => typeof v === 'number')),
-    psnr: mean(rows.map((r) => r.psnr).filter((v): v is number => typeof v === 'number')),
-    ok,
-  };
-}
-
 export function median(values: number[]): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
@@ -117,11 +70,4 @@ export function median(values: number[]): number {
 
 export function mean(values: number[]): number {
   return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
-}
-
-/** Orders edit scores: more strict successes, then smaller median shift, then higher background PSNR. */
-export function betterEdit(a: EditScore, b: EditScore): boolean {
-  if (a.strict !== b.strict) return a.strict > b.strict;
-  if (a.medianShift !== b.medianShift) return a.medianShift < b.medianShift;
-  return a.bgPsnr > b.bgPsnr;
 }

@@ -5,7 +5,8 @@
  *
  * eval/run.ts runs this in a child process that never loads the torchedit addon (see run.ts,
  * "Why .npy"). SPEC: { out, title, rows: [{ label, pairs: [{ before: [npy, k], after: [npy, k],
- * caption, ok? }] }] } with images from .npy batches (eval/npy.ts).
+ * caption, ok? }] }] } with images from .npy batches (eval/npy.ts); a caption's second line (after
+ * "\n") says what failed, and is marked ✗ (or ✓) by `ok`.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +30,7 @@ const SCALE = 2;
 const GAP = 4; // between the two images of a pair
 const PAIR_GAP = 18; // between pairs
 const LABEL_W = 250;
-const CAPTION_H = 16;
+const CAPTION_H = 30; // two lines: the case, then what failed (or ✓)
 const ROW_GAP = 14;
 const TITLE_H = 30;
 
@@ -100,9 +101,13 @@ export async function buildSheet(spec: SheetSpec): Promise<void> {
       const left = LABEL_W + p * (pairW + PAIR_GAP);
       layers.push({ input: await tile(pair.before), left, top });
       layers.push({ input: await tile(pair.after), left: left + S + GAP, top });
-      const mark = pair.ok === undefined ? '' : pair.ok ? ' ✓' : ' ✗';
+      const mark = pair.ok === undefined ? '' : pair.ok ? '✓ ' : '✗ ';
       const color = pair.ok === undefined ? '#333' : pair.ok ? '#060' : '#a00';
-      layers.push(text(left, top + S + 1, [pair.caption + mark], 11, pairW, CAPTION_H, color));
+      const [head, ...rest] = pair.caption.split('\n');
+      const lines = [head, ...rest.map((l) => (l.startsWith('✓') || l.startsWith('✗') ? l : mark + l))].map((l) =>
+        l.length > 44 ? `${l.slice(0, 43)}…` : l,
+      );
+      layers.push(text(left, top + S + 1, lines, 10, pairW, CAPTION_H, color));
     }
   }
   await sharp({ create: { width, height, channels: 3, background: '#ffffff' } })
