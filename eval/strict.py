@@ -14,9 +14,8 @@ the source picture (or the prompt's attributes for text-to-image). edit: {"objec
 (object k of attrs["objects"], left to right, is to become colour c'; every other object is to stay).
 
 Why not scene_analyze.analyze_scene as it is: its shape test (analyze.py's coverage outside the
-inscribed ellipse) names 94.8% of the shapes in VAE round trips of held-out scenes.py pictures
-through a shapes2-64 training checkpoint's 4x VAE (this analyser: 97.9%), missing mostly squares
-and triangles of r < 6 px, and it names every blob one of the three shapes (an ellipse "circle",
+inscribed ellipse) names 95.2% of the shapes in VAE round trips of held-out scenes.py pictures
+through shapes2-64's 4x VAE (VAE step 1849; this analyser: 98.1%), missing shapes of r < 6 px, and it names every blob one of the three shapes (an ellipse "circle",
 a 2:1 rectangle "square"). Here each object's shape is the
 best least-squares fit of scenes.py's own renderer (scenes._coverage: the exact anti-aliased
 circle, square or triangle, free centre and size) blurred by a fitted Gaussian (a VAE softens
