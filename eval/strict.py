@@ -189,7 +189,7 @@ def analyze_scene(img):
                              x[:, -2:].reshape(-1, 3)])
     bg_rgb = np.median(border, axis=0)
     dist = np.linalg.norm(x - bg_rgb, axis=2)
-    lab, sizes = scene_analyze._components(dist > FG_THRESHOLD)
+    lab, sizes = analyze.components(dist > FG_THRESHOLD)
     order = [k for k in np.argsort(sizes)[::-1] if k and sizes[k] >= MIN_OBJECT_PX]
     analysed = order[:MAX_OBJECTS]
     objs = []

@@ -81,16 +81,17 @@ def _nearest(rgb, palette):
     return best, bd
 
 
-def _largest_component(m):
-    """Largest 4-connected component of a boolean mask (plain BFS; images are small)."""
+def components(m):
+    """Labels of the 4-connected components of a boolean mask -> (labels, sizes by label; label 0
+    is the background). Plain BFS: images are small."""
     H, W = m.shape
     lab = np.zeros((H, W), dtype=np.int32)
-    best, best_n, cur = 0, 0, 0
+    sizes = [0]
     ys, xs = np.nonzero(m)
     for y0, x0 in zip(ys, xs):
         if lab[y0, x0]:
             continue
-        cur += 1
+        cur = len(sizes)
         stack = [(y0, x0)]
         lab[y0, x0] = cur
         n = 0
@@ -101,9 +102,16 @@ def _largest_component(m):
                 if 0 <= yy < H and 0 <= xx < W and m[yy, xx] and not lab[yy, xx]:
                     lab[yy, xx] = cur
                     stack.append((yy, xx))
-        if n > best_n:
-            best, best_n = cur, n
-    return lab == best if best else np.zeros_like(m)
+        sizes.append(n)
+    return lab, sizes
+
+
+def _largest_component(m):
+    """Largest 4-connected component of a boolean mask (the first of equal size)."""
+    lab, sizes = components(m)
+    if len(sizes) == 1:
+        return np.zeros_like(m)
+    return lab == int(np.argmax(sizes[1:])) + 1
 
 
 def _dilate(m, r):

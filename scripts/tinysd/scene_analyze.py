@@ -30,30 +30,6 @@ import scenes  # noqa: E402
 MIN_PIXELS = 4
 
 
-def _components(m):
-    """Labels of the 4-connected components of a boolean mask -> (labels, sizes by label)."""
-    H, W = m.shape
-    lab = np.zeros((H, W), dtype=np.int32)
-    sizes = [0]
-    ys, xs = np.nonzero(m)
-    for y0, x0 in zip(ys, xs):
-        if lab[y0, x0]:
-            continue
-        cur = len(sizes)
-        stack = [(y0, x0)]
-        lab[y0, x0] = cur
-        n = 0
-        while stack:
-            y, x = stack.pop()
-            n += 1
-            for yy, xx in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
-                if 0 <= yy < H and 0 <= xx < W and m[yy, xx] and not lab[yy, xx]:
-                    lab[yy, xx] = cur
-                    stack.append((yy, xx))
-        sizes.append(n)
-    return lab, sizes
-
-
 def _r_est(shape, area):
     if shape == "circle":
         return math.sqrt(area / math.pi)
@@ -68,7 +44,7 @@ def analyze_scene(img, max_objects=2):
     border = np.concatenate([x[:2].reshape(-1, 3), x[-2:].reshape(-1, 3), x[:, :2].reshape(-1, 3), x[:, -2:].reshape(-1, 3)])
     bg_rgb = np.median(border, axis=0)
     dist = np.linalg.norm(x - bg_rgb, axis=2)
-    lab, sizes = _components(dist > analyze.FG_THRESHOLD)
+    lab, sizes = analyze.components(dist > analyze.FG_THRESHOLD)
     order = [k for k in np.argsort(sizes)[::-1] if k and sizes[k] >= MIN_PIXELS][:max_objects]
     objs = []
     for k in order:
