@@ -73,6 +73,8 @@ export interface NativeModelConfig {
   scalingFactor: number;
   predictionType: string;
   textEncoder: { maxLength: number; hiddenSize: number };
+  /** model.json `crossAttentionMaps.downsample`; 0 when the UNet gives no maps. */
+  attentionMapDownsample: number;
   scheduler: {
     numTrainTimesteps: number;
     betaSchedule: string;
@@ -105,7 +107,17 @@ export interface NativeGuidanceOptions {
   momentumScale: number;
   momentumBeta: number;
   maskMode: 'channel' | 'sum';
-  concepts: Array<{ scale: number; remove: boolean; warmup: number; cooldown: number | null; threshold: number; weight: number }>;
+  concepts: Array<{
+    scale: number;
+    remove: boolean;
+    warmup: number;
+    cooldown: number | null;
+    threshold: number;
+    weight: number;
+    implicitMask: 'off' | 'attention' | 'intersect';
+    /** The concept prompt's tokens, without BOS/EOS (M¹ reads their maps). */
+    tokenCount: number;
+  }>;
 }
 
 export interface NativeEditOptions extends NativeGuidanceOptions {
@@ -113,6 +125,7 @@ export interface NativeEditOptions extends NativeGuidanceOptions {
   eta: number;
   skip: number;
   guidanceScale: number;
+  returnMasks: boolean;
 }
 
 export interface NativeImagicTrainOptions {
@@ -183,17 +196,20 @@ export interface NativeBinding {
       options: NativeInversionOptions,
       onProgress?: NativeProgressCallback,
     ): NativeJob<[NativeTensor, NativeTensor, NativeTensor]>;
+    /** Returns the edited latents and, with `returnMasks`, the masks `[steps, concepts, h, w]`. */
     edit(
       model: NativeModel,
+      x0: NativeTensor,
       timesteps: NativeTensor,
       xts: NativeTensor,
       zs: NativeTensor,
       unconditional: NativeTensor,
       target: NativeTensor | null,
       concepts: NativeTensor | null,
+      userMask: NativeTensor | null,
       options: NativeEditOptions,
       onProgress?: NativeProgressCallback,
-    ): NativeJob<NativeTensor>;
+    ): NativeJob<[NativeTensor, NativeTensor | null]>;
     imagicTrain(
       model: NativeModel,
       x0: NativeTensor,

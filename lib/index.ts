@@ -19,12 +19,13 @@ export {
 export { ImageResult, type ImageFormat, type EncodeOptions, type ImageResultInit } from './image/write.js';
 export type { ModelDefaults, RecommendedSettings } from './options/defaults.js';
 export { StableDiffusionModel, loadModel, defaultModelPath, type LoadModelOptions, type EncodeImageOptions } from './model/model.js';
-export type { BundleConfig, SchedulerConfig, TextEncoderConfig } from './model/config.js';
+export type { BundleConfig, CrossAttentionMapsConfig, SchedulerConfig, TextEncoderConfig } from './model/config.js';
 export type { TextToImageOptions } from './pipelines/textToImage.js';
 export { GenerationResult } from './pipelines/result.js';
 export { ClipTokenizer, type ClipTokenizerOptions, type TokenizedWord } from './tokenizer/clipTokenizer.js';
 export type { InvertOptions } from './pipelines/ledits/invert.js';
 export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
-export type { EditOptions, EditConcept } from './pipelines/ledits/edit.js';
+export type { EditOptions, EditConcept, ImplicitMaskMode, MaskInput } from './pipelines/ledits/edit.js';
+export { EditResult } from './pipelines/ledits/editResult.js';
 export type { ImagicOptions, ImagicStageOptions } from './pipelines/imagic/train.js';
 export { ImagicResult, loadImagic, type ImagicGenerateOptions, type ImagicSettings } from './pipelines/imagic/result.js';

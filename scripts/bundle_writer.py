@@ -9,7 +9,10 @@ write_bundle(out_dir, text_encoder, unet, vae_encoder, vae_decoder, config, toke
 
   The four modules are eager torch.nn.Modules that ALREADY have the bundle signatures:
     text_encoder(input_ids int64 [B, L])                          -> float [B, L, D]
-    unet(sample [B, C, h, w], timestep int64 [B], ehs [B, L, D])  -> [B, C, h, w]
+    unet(sample [B, C, h, w], timestep int64 [B], ehs [B, L, D])  -> [B, C, h, w], or with
+                                                                     config["crossAttentionMaps"]
+                                                                     (format version 2) the tuple
+                                                                     ([B, C, h, w], maps [B, L, h/d, w/d])
     vae_encoder(image [B, 3, H, W] in [-1, 1])                    -> [B, 2C, h, w] (mean ‖ logvar)
     vae_decoder(latents [B, C, h, w], unscaled)                   -> [B, 3, H, W]
   They are put in eval() mode. Each one is torch.jit.trace'd (or torch.jit.script'ed if its name,
@@ -57,6 +60,7 @@ __all__ = ["write_bundle", "trace_module", "verify_module", "check_dtype_agnosti
 
 FORMAT = "torchedit-bundle"
 FORMAT_VERSION = 1
+FORMAT_VERSION_MAPS = 2  # the UNet returns (noise, cross-attention maps): docs/bundle-format.md
 MODULE_FILES = {"text_encoder": "text_encoder.pt", "unet": "unet.pt",
                 "vae_encoder": "vae_encoder.pt", "vae_decoder": "vae_decoder.pt"}
 REQUIRED_FIELDS = ["sampleSize", "latentChannels", "scalingFactor", "predictionType", "scheduler", "textEncoder"]
@@ -88,7 +92,14 @@ def _build_model_json(config, dtype, name):
         raise BundleError("config.textEncoder is missing field(s): %s" % ", ".join(tm))
     if cfg["predictionType"] not in ("epsilon", "v_prediction"):
         raise BundleError("config.predictionType must be epsilon or v_prediction, got %r" % cfg["predictionType"])
-    out = {"format": FORMAT, "formatVersion": FORMAT_VERSION, "name": name or cfg.get("name") or "model"}
+    maps = cfg.get("crossAttentionMaps")
+    if maps is not None:
+        if not isinstance(maps, dict) or maps.get("downsample") not in (1, 2, 4, 8) or \
+                not isinstance(maps.get("layers"), list) or not maps["layers"]:
+            raise BundleError("config.crossAttentionMaps must be {downsample: 1|2|4|8, layers: [names...]}, got %r" % (maps,))
+    # A UNet that also returns cross-attention maps has another signature: format version 2.
+    out = {"format": FORMAT, "formatVersion": FORMAT_VERSION_MAPS if maps is not None else FORMAT_VERSION,
+           "name": name or cfg.get("name") or "model"}
     out["sampleSize"] = int(cfg["sampleSize"])
     out["latentChannels"] = int(cfg["latentChannels"])
     out["vaeScaleFactor"] = int(cfg.get("vaeScaleFactor", 8))
@@ -238,6 +249,22 @@ def verify_module(kind, eager, loaded, mj, sizes, tol, dtype, device, log, check
         with torch.no_grad():
             ref = eager(*inp)
             got = loaded(*inp)
+        maps = mj.get("crossAttentionMaps") if kind == "unet" else None
+        if maps is not None:
+            # (noise, maps): the maps [B, L, h/d, w/d] are checked here, the noise below.
+            if not isinstance(got, tuple) or len(got) != 2:
+                raise BundleError("unet.pt: model.json declares crossAttentionMaps, so the UNet must return "
+                                  "(noise, maps); it returned %s" % type(got).__name__)
+            B, _, h, w = inp[0].shape
+            d = maps["downsample"]
+            exp_maps = (B, mj["textEncoder"]["maxLength"], h // d, w // d)
+            if check_config and tuple(got[1].shape) != exp_maps:
+                raise BundleError("unet.pt: cross-attention maps shaped %s for latents %s, but model.json implies %s"
+                                  % (list(got[1].shape), list(inp[0].shape), list(exp_maps)))
+            dm = _maxdiff(got[1], ref[1])
+            if dm > tol:
+                raise BundleError("unet.pt: reloaded maps differ from eager: max|diff| %.3g > tol %.3g" % (dm, tol))
+            got, ref = got[0], ref[0]
         if not isinstance(got, torch.Tensor):
             raise BundleError("%s: reloaded module returned %s, expected one Tensor" % (MODULE_FILES[kind], type(got).__name__))
         if tuple(got.shape) != tuple(ref.shape):
@@ -270,6 +297,8 @@ def _check_grad(loaded, mj, dtype, device, log):
     for p in params:
         p.requires_grad_(True)
     out = loaded(x, t, e)
+    if isinstance(out, tuple):  # (noise, cross-attention maps)
+        out = out[0]
     loss = (out.float() ** 2).mean()
     loss.backward()
     n_grad = sum(1 for p in params if p.grad is not None and p.grad.abs().sum().item() > 0)
@@ -372,6 +401,9 @@ def _check_cli(bundle_dir):
         t0 = time.time()
         with torch.no_grad():
             out = m(*inp)
+        if isinstance(out, tuple):  # a format-2 UNet: (noise, cross-attention maps)
+            print("%-16s cross-attention maps %s" % (fn, list(out[1].shape)))
+            out = out[0]
         exp = _expected_shape(kind, mj, inp)
         print("%-16s %s -> %s (expected %s) std %.3g  %.2fs" % (fn, [list(i.shape) for i in inp], list(out.shape),
                                                               list(exp), out.float().std().item(), time.time() - t0))

@@ -3,7 +3,8 @@
 usage: /usr/bin/python3 scripts/make_test_bundle.py OUT_DIR [--seed N] [--sample-size 8]
           [--latent-channels 4] [--hidden-size 32] [--max-length 77]
           [--prediction-type epsilon|v_prediction] [--pad-token-id 49407]
-          [--dtype float32|float16] [--variant ok|bad-unet-channels|bad-hidden-size]
+          [--dtype float32|float16] [--variant ok|bad-unet-channels|bad-hidden-size|bad-maps]
+          [--attention-maps]
           [--tokenizer-dir DIR] [--name NAME]
 
 The modules have exactly the bundle signatures and an SD-like structure, at toy width:
@@ -27,7 +28,11 @@ from one forward pass on seeded random inputs) so outputs have a fixed O(1) std:
 / logvar centred at -2 with std 0.5, decoder 0.4 on unscaled latents randn/scalingFactor.
 Variants (for loader rejection tests): bad-unet-channels -> UNet outputs latentChannels+1 channels;
 bad-hidden-size -> the text encoder outputs hiddenSize+8 wide states while model.json says
-hiddenSize (the UNet still expects hiddenSize).
+hiddenSize (the UNet still expects hiddenSize); bad-maps -> cross-attention maps at half the size
+model.json declares.
+--attention-maps: the UNet returns (noise, maps) with maps [B, L, h, w], the cross-attention
+probabilities of its two transformers averaged over heads and both layers (format version 2,
+crossAttentionMaps.downsample 1).
 All graphs are dtype-agnostic (no hard-coded float32 casts), so --dtype float16 works on CPU
 through bundle_writer's fp32-trace-then-convert path (fp16 kernels are not run on CPU).
 """
@@ -64,6 +69,10 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(dim, dim)
 
     def forward(self, x, ctx, mask: Optional[torch.Tensor] = None):
+        return self.attend(x, ctx, mask)[0]
+
+    def attend(self, x, ctx, mask: Optional[torch.Tensor] = None):
+        """The output and the attention probabilities averaged over heads, [b, n, m]."""
         b, n = x.shape[0], x.shape[1]
         m = ctx.shape[1]
         q = self.to_q(x).reshape(b, n, self.heads, -1).transpose(1, 2)
@@ -72,8 +81,9 @@ class Attention(nn.Module):
         s = torch.matmul(q, k.transpose(-1, -2)) * self.scale
         if mask is not None:
             s = s.masked_fill(mask, float("-inf"))
-        a = torch.matmul(s.softmax(dim=-1), v)
-        return self.to_out(a.transpose(1, 2).reshape(b, n, -1))
+        p = s.softmax(dim=-1)
+        a = torch.matmul(p, v)
+        return self.to_out(a.transpose(1, 2).reshape(b, n, -1)), p.mean(1)
 
 
 class TextEncoder(nn.Module):
@@ -145,15 +155,20 @@ class Transformer2D(nn.Module):
         self.proj_out = nn.Linear(ch, ch)
 
     def forward(self, x, ctx):
+        return self.forward_maps(x, ctx)[0]
+
+    def forward_maps(self, x, ctx):
+        """The output and the cross-attention probabilities averaged over heads, [b, hw, L]."""
         b, c, h, w = x.shape
         r = x
         y = self.proj_in(self.norm(x).flatten(2).transpose(1, 2))  # [b, hw, c]
         z = self.ln1(y)
         y = y + self.attn1(z, z)
-        y = y + self.attn2(self.ln2(y), ctx)
+        a, p = self.attn2.attend(self.ln2(y), ctx)
+        y = y + a
         y = y + self.ff2(F.gelu(self.ff1(self.ln3(y))))
         y = self.proj_out(y)
-        return y.transpose(1, 2).reshape(b, c, h, w) + r
+        return y.transpose(1, 2).reshape(b, c, h, w) + r, p
 
 
 class UNet(nn.Module):
@@ -175,16 +190,41 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(ch, out_channels or latent_channels, 3, padding=1)
 
     def forward(self, sample, timestep, encoder_hidden_states):
+        return self.forward_maps(sample, timestep, encoder_hidden_states)[0]
+
+    # The layers whose cross-attention maps forward_maps averages (both at the latent size).
+    MAP_LAYERS = ["down_attn.attn2", "up_attn.attn2"]
+
+    def forward_maps(self, sample, timestep, encoder_hidden_states):
+        """The noise and the cross-attention maps [B, L, h, w] of MAP_LAYERS, averaged over heads and layers."""
         t = timestep_embedding(timestep, self.ch).type_as(sample)
         temb = self.time_l2(F.silu(self.time_l1(t)))
         h = self.conv_in(sample)
-        h = self.down_attn(self.down_res(h, temb), encoder_hidden_states)
+        h, p0 = self.down_attn.forward_maps(self.down_res(h, temb), encoder_hidden_states)
         skip = h
         h = self.mid_res(self.downsample(h), temb)
         h = self.up_conv(F.interpolate(h, scale_factor=2.0, mode="nearest"))
         h = self.up_res(torch.cat([h, skip], dim=1), temb)
-        h = self.up_attn(h, encoder_hidden_states)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        h, p1 = self.up_attn.forward_maps(h, encoder_hidden_states)
+        B, _, H, W = sample.shape
+        maps = ((p0 + p1) / 2).transpose(1, 2).reshape(B, -1, H, W)
+        return self.conv_out(F.silu(self.norm_out(h))), maps
+
+
+class UNetWithMaps(nn.Module):
+    """The bundle UNet of format version 2: (noise, cross-attention maps). `maps_stride` > 1 makes
+    deliberately wrong maps (pooled to a smaller size than model.json declares), for loader tests."""
+
+    def __init__(self, unet, maps_stride=1):
+        super().__init__()
+        self.unet = unet
+        self.maps_stride = maps_stride
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        noise, maps = self.unet.forward_maps(sample, timestep, encoder_hidden_states)
+        if self.maps_stride > 1:
+            maps = F.avg_pool2d(maps, self.maps_stride)
+        return noise, maps
 
 
 class VaeEncoder(nn.Module):
@@ -333,7 +373,9 @@ def main():
     p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"], default="epsilon")
     p.add_argument("--pad-token-id", type=int, default=49407)
     p.add_argument("--dtype", choices=["float32", "float16"], default="float32")
-    p.add_argument("--variant", choices=["ok", "bad-unet-channels", "bad-hidden-size"], default="ok")
+    p.add_argument("--variant", choices=["ok", "bad-unet-channels", "bad-hidden-size", "bad-maps"], default="ok")
+    p.add_argument("--attention-maps", action="store_true",
+                   help="the UNet also returns its cross-attention maps (format version 2)")
     p.add_argument("--tokenizer-dir", default=DEFAULT_TOKENIZER)
     p.add_argument("--name", default=None)
     args = p.parse_args()
@@ -362,6 +404,9 @@ def main():
         "testBundle": {"generator": "scripts/make_test_bundle.py", "seed": args.seed, "variant": args.variant,
                        "tokenEmbeddingRows": HASH_ROWS, "stats": {k: round(v, 5) for k, v in stats.items()}},
     }
+    if args.attention_maps or args.variant == "bad-maps":
+        config["crossAttentionMaps"] = {"downsample": 1, "layers": list(UNet.MAP_LAYERS)}
+        unet = UNetWithMaps(unet, maps_stride=2 if args.variant == "bad-maps" else 1)
     # UNet/VAE verification sizes: the default sizes (8, 16, 16x8) plus sampleSize.
     s = args.sample_size
     vl = [(1, 8, 8), (2, 16, 16), (3, 16, 8)]

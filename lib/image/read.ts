@@ -116,6 +116,36 @@ export async function readImage(input: ImageInput, options: ReadImageOptions): P
 }
 
 /**
+ * Read a mask (white = 1, black = 0) as `width × height` float32 values in [0, 1], row-major. The
+ * image is oriented, flattened onto black, turned to greyscale and resized with `fit: 'cover'`
+ * (how readImage frames an input by default) with a triangle filter, so a region that is all
+ * black or all white in the source stays exactly 0 or 1.
+ *
+ * @throws TorchEditError `ERR_IMAGE_READ` when the file is missing or cannot be decoded.
+ */
+export async function readMask(input: ImageInput, options: { width: number; height: number }): Promise<Float32Array> {
+  const { width, height } = options;
+  checkPositiveInteger('width', width);
+  checkPositiveInteger('height', height);
+  let pixels: Buffer;
+  try {
+    pixels = await open(input)
+      .autoOrient()
+      .flatten({ background: BLACK })
+      .greyscale()
+      .resize({ width, height, fit: 'cover', position: 'centre', kernel: 'linear' })
+      .extractChannel(0)
+      .raw()
+      .toBuffer();
+  } catch (error) {
+    if (error instanceof TorchEditError) throw error;
+    const source = typeof input === 'string' ? `file "${input}"` : 'input';
+    throw new TorchEditError('ERR_IMAGE_READ', `Cannot read mask from ${source}: ${messageOf(error)}`, { cause: error });
+  }
+  return Float32Array.from(pixels, (v) => v / 255);
+}
+
+/**
  * Check that a requested output size suits the model: both sides must be
  * positive integers and multiples of `multiple` (8 × vaeScaleFactor, i.e. 64
  * for Stable Diffusion, so the latent is divisible by the UNet's downsampling).

@@ -34,9 +34,21 @@ export interface TextEncoderConfig {
   knownTokenIds?: readonly number[];
 }
 
+/**
+ * model.json `crossAttentionMaps` (format version 2): the UNet returns `(noise, maps)`, the maps
+ * being its cross-attention probabilities averaged over heads and `layers`, `[B, L, h/d, w/d]`.
+ */
+export interface CrossAttentionMapsConfig {
+  /** d: the maps' side is the latent side divided by it (4 for SD at 512 px: 16 × 16 maps). */
+  downsample: 1 | 2 | 4 | 8;
+  /** The attention layers averaged (names as the exporter's model calls them; informative). */
+  layers: readonly string[];
+}
+
 export interface BundleConfig {
   format: 'torchedit-bundle';
-  formatVersion: 1;
+  /** 1, or 2 for a bundle whose UNet also returns cross-attention maps (`crossAttentionMaps`). */
+  formatVersion: 1 | 2;
   name: string;
   /** Latent side the model was trained at; image side = sampleSize × vaeScaleFactor. */
   sampleSize: number;
@@ -48,6 +60,8 @@ export interface BundleConfig {
   textEncoder: TextEncoderConfig;
   dtype: 'float32' | 'float16' | 'bfloat16';
   exportedWith?: { torch?: string };
+  /** Present when the UNet gives cross-attention maps (LEDITS++'s implicit masks need them). */
+  crossAttentionMaps?: CrossAttentionMapsConfig;
   /** Settings the bundle recommends for itself, replacing the library's defaults for it (lib/options/schema.ts). */
   recommended?: RecommendedSettings;
 }
@@ -113,10 +127,10 @@ export async function readModelJson(dir: string): Promise<BundleConfig> {
 
 function validate(dir: string, json: Record<string, unknown>): BundleConfig {
   if (json.format !== 'torchedit-bundle') throw configError(dir, 'format', "'torchedit-bundle'", json.format);
-  if (json.formatVersion !== 1) {
+  if (json.formatVersion !== 1 && json.formatVersion !== 2) {
     throw new TorchEditError(
       'ERR_MODEL_VERSION',
-      `${join(dir, 'model.json')}: formatVersion ${JSON.stringify(json.formatVersion)} is not supported by this torchedit (it reads version 1); upgrade torchedit or re-export the bundle`,
+      `${join(dir, 'model.json')}: formatVersion ${JSON.stringify(json.formatVersion)} is not supported by this torchedit (it reads versions 1 and 2); upgrade torchedit or re-export the bundle`,
     );
   }
   const int = (obj: Record<string, unknown>, key: string, prefix: string, min: number, max: number): number => {
@@ -153,7 +167,7 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
     : undefined;
   const config: BundleConfig = {
     format: 'torchedit-bundle',
-    formatVersion: 1,
+    formatVersion: json.formatVersion,
     name: typeof json.name === 'string' ? json.name : 'unnamed',
     sampleSize: int(json, 'sampleSize', '', 1, 4096),
     latentChannels: int(json, 'latentChannels', '', 1, 64),
@@ -180,8 +194,28 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
     exportedWith,
   };
   if (t.knownTokenIds !== undefined) config.textEncoder.knownTokenIds = knownTokenIds(dir, t.knownTokenIds);
+  // Version 2 is the version with maps: the UNet's signature differs, so an older torchedit must refuse it.
+  if (json.formatVersion === 2) config.crossAttentionMaps = crossAttentionMaps(dir, json.crossAttentionMaps);
+  else if (json.crossAttentionMaps !== undefined)
+    throw configError(
+      dir,
+      'crossAttentionMaps',
+      'no such field in formatVersion 1 (a bundle with maps is formatVersion 2)',
+      json.crossAttentionMaps,
+    );
   if (json.recommended !== undefined) config.recommended = recommended(dir, json.recommended, limitsOf(config));
   return config;
+}
+
+/** model.json `crossAttentionMaps`: `{ downsample: 1 | 2 | 4 | 8, layers: string[] }`. */
+function crossAttentionMaps(dir: string, value: unknown): CrossAttentionMapsConfig {
+  if (!isPlainObject(value)) throw configError(dir, 'crossAttentionMaps', 'an object (formatVersion 2 bundles have maps)', value);
+  const { downsample, layers } = value;
+  if (downsample !== 1 && downsample !== 2 && downsample !== 4 && downsample !== 8)
+    throw configError(dir, 'crossAttentionMaps.downsample', 'one of 1, 2, 4, 8', downsample);
+  if (!Array.isArray(layers) || layers.length === 0 || !layers.every((l) => typeof l === 'string'))
+    throw configError(dir, 'crossAttentionMaps.layers', 'a non-empty array of layer names', layers);
+  return { downsample, layers };
 }
 
 /** model.json `textEncoder.knownTokenIds`: an array of integer ids, strictly increasing. */

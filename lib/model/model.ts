@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { native, packageRoot, type NativeModel } from '../binding.js';
+import { native, packageRoot, type NativeModel, type NativeModelConfig } from '../binding.js';
 import { resolveDevice, type Device } from '../device.js';
 import { TorchEditError, callNative, fromNative, invalidOption } from '../errors.js';
 import { NativeHandle } from '../handle.js';
@@ -281,11 +281,19 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
   checkKnownTokenIds(dir, config, tokenizer.vocabSize);
   try {
-    const handle = await runJob((onProgress) => native().NativeModel.load(dir, config, device, dtype, autocast, onProgress), options);
+    const handle = await runJob(
+      (onProgress) => native().NativeModel.load(dir, nativeConfig(config), device, dtype, autocast, onProgress),
+      options,
+    );
     return StableDiffusionModel.create(dir, config, tokenizer, handle, options.onWarning);
   } catch (error) {
     throw explainLoadError(error as TorchEditError, config);
   }
+}
+
+/** What the native loader reads of model.json: the config, with the maps' downsampling as a number (0: none). */
+function nativeConfig(config: BundleConfig): NativeModelConfig {
+  return { ...config, attentionMapDownsample: config.crossAttentionMaps?.downsample ?? 0 };
 }
 
 /** A module that fails to load and was exported by a newer torch gets a precise error. */

@@ -7,6 +7,7 @@
  * The two interfaces below only name and type the fields; a test checks them against the schema.
  */
 import type { ResizeMode } from '../image/read.js';
+import type { ImplicitMaskMode } from '../pipelines/ledits/edit.js';
 import { defaultsPath, groupNames, hasValueDefault, optionSchema, type DefaultsKey, type OptionSpec } from './schema.js';
 
 /** Every option default of a model (`model.defaults`), grouped as model.json `recommended` is. */
@@ -21,6 +22,8 @@ export interface ModelDefaults {
     momentumScale: number;
     momentumBeta: number;
     maskMode: 'channel' | 'sum';
+    implicitMask: ImplicitMaskMode;
+    returnMasks: boolean;
   };
   concept: { scale: number; remove: boolean; warmup: number; threshold: number; weight: number };
   imagic: { embedding: { steps: number; lr: number }; finetune: { steps: number; lr: number }; resize: ResizeMode };
@@ -36,7 +39,7 @@ export interface RecommendedSettings {
   textToImage?: { steps?: number; guidanceScale?: number };
   inversion?: { steps?: number; sourceGuidanceScale?: number };
   /** `skipFraction` is a fraction of the inversion's steps in (0, 1). */
-  edit?: { guidanceScale?: number; skipFraction?: number; maskMode?: 'channel' | 'sum' };
+  edit?: { guidanceScale?: number; skipFraction?: number; maskMode?: 'channel' | 'sum'; implicitMask?: ImplicitMaskMode };
   concept?: { scale?: number; warmup?: number; threshold?: number };
   imagic?: { embedding?: { steps?: number; lr?: number }; finetune?: { steps?: number; lr?: number } };
   imagicGenerate?: { eta?: number; steps?: number; guidanceScale?: number };

@@ -14,9 +14,10 @@ import type { JobOptions } from '../jobs.js';
 import type { BundleConfig } from '../model/config.js';
 import type { TextToImageOptions } from '../pipelines/textToImage.js';
 import type { InvertOptions } from '../pipelines/ledits/invert.js';
-import type { EditConcept, EditOptions } from '../pipelines/ledits/edit.js';
+import type { EditConcept, EditOptions, ImplicitMaskMode, MaskInput } from '../pipelines/ledits/edit.js';
 import type { ImagicOptions } from '../pipelines/imagic/train.js';
 import type { ImagicGenerateOptions } from '../pipelines/imagic/result.js';
+import { Tensor } from '../tensor.js';
 import { getPath, setPath, type ModelDefaults } from './defaults.js';
 import {
   defaultsPath,
@@ -92,6 +93,8 @@ export function rangeText(kind: Kind, limits: Limits = {}): string {
       return `${integerText(0, boundText(SKIP_MAX, limits))}, or a fraction in (0, 1)`;
     case 'list':
       return `array of ${kind.of} objects`;
+    case 'mask':
+      return 'image path, Buffer, Uint8Array, sharp instance or Tensor';
   }
 }
 
@@ -139,7 +142,17 @@ export function checkValue(kind: Kind, value: unknown, limits: Limits = {}): Che
     }
     case 'list':
       return Array.isArray(value) ? { ok: true, value } : fail('array');
+    case 'mask':
+      return isMaskInput(value) ? { ok: true, value } : fail(rangeText(kind));
   }
+}
+
+/** A mask's input: what readImage takes, or a Tensor (checked by shape where it is used). */
+function isMaskInput(value: unknown): boolean {
+  if (typeof value === 'string') return value.length > 0;
+  if (value instanceof Uint8Array || value instanceof Tensor) return true;
+  // a sharp instance, without importing sharp here
+  return typeof value === 'object' && value !== null && typeof (value as { toBuffer?: unknown }).toBuffer === 'function';
 }
 
 function nameOf(ctx: ValidationContext, path: string): string {
@@ -222,8 +235,15 @@ export type ResolvedInvertOptions = Resolved<InvertOptions, 'seed' | 'width' | '
   width: number | undefined;
   height: number | undefined;
 };
-export type ResolvedConcept = Resolved<EditConcept, 'cooldown'> & { cooldown: number | null };
-export type ResolvedEditOptions = Resolved<EditOptions, 'concepts'> & { concepts: ResolvedConcept[] };
+/** A concept's `implicitMask` stays null when unset: the edit's applies. */
+export type ResolvedConcept = Resolved<EditConcept, 'cooldown' | 'implicitMask'> & {
+  cooldown: number | null;
+  implicitMask: ImplicitMaskMode | null;
+};
+export type ResolvedEditOptions = Resolved<EditOptions, 'concepts' | 'userMask'> & {
+  concepts: ResolvedConcept[];
+  userMask: MaskInput | null;
+};
 export interface ResolvedImagicOptions {
   embedding: { steps: number; lr: number };
   finetune: { steps: number; lr: number };

@@ -47,6 +47,8 @@ export type Kind =
   | { type: 'imageSide' }
   /** LEDITS skip: an integer count below the inversion's steps, or a fraction in (0, 1) of them. */
   | { type: 'skip' }
+  /** A mask: an image (path, Buffer, Uint8Array or sharp instance) or a Tensor. */
+  | { type: 'mask' }
   /** An array of objects, each validated by the group `of`. */
   | { type: 'list'; of: GroupName; item: string };
 
@@ -93,6 +95,7 @@ export type DefaultsKey = 'textToImage' | 'inversion' | 'edit' | 'concept' | 'im
 
 const TRAIN_STEPS: LimitBound = { limit: 'numTrainTimesteps' };
 const CFG: Kind = { type: 'number', min: 0, max: 1000 };
+const IMPLICIT_MASKS = ['off', 'attention', 'intersect'] as const;
 const RESIZE: Kind = { type: 'enum', values: ['cover', 'contain', 'fill'] };
 
 // Options several groups take, alike but for their default and doc text.
@@ -283,6 +286,32 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--mask-mode',
         value: '<mode>',
       },
+      {
+        name: 'implicitMask',
+        kind: { type: 'enum', values: IMPLICIT_MASKS },
+        default: 'off',
+        recommended: true,
+        doc: "LEDITS++'s implicit mask of each concept: `off` (the noise mask of `threshold` alone), `attention` (M¹: where the UNet's cross-attention to the concept's words is in its top 1 − `threshold`), `intersect` (M¹ ∩ the noise mask); the last two need a bundle with cross-attention maps",
+        diffusers: 'use_cross_attn_mask, use_intersect_mask',
+        flag: '--implicit-mask',
+        value: '<mode>',
+      },
+      {
+        name: 'userMask',
+        kind: { type: 'mask' },
+        default: null,
+        defaultText: 'none',
+        doc: 'where the edit may act: an image (white = editable; read like the input, resized to the latent size) or a `[h, w]` / `[1, 1, h, w]` tensor in [0, 1] at the latent size; outside it the result is the reconstruction',
+        diffusers: 'user_mask',
+        flag: '--user-mask',
+        value: '<image>',
+      },
+      {
+        name: 'returnMasks',
+        kind: { type: 'boolean' },
+        default: false,
+        doc: "keep the mask each concept applied at each step in the result's `masks` (CLI: `--save-masks <dir>`)",
+      },
     ],
   },
   concept: {
@@ -341,6 +370,14 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: 'threshold',
       },
       { name: 'weight', kind: CFG, default: 1, doc: 'relative weight w_c among concepts', diffusers: 'edit_weights', flag: 'weight' },
+      {
+        name: 'implicitMask',
+        kind: { type: 'enum', values: IMPLICIT_MASKS },
+        default: null,
+        defaultText: "the edit's `implicitMask`",
+        doc: "this concept's implicit mask: `off`, `attention` or `intersect` (see the edit option)",
+        flag: 'mask',
+      },
     ],
   },
   imagic: {

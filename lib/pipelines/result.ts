@@ -14,7 +14,7 @@ export class GenerationResult extends NativeHandle {
   /** The seed that was used (drawn at random when none was given), to reproduce the result. */
   readonly seed: bigint;
 
-  private constructor(images: ImageResult[], latents: Tensor, seed: bigint) {
+  protected constructor(images: ImageResult[], latents: Tensor, seed: bigint) {
     super('result');
     this.images = images;
     this.latents = latents;
@@ -54,8 +54,13 @@ export async function sampleAndDecode(
 ): Promise<GenerationResult> {
   const handle = model.native;
   const latents = Tensor.fromNative(await runJob((onProgress) => start(handle, onProgress), options));
+  return GenerationResult.create(await decodeImages(model, latents, options), latents, seed);
+}
+
+/** @internal Decodes latents `[B, C, h, w]` into one ImageResult per batch entry. */
+export async function decodeImages(model: StableDiffusionModel, latents: Tensor, options: JobOptions): Promise<ImageResult[]> {
   using decoded = await model.decodeLatents(latents, { signal: options.signal });
-  return GenerationResult.create(await toImages(decoded), latents, seed);
+  return toImages(decoded);
 }
 
 /** @internal Splits decoded images `[B, 3, H, W]` (float32, about [-1, 1]) into one ImageResult each. */

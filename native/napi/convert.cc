@@ -150,6 +150,13 @@ Napi::Value toJs(Napi::Env env, const Inversion& inversion) {
   return toJs(env, std::vector<at::Tensor>{inversion.timesteps, inversion.xts, inversion.zs});
 }
 
+Napi::Value toJs(Napi::Env env, const EditResult& result) {
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, toJs(env, result.latents));
+  out.Set(1u, result.masks.defined() ? toJs(env, result.masks) : env.Null());
+  return out;
+}
+
 Napi::Value toJs(Napi::Env env, const ImagicState& state) {
   auto losses = [&](const std::vector<float>& values) {
     Napi::Float32Array out = Napi::Float32Array::New(env, values.size());

@@ -9,6 +9,7 @@
 
 #include "../core/edit/ddpm_inversion.h"
 #include "../core/edit/imagic_trainer.h"
+#include "../core/edit/ledits.h"
 #include "../core/models/stable_diffusion.h"
 
 namespace torchedit::napi {
@@ -39,6 +40,7 @@ Napi::Value toJs(Napi::Env env, const c10::IValue& value);
 Napi::Value toJs(Napi::Env env, const std::shared_ptr<ScriptModule>& module);
 Napi::Value toJs(Napi::Env env, const std::shared_ptr<StableDiffusion>& model);
 Napi::Value toJs(Napi::Env env, const Inversion& inversion);
+Napi::Value toJs(Napi::Env env, const EditResult& result);
 Napi::Value toJs(Napi::Env env, const ImagicState& state);
 
 }  // namespace torchedit::napi

@@ -110,6 +110,7 @@ void read(const Fields& o, ModelConfig& x) {
   x.maxLength = text.integer("maxLength");
   x.hiddenSize = text.integer("hiddenSize");
   read(o.object("scheduler"), x.scheduler);
+  x.attentionMapDownsample = o.integer("attentionMapDownsample");
 }
 
 void read(const Fields& o, TextToImageOptions& x) {
@@ -135,6 +136,8 @@ void read(const Fields& o, EditConcept& x) {
   x.cooldown = o.optionalInteger("cooldown");
   x.threshold = o.number("threshold");
   x.weight = o.number("weight");
+  x.implicitMask = static_cast<ImplicitMask>(o.oneOf("implicitMask", {"off", "attention", "intersect"}));
+  x.tokenCount = o.integer("tokenCount");
 }
 
 void read(const Fields& o, SemanticGuidanceOptions& x) {
@@ -150,6 +153,7 @@ void read(const Fields& o, EditOptions& x) {
   x.skip = o.integer("skip");
   x.guidanceScale = o.number("guidanceScale");
   read(o, x.guidance);
+  x.returnMasks = o.boolean("returnMasks");
 }
 
 void read(const Fields& o, ImagicTrainOptions& x) {

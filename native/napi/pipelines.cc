@@ -53,15 +53,20 @@ Napi::Value Invert(const Napi::CallbackInfo& info) {
   return call.run([=](StableDiffusion& m, JobContext& job) { return invert(m, x0, uncond, source, options, job); });
 }
 
-// edit(model, timesteps, xts, zs, unconditional, target | null, concepts | null, options, onProgress?) -> latents
+// edit(model, x0, timesteps, xts, zs, unconditional, target | null, concepts | null, userMask | null, options,
+//      onProgress?) -> [latents, masks | null]
 Napi::Value Edit(const Napi::CallbackInfo& info) {
   ModelCall call(info);
-  Inversion inversion{call.tensor("timesteps"), call.tensor("xts"), call.tensor("zs")};
+  Inversion inversion;
+  inversion.x0 = call.tensor("x0");
+  inversion.timesteps = call.tensor("timesteps");
+  inversion.xts = call.tensor("xts");
+  inversion.zs = call.tensor("zs");
   torch::Tensor uncond = call.tensor("unconditional"), target = call.optionalTensor("target"),
-                concepts = call.optionalTensor("concepts");
+                concepts = call.optionalTensor("concepts"), userMask = call.optionalTensor("userMask");
   auto options = call.options<EditOptions>();
   return call.run([=](StableDiffusion& m, JobContext& job) {
-    return ledits(m, inversion, uncond, target, concepts, options, job);
+    return ledits(m, inversion, uncond, target, concepts, userMask, options, job);
   });
 }
 

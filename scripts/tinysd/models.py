@@ -13,7 +13,7 @@
              Bidirectional pre-LN transformer with learned position embeddings, final LayerNorm.
 """
 import math
-from typing import List
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
@@ -160,6 +160,10 @@ class Attention(nn.Module):
         self.o = nn.Linear(c, c)
 
     def forward(self, x, ctx):
+        return self.attend(x, ctx)[0]
+
+    def attend(self, x, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The output and the attention probabilities averaged over heads, [B, N, M]."""
         B, N, C = x.shape
         M = ctx.shape[1]
         h = self.heads
@@ -168,7 +172,7 @@ class Attention(nn.Module):
         v = self.v(ctx).view(B, M, h, C // h).transpose(1, 2)
         w = torch.softmax(q @ k.transpose(-1, -2) * (C // h) ** -0.5, dim=-1)
         out = (w @ v).transpose(1, 2).reshape(B, N, C)
-        return self.o(out)
+        return self.o(out), w.mean(1)
 
 
 class SpatialTransformer(nn.Module):
@@ -186,6 +190,10 @@ class SpatialTransformer(nn.Module):
         self.size = size
 
     def forward(self, x, ctx):
+        return self.forward_maps(x, ctx)[0]
+
+    def forward_maps(self, x, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The output and the cross-attention probabilities averaged over heads, [B, H*W, L]."""
         B, C, H, W = x.shape
         h = self.proj_in(self.norm(x))
         pos = self.pos
@@ -194,11 +202,12 @@ class SpatialTransformer(nn.Module):
         h = (h + pos).flatten(2).transpose(1, 2)
         y = self.ln1(h)
         h = h + self.attn1(y, y)
-        h = h + self.attn2(self.ln2(h), ctx)
+        a2, probs = self.attn2.attend(self.ln2(h), ctx)
+        h = h + a2
         a, g = self.ff_in(self.ln3(h)).chunk(2, dim=-1)
         h = h + self.ff_out(a * F.gelu(g))
         h = h.transpose(1, 2).reshape(B, C, H, W)
-        return x + self.proj_out(h)
+        return x + self.proj_out(h), probs
 
 
 class UNet(nn.Module):
@@ -224,23 +233,34 @@ class UNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
+    # The cross-attention layers whose maps forward_maps averages: those at the latent size.
+    MAP_LAYERS = ["d0a.attn2", "u0a0.attn2", "u0a1.attn2"]
+
     def forward(self, sample, timestep, encoder_hidden_states):
+        return self.forward_maps(sample, timestep, encoder_hidden_states)[0]
+
+    def forward_maps(self, sample, timestep, encoder_hidden_states) -> Tuple[torch.Tensor, torch.Tensor]:
+        """ε and the cross-attention maps [B, L, h, w]: the probabilities of MAP_LAYERS (the
+        latent-size level, down and up, as LEDITS++ takes SD's 16x16 level), averaged over heads
+        and layers."""
         ctx = encoder_hidden_states
         if timestep.dim() == 0:
             timestep = timestep.reshape(1)
         timestep = timestep.expand(sample.shape[0])
         temb = self.time(timestep_embedding(timestep, self.tin))
         h0 = self.conv_in(sample)
-        h1 = self.d0a(self.d0r(h0, temb), ctx)
+        h1, p0 = self.d0a.forward_maps(self.d0r(h0, temb), ctx)
         h2 = self.down(h1)
         h3 = self.d1a(self.d1r(h2, temb), ctx)
         h = self.m2(self.ma(self.m1(h3, temb), ctx), temb)
         h = self.u1a0(self.u1r0(torch.cat([h, h3], 1), temb), ctx)
         h = self.u1a1(self.u1r1(torch.cat([h, h2], 1), temb), ctx)
         h = self.up(F.interpolate(h, size=(h1.shape[2], h1.shape[3]), mode="nearest"))
-        h = self.u0a0(self.u0r0(torch.cat([h, h1], 1), temb), ctx)
-        h = self.u0a1(self.u0r1(torch.cat([h, h0], 1), temb), ctx)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        h, p1 = self.u0a0.forward_maps(self.u0r0(torch.cat([h, h1], 1), temb), ctx)
+        h, p2 = self.u0a1.forward_maps(self.u0r1(torch.cat([h, h0], 1), temb), ctx)
+        maps = (p0 + p1 + p2) / 3
+        B, _, H, W = sample.shape
+        return self.conv_out(F.silu(self.norm_out(h))), maps.transpose(1, 2).reshape(B, -1, H, W)
 
 
 # ----------------------------------------------------------------------------- UNet with N levels (shapes2-64)
@@ -263,47 +283,61 @@ class CrossTransformer(nn.Module):
         self.size = size
 
     def forward(self, x, ctx):
+        return self.forward_maps(x, ctx)[0]
+
+    def forward_maps(self, x, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The output and the cross-attention probabilities averaged over heads, [B, H*W, L]."""
         B, C, H, W = x.shape
         h = self.proj_in(self.norm(x))
         pos = self.pos
         if H != self.size or W != self.size:
             pos = F.interpolate(pos, size=(H, W), mode="bilinear", align_corners=False)
         h = (h + pos).flatten(2).transpose(1, 2)
-        h = h + self.attn2(self.ln2(h), ctx)
+        a2, probs = self.attn2.attend(self.ln2(h), ctx)
+        h = h + a2
         a, g = self.ff_in(self.ln3(h)).chunk(2, dim=-1)
         h = h + self.ff_out(a * F.gelu(g))
         h = h.transpose(1, 2).reshape(B, C, H, W)
-        return x + self.proj_out(h)
+        return x + self.proj_out(h), probs
 
 
 class Stage(nn.Module):
     """One UNet stage: [concat a skip] -> ResBlock -> [transformer]. All stages of UNetN share the
     signature (h, skips, temb, ctx) so the UNet is a flat, scriptable list of them."""
 
-    def __init__(self, cin, cout, tdim, ctx_dim, heads, size, attn: str, pop_skip: bool):
+    def __init__(self, cin, cout, tdim, ctx_dim, heads, size, attn: str, pop_skip: bool, level: int = -1):
         super().__init__()
         self.res = UResBlock(cin, cout, tdim)
         self.attn = (SpatialTransformer(cout, ctx_dim, heads, size) if attn == "full" else
                      CrossTransformer(cout, ctx_dim, heads, size) if attn == "cross" else None)
         self.pop_skip = pop_skip
+        self.level = level
 
     def forward(self, h, skips: List[torch.Tensor], temb, ctx):
+        return self.forward_maps(h, skips, temb, ctx)[0]
+
+    def forward_maps(self, h, skips: List[torch.Tensor], temb, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The output and the cross-attention probabilities [B, H*W, L] (empty without attention)."""
         if self.pop_skip:
             h = torch.cat([h, skips.pop()], 1)
         h = self.res(h, temb)
         attn = self.attn
         if attn is not None:
-            h = attn(h, ctx)
-        return h
+            return attn.forward_maps(h, ctx)
+        return h, torch.empty(0)
 
 
 class DownStage(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.conv = nn.Conv2d(c, c, 3, stride=2, padding=1)
+        self.level = -1
 
     def forward(self, h, skips: List[torch.Tensor], temb, ctx):
         return self.conv(h)
+
+    def forward_maps(self, h, skips: List[torch.Tensor], temb, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.conv(h), torch.empty(0)
 
 
 class UpStage(nn.Module):
@@ -312,10 +346,14 @@ class UpStage(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.level = -1
 
     def forward(self, h, skips: List[torch.Tensor], temb, ctx):
         s = skips[-1]
         return self.conv(F.interpolate(h, size=(s.shape[2], s.shape[3]), mode="nearest"))
+
+    def forward_maps(self, h, skips: List[torch.Tensor], temb, ctx) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.forward(h, skips, temb, ctx), torch.empty(0)
 
 
 class UNetN(nn.Module):
@@ -341,7 +379,7 @@ class UNetN(nn.Module):
         skip_ch = [ch[0]]
         c = ch[0]
         for i in range(L):
-            down.append(Stage(c, ch[i], tdim, ctx_dim, heads[i], sizes[i], attn[i], False))
+            down.append(Stage(c, ch[i], tdim, ctx_dim, heads[i], sizes[i], attn[i], False, i))
             c = ch[i]
             skip_ch.append(c)
             if i < L - 1:
@@ -356,7 +394,7 @@ class UNetN(nn.Module):
         for i in reversed(range(L)):
             for _ in range(2):  # the level's two skips: its stage's output and the input of its downsampling
                 sc = skip_ch.pop()
-                up.append(Stage(c + sc, ch[i], tdim, ctx_dim, heads[i], sizes[i], attn[i], True))
+                up.append(Stage(c + sc, ch[i], tdim, ctx_dim, heads[i], sizes[i], attn[i], True, i))
                 c = ch[i]
             if i > 0:
                 up.append(UpStage(c))
@@ -368,6 +406,16 @@ class UNetN(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, sample, timestep, encoder_hidden_states):
+        return self.forward_maps(sample, timestep, encoder_hidden_states)[0]
+
+    def map_layers(self) -> List[str]:
+        """The cross-attention layers forward_maps averages: level 0's (the latent size), down and up."""
+        return ["%s.%d.attn.attn2" % (part, i) for part, stages in (("down", self.down), ("up", self.up))
+                for i, st in enumerate(stages) if getattr(st, "level", -1) == 0 and st.attn is not None]
+
+    def forward_maps(self, sample, timestep, encoder_hidden_states) -> Tuple[torch.Tensor, torch.Tensor]:
+        """ε and the cross-attention maps [B, L, h, w]: the probabilities of map_layers() averaged
+        over heads and layers (LEDITS++ averages SD's 16x16 level, down and up, not mid)."""
         ctx = encoder_hidden_states
         if timestep.dim() == 0:
             timestep = timestep.reshape(1)
@@ -375,14 +423,33 @@ class UNetN(nn.Module):
         temb = self.time(timestep_embedding(timestep, self.tin))
         h = self.conv_in(sample)
         skips: List[torch.Tensor] = [h]
+        maps: List[torch.Tensor] = []
         for st in self.down:
-            h = st(h, skips, temb, ctx)
+            h, p = st.forward_maps(h, skips, temb, ctx)
             skips.append(h)
+            if st.level == 0 and p.numel() > 0:
+                maps.append(p)
         for st in self.mid:
             h = st(h, skips, temb, ctx)
         for st in self.up:
-            h = st(h, skips, temb, ctx)
-        return self.conv_out(F.silu(self.norm_out(h)))
+            h, p = st.forward_maps(h, skips, temb, ctx)
+            if st.level == 0 and p.numel() > 0:
+                maps.append(p)
+        B, _, H, W = sample.shape
+        m = torch.stack(maps).mean(0).transpose(1, 2).reshape(B, -1, H, W)
+        return self.conv_out(F.silu(self.norm_out(h))), m
+
+
+class WithCrossAttentionMaps(nn.Module):
+    """A bundle UNet that also returns its cross-attention maps (bundle formatVersion 2):
+    forward(sample, timestep, ehs) -> (ε, maps [B, L, h, w])."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.unet.forward_maps(sample, timestep, encoder_hidden_states)
 
 
 def nparams(m):

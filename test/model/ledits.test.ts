@@ -106,7 +106,7 @@ function segaSteps(
 }
 const concept = (
   c: Partial<{ scale: number; remove: boolean; warmup: number; cooldown: number | null; threshold: number; weight: number }> = {},
-) => ({ scale: 2, remove: false, warmup: 0, cooldown: null, threshold: 0, weight: 1, ...c });
+) => ({ scale: 2, remove: false, warmup: 0, cooldown: null, threshold: 0, weight: 1, implicitMask: 'off' as const, tokenCount: 1, ...c });
 
 test('SEGA mask: threshold 0 masks nothing, remove flips the sign, kept share per channel is 1 − threshold', async () => {
   const uncond = Tensor.randn([1, 4, 16, 16], { seed: 1 });

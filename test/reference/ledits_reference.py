@@ -192,6 +192,10 @@ class Sega:
         self.mask_mode = mask_mode
         self.momentum = None
 
+    def mask_psi(self, c, psi):
+        """SEGA's mask of concept c's term (LEDITS++ replaces it: leditspp_reference.py)."""
+        return threshold_mask(psi, self.concepts[c]["threshold"], self.mask_mode)
+
     def guidance(self, i, e_uncond, e_concepts, noise_guidance):
         """Return noise_guidance plus the SEGA term for edit step i; updates the momentum."""
         if self.momentum is None:
@@ -208,7 +212,7 @@ class Sega:
             if concept["remove"]:
                 psi = psi * -1
             psi = psi * concept["scale"]
-            psis.append(threshold_mask(psi, concept["threshold"], self.mask_mode))
+            psis.append(self.mask_psi(c, psi))
             weights.append(sanitize_weight(concept["weight"]))
 
         n = len(self.concepts)

@@ -46,11 +46,19 @@ class Bundle:
         return [min(k * ratio + self.offset, self.T - 1) for k in reversed(range(n))]
 
     def eps(self, x, t, states):
+        return self.eps_and_maps(x, t, states)[0]
+
+    def eps_and_maps(self, x, t, states):
+        """epsilon and, for a format-2 bundle (model.json crossAttentionMaps), the UNet's
+        cross-attention maps [B, L, h/d, w/d] (None otherwise)."""
         out = self.unet(x, torch.full((x.shape[0],), t, dtype=torch.long), states)
+        maps = None
+        if isinstance(out, tuple):
+            out, maps = out
         if self.config["predictionType"] == "v_prediction":
             a = self.alpha_bar(t)
             out = math.sqrt(a) * out + math.sqrt(1 - a) * x
-        return out
+        return out, maps
 
     def ddim_step(self, x, eps, t, n, eta, generator):
         # DDIM, arXiv:2010.02502 eq. (12), variance eq. (16)

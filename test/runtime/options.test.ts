@@ -13,7 +13,16 @@ const invalid = (field: string) => (e: { code?: string; message?: string }) =>
 test('a missing or mistyped option field is ERR_INVALID_ARGUMENT naming it', () => {
   using uncond = Tensor.zeros([1, 4, 2, 2]);
   using concepts = Tensor.zeros([1, 1, 4, 2, 2]);
-  const concept = { scale: 1, remove: false, warmup: 0, cooldown: null, threshold: 0, weight: 1 };
+  const concept = {
+    scale: 1,
+    remove: false,
+    warmup: 0,
+    cooldown: null,
+    threshold: 0,
+    weight: 1,
+    implicitMask: 'off' as const,
+    tokenCount: 1,
+  };
   const options = { momentumScale: 0, momentumBeta: 0.5, maskMode: 'channel' as const, concepts: [concept] };
   const sega = (o: unknown) =>
     native()
@@ -25,6 +34,7 @@ test('a missing or mistyped option field is ERR_INVALID_ARGUMENT naming it', () 
   const { momentumBeta: __, ...noBeta } = options;
   assert.throws(() => sega(noBeta), invalid('options.momentumBeta'));
   assert.throws(() => sega({ ...options, maskMode: 'max' }), invalid('options.maskMode'));
+  assert.throws(() => sega({ ...options, concepts: [{ ...concept, implicitMask: 'cross' }] }), invalid('options.concepts[0].implicitMask'));
   assert.throws(() => sega({ ...options, concepts: [{ ...concept, warmup: 1.5 }] }), invalid('options.concepts[0].warmup'));
   assert.throws(() => sega(null), invalid('options'));
 });

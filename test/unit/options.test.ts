@@ -168,7 +168,9 @@ test('resolved options are complete: defaults applied, seeds drawn, skip a count
   assert.equal(validateTextToImageOptions({ seed: 7, steps: 3 }, ctx).seed, 7n);
   const edit = validateEditOptions({ concepts: [{ prompt: 'blue' }] }, { ...ctx, limits: { ...limits, inversionSteps: 100 } });
   assert.equal(edit.skip, 36);
-  assert.deepEqual(edit.concepts, [{ prompt: 'blue', scale: 7, remove: false, warmup: 2, cooldown: null, threshold: 0.95, weight: 1 }]);
+  assert.deepEqual(edit.concepts, [
+    { prompt: 'blue', scale: 7, remove: false, warmup: 2, cooldown: null, threshold: 0.95, weight: 1, implicitMask: null },
+  ]);
   assert.equal(validateEditOptions({ skip: 0.3 }, { ...ctx, limits: { inversionSteps: 10 } }).skip, 3);
   assert.deepEqual(validateImagicOptions({ embedding: { steps: 5 } }, ctx).embedding, { steps: 5, lr: 0.002 });
   // null is unset, as `??` treats it
@@ -201,7 +203,7 @@ test('CLI flags come from the schema: unique per command, mapped back to options
     momentumBeta: 0.5,
     concepts: [],
   });
-  assert.deepEqual(conceptSettings, ['scale', 'warmup', 'cooldown', 'threshold', 'weight']);
+  assert.deepEqual(conceptSettings, ['scale', 'warmup', 'cooldown', 'threshold', 'weight', 'mask']);
   assert.deepEqual(parseConcept('-red:scale=5,cooldown=40'), { prompt: 'red', remove: true, scale: 5, cooldown: 40 });
   assert.throws(
     () => parseConcept('+blue:size=3'),
@@ -229,7 +231,10 @@ test('model.json `recommended` is checked by the schema, with the bounds of the 
     new RegExp(`expected integer between 1 and ${base.scheduler.numTrainTimesteps} for recommended\\.textToImage\\.steps but found`),
   );
   await rejects({ edit: { skipFraction: 3 } }, /expected number in \(0, 1\) for recommended\.edit\.skipFraction but found 3/);
-  await rejects({ edit: { skip: 3 } }, /expected one of the fields guidanceScale, skipFraction, maskMode for recommended\.edit\.skip/);
+  await rejects(
+    { edit: { skip: 3 } },
+    /expected one of the fields guidanceScale, skipFraction, maskMode, implicitMask for recommended\.edit\.skip/,
+  );
   await rejects({ inversion: { eta: 0.5 } }, /one of the fields sourceGuidanceScale, steps for recommended\.inversion\.eta/);
   await rejects({ imagic: { embedding: 3 } }, /expected an object for recommended\.imagic\.embedding but found 3/);
   await rejects({ imagic: { embedding: { lr: 0 } } }, /expected number in \(0, 1\] for recommended\.imagic\.embedding\.lr/);

@@ -4,9 +4,13 @@
  * natively (native/core/edit/ledits.cc, semantic_guidance.cc); this file validates and packages.
  */
 import { native } from '../../binding.js';
-import type { JobOptions } from '../../jobs.js';
+import { TorchEditError, invalidOption } from '../../errors.js';
+import { readMask, type ImageInput } from '../../image/read.js';
+import { runJob, type JobOptions } from '../../jobs.js';
 import { contextOf, validateEditOptions } from '../../options/resolve.js';
-import { type GenerationResult, sampleAndDecode } from '../result.js';
+import { Tensor } from '../../tensor.js';
+import { decodeImages } from '../result.js';
+import { EditResult } from './editResult.js';
 import type { Inversion } from './inversion.js';
 
 /** One SEGA edit concept. */
@@ -25,7 +29,19 @@ export interface EditConcept {
   threshold?: number;
   /** Relative weight w_c ≥ 0 among concepts. Defaults to `1`. diffusers: `edit_weights`. */
   weight?: number;
+  /** This concept's implicit mask (see {@link EditOptions.implicitMask}). Defaults to the edit's `implicitMask`. */
+  implicitMask?: ImplicitMaskMode;
 }
+
+/**
+ * LEDITS++'s implicit masks (arXiv:2311.16711 §3.3): `'off'` keeps SEGA's noise mask M² (the
+ * concept's `threshold` over its guidance magnitude); `'attention'` uses M¹ alone, where the UNet's
+ * cross-attention to the concept's words is in its top 1 − threshold; `'intersect'` uses M¹ ∩ M².
+ */
+export type ImplicitMaskMode = 'off' | 'attention' | 'intersect';
+
+/** A user mask: an image (white = editable) or a tensor in [0, 1] at the latent size. */
+export type MaskInput = ImageInput | Tensor;
 
 export interface EditOptions extends JobOptions {
   /** A prompt describing the wanted image. Defaults to `''`: none, a concepts-only edit. */
@@ -47,41 +63,96 @@ export interface EditOptions extends JobOptions {
   momentumBeta?: number;
   /** How λ masks: `'channel'` (SEGA: quantile per channel) or `'sum'` (LEDITS++: over the channel-summed magnitude). Defaults to `'channel'`. */
   maskMode?: 'channel' | 'sum';
+  /**
+   * LEDITS++'s implicit mask of every concept (a concept's own `implicitMask` wins): `'off'`,
+   * `'attention'` or `'intersect'`. The last two need a bundle with cross-attention maps
+   * (`ERR_NO_ATTENTION_MAPS` otherwise). Defaults to `'off'`. diffusers: `use_cross_attn_mask`, `use_intersect_mask`.
+   */
+  implicitMask?: ImplicitMaskMode;
+  /**
+   * Where the edit may act: an image (path, Buffer or sharp; white = editable, resized like the
+   * input to the latent size) or a tensor `[h, w]` / `[1, 1, h, w]` in [0, 1] at the latent size.
+   * Outside it the edit follows the inversion exactly, so the result there is the reconstruction.
+   * Defaults to none. diffusers: `user_mask`.
+   */
+  userMask?: MaskInput;
+  /** Keep the mask each concept applied at each step in the result's `masks`. Defaults to `false`. */
+  returnMasks?: boolean;
 }
 
 /** @internal The body of inversion.edit(); the CLI calls it to validate options before inverting. */
-export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<GenerationResult> {
+export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<EditResult> {
   const { steps, eta } = inversion.settings;
-  const {
-    targetPrompt,
-    guidanceScale,
-    skip,
-    concepts: parsed,
-    momentumScale,
-    momentumBeta,
-    maskMode,
-  } = validateEditOptions(options, contextOf(inversion.model, { inversionSteps: steps }));
-
   const model = inversion.model;
-  const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
-  const conceptStates = parsed.length === 0 ? null : await model.encodePrompt(parsed.map((c) => c.prompt));
+  const resolved = validateEditOptions(options, contextOf(model, { inversionSteps: steps }));
+  const { targetPrompt, guidanceScale, skip, momentumScale, momentumBeta, maskMode, returnMasks } = resolved;
+  const concepts = resolved.concepts.map((c, i) => {
+    const implicitMask = c.implicitMask ?? resolved.implicitMask;
+    const tokenCount = Math.min(model.tokenizer.tokenize(c.prompt).length, model.config.textEncoder.maxLength - 2);
+    if (implicitMask !== 'off') {
+      if (!model.config.crossAttentionMaps) {
+        throw new TorchEditError(
+          'ERR_NO_ATTENTION_MAPS',
+          `implicitMask '${implicitMask}' needs the UNet's cross-attention maps, and ${model.config.name} (model.json) declares none: re-export the bundle with crossAttentionMaps, or use implicitMask 'off'`,
+          { option: `concepts[${i}].implicitMask` },
+        );
+      }
+      if (tokenCount === 0) throw invalidOption(`concepts[${i}].prompt`, 'a prompt with at least one token', c.prompt);
+    }
+    return { ...c, implicitMask, tokenCount };
+  });
+
   const t = inversion.tensors;
+  const [, , h, w] = t.x0.shape;
+  const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
+  const conceptStates = concepts.length === 0 ? null : await model.encodePrompt(concepts.map((c) => c.prompt));
+  const userMask = resolved.userMask === null ? null : await maskTensor(resolved.userMask, h, w);
   try {
-    return await sampleAndDecode(model, options, BigInt(inversion.settings.seed), (handle, onProgress) =>
-      native().pipelines.edit(
-        handle,
-        t.timesteps.native,
-        t.xts.native,
-        t.zs.native,
-        t.unconditional.native,
-        target?.native ?? null,
-        conceptStates?.native ?? null,
-        { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, concepts: parsed },
-        onProgress,
-      ),
+    const [latents, masks] = await runJob(
+      (onProgress) =>
+        native().pipelines.edit(
+          model.native,
+          t.x0.native,
+          t.timesteps.native,
+          t.xts.native,
+          t.zs.native,
+          t.unconditional.native,
+          target?.native ?? null,
+          conceptStates?.native ?? null,
+          userMask?.native ?? null,
+          { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, returnMasks, concepts },
+          onProgress,
+        ),
+      options,
     );
+    const latentsTensor = Tensor.fromNative(latents);
+    const masksTensor = masks === null ? null : Tensor.fromNative(masks);
+    try {
+      return EditResult.create(
+        await decodeImages(model, latentsTensor, options),
+        latentsTensor,
+        BigInt(inversion.settings.seed),
+        masksTensor,
+      );
+    } catch (error) {
+      latentsTensor.dispose();
+      masksTensor?.dispose();
+      throw error;
+    }
   } finally {
     target?.dispose();
     conceptStates?.dispose();
+    if (userMask !== resolved.userMask) userMask?.dispose();
   }
+}
+
+/** The user's mask as `[1, 1, h, w]` float32 in [0, 1] at the latent size. */
+async function maskTensor(input: MaskInput, h: number, w: number): Promise<Tensor> {
+  if (!(input instanceof Tensor)) return Tensor.from(await readMask(input, { width: w, height: h }), [1, 1, h, w]);
+  const shape = input.shape;
+  const fits = (shape.length === 2 && shape[0] === h && shape[1] === w) || (shape.length === 4 && shape.join() === [1, 1, h, w].join());
+  if (!fits)
+    throw invalidOption('userMask', `a tensor [${h}, ${w}] or [1, 1, ${h}, ${w}] (the latent size)`, `a tensor [${shape.join(', ')}]`);
+  if (input.dtype !== 'float32') throw invalidOption('userMask', 'a float32 tensor', `a ${input.dtype} tensor`);
+  return shape.length === 4 ? input : Tensor.from((await input.data()) as Float32Array, [1, 1, h, w]);
 }

@@ -8,8 +8,8 @@ import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifac
 import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Tensor } from '../../tensor.js';
-import type { GenerationResult } from '../result.js';
 import { edit, type EditOptions } from './edit.js';
+import type { EditResult } from './editResult.js';
 
 export interface InversionTensors {
   /** VAE latents of the input × scalingFactor, `[1, C, h, w]`. */
@@ -60,7 +60,7 @@ export class Inversion extends NativeHandle {
   }
 
   /** Edits the inverted image (see {@link EditOptions}); the inversion is left unchanged. */
-  async edit(options: EditOptions = {}): Promise<GenerationResult> {
+  async edit(options: EditOptions = {}): Promise<EditResult> {
     this.assertLive();
     return edit(this, options);
   }

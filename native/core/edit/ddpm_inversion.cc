@@ -44,6 +44,7 @@ Inversion invert(StableDiffusion& model, const torch::Tensor& x0In, const torch:
     job.progress(Progress{"invert", k + 1, T, static_cast<double>(t), true});
   }
   Inversion result;
+  result.x0 = x0;
   result.timesteps = torch::tensor(ts, torch::kLong);
   result.xts = torch::stack(xts);
   result.zs = torch::stack(zs);

@@ -21,6 +21,7 @@ struct InversionOptions {
 // latent at timesteps[k]; zs [T, B, C, h, w], zs[k] the noise of the step leaving timesteps[k]
 // (zs[T−1] is z_1, kept: zeroing it, as the authors' repository does, loses exact reconstruction).
 struct Inversion {
+  torch::Tensor x0;  // the input's latents [B, C, h, w]: where the replay ends without an edit
   torch::Tensor timesteps;
   torch::Tensor xts;
   torch::Tensor zs;

@@ -8,6 +8,8 @@
 #include <optional>
 #include <vector>
 
+#include "implicit_mask.h"
+
 namespace torchedit {
 
 // No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
@@ -18,6 +20,8 @@ struct EditConcept {
   std::optional<int64_t> cooldown;  // edit step from which it stops; none = never
   double threshold;                 // λ_c: share of |ψ_c| masked out, in [0, 1)
   double weight;                    // w_c
+  ImplicitMask implicitMask;        // where ψ_c may act (LEDITS++ §3.3)
+  int64_t tokenCount;               // the concept prompt's tokens (without BOS/EOS), for M¹
 };
 
 enum class MaskMode { Channel, Sum };
@@ -29,20 +33,33 @@ struct SemanticGuidanceOptions {
   MaskMode maskMode;
 };
 
+// The inputs of one step's masks beyond the ε's.
+struct GuidanceMasks {
+  std::vector<torch::Tensor> attention;  // per concept: M¹ [1, 1, h, w], undefined when not used
+  torch::Tensor user;                    // the user's mask [1, 1, h, w] in [0, 1]; undefined = none
+  bool noiseMaskActive = true;           // 'intersect' uses M² only while t ≤ 0.8·T
+};
+
 class SemanticGuidance {
  public:
   explicit SemanticGuidance(SemanticGuidanceOptions options);
 
   // The guidance to add to ε̃ at edit step i, given ε_∅ [B,C,h,w] and the concepts' ε [C, B,C,h,w].
   // Updates the momentum ν, so call it once per step, in order.
-  torch::Tensor step(int64_t i, const torch::Tensor& epsUnconditional, const torch::Tensor& epsConcepts);
+  torch::Tensor step(int64_t i, const torch::Tensor& epsUnconditional, const torch::Tensor& epsConcepts,
+                     const GuidanceMasks& masks = {});
 
-  // ψ_c masked by its threshold (exposed for tests of the mask alone).
-  static torch::Tensor masked(const torch::Tensor& psi, double threshold, MaskMode mode);
+  // Per concept, the mask the last step() applied to ψ_c, averaged over latent channels:
+  // [C, h, w] in [0, 1]; zeros for a concept that did not apply (warm-up, cooldown).
+  torch::Tensor appliedMasks() const { return applied_; }
+
+  // M²: {0, 1} where |ψ_c| reaches its λ-quantile (exposed for tests of the mask alone).
+  static torch::Tensor noiseMask(const torch::Tensor& psi, double threshold, MaskMode mode);
 
  private:
   SemanticGuidanceOptions options_;
   torch::Tensor momentum_;
+  torch::Tensor applied_;
 };
 
 // step() for i = 0 … steps−1 with the same ε's (for tests of the recursion alone).

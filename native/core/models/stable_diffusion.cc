@@ -90,8 +90,16 @@ void StableDiffusion::verify() {
   torch::Tensor context = probe("text_encoder.pt", "textEncoder.maxLength, textEncoder.hiddenSize", {1, L, D},
                                 [&] { return encodeText(ids); });
   auto latents = torch::zeros({1, C, h, h}, torch::dtype(torch::kFloat).device(device_));
-  probe("unet.pt", "latentChannels, textEncoder.hiddenSize", {1, C, h, h},
-        [&] { return predictNoise(latents, schedule_->config().numTrainTimesteps / 2, context); });
+  NoisePrediction unetOut;
+  probe("unet.pt", "latentChannels, textEncoder.hiddenSize", {1, C, h, h}, [&] {
+    unetOut = predict(latents, schedule_->config().numTrainTimesteps / 2, context);
+    return unetOut.noise;
+  });
+  if (hasAttentionMaps()) {
+    const int64_t a = h / config_.attentionMapDownsample;
+    probe("unet.pt", "crossAttentionMaps.downsample, textEncoder.maxLength", {1, L, a, a},
+          [&] { return unetOut.attentionMaps; });
+  }
   auto image = torch::zeros({1, 3, h * f, h * f}, torch::dtype(torch::kFloat).device(device_));
   probe("vae_encoder.pt", "latentChannels, vaeScaleFactor", {1, 2 * C, h, h},
         [&] { return vaeEncoder_->forwardTensor({image.to(dtype_)}); });
@@ -105,20 +113,42 @@ torch::Tensor StableDiffusion::encodeText(const torch::Tensor& ids) {
 
 torch::Tensor StableDiffusion::predictNoise(const torch::Tensor& sample, int64_t t, const torch::Tensor& context,
                                             ScriptModule* unet) {
+  return predict(sample, t, context, unet).noise;
+}
+
+NoisePrediction StableDiffusion::predict(const torch::Tensor& sample, int64_t t, const torch::Tensor& context,
+                                         ScriptModule* unet) {
   const int64_t batch = sample.size(0);
   auto timesteps = torch::full({batch}, t, torch::dtype(torch::kLong).device(device_));
   torch::Tensor ctx = context.size(0) == batch ? context : context.expand({batch, context.size(1), context.size(2)});
   ScriptModule& net = unet ? *unet : *unet_;
-  torch::Tensor out;
+  c10::IValue result;
   {
     AutocastScope autocast(device_, autocast_);
-    out = net.forwardTensor({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)});
+    result = net.forward({sample.to(device_, dtype_), timesteps, ctx.to(device_, dtype_)});
   }
-  out = out.to(torch::kFloat);
+  NoisePrediction out;
+  // A bundle with maps returns (ε or v, maps); one without, the tensor alone (docs/bundle-format.md).
+  if (hasAttentionMaps()) {
+    if (!result.isTuple() || result.toTupleRef().elements().size() != 2) {
+      throw Error(code::kModelMismatch,
+                  "unet.pt returned " + result.tagKind() +
+                      " where model.json (crossAttentionMaps) implies a tuple (noise, cross-attention maps)");
+    }
+    const auto& parts = result.toTupleRef().elements();
+    out.noise = parts[0].toTensor().to(torch::kFloat);
+    out.attentionMaps = parts[1].toTensor().to(torch::kFloat);
+  } else {
+    if (!result.isTensor()) {
+      throw Error(code::kModelMismatch, "unet.pt returned " + result.tagKind() +
+                                            " where model.json (no crossAttentionMaps) implies one tensor");
+    }
+    out.noise = result.toTensor().to(torch::kFloat);
+  }
   if (config_.predictionType == "v_prediction") {
     // ε = √ᾱ·v + √(1−ᾱ)·x_t (arXiv:2202.00512 §4)
     double a = schedule_->alphaBar(t);
-    out = std::sqrt(a) * out + std::sqrt(1.0 - a) * sample.to(torch::kFloat);
+    out.noise = std::sqrt(a) * out.noise + std::sqrt(1.0 - a) * sample.to(torch::kFloat);
   }
   return out;
 }

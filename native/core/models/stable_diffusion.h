@@ -20,6 +20,16 @@ struct ModelConfig {
   int64_t maxLength;
   int64_t hiddenSize;
   ScheduleConfig scheduler;
+  // model.json `crossAttentionMaps.downsample` (format version 2): the UNet also returns its
+  // cross-attention probabilities [B, L, h/d, w/d]; 0 when the bundle has no maps.
+  int64_t attentionMapDownsample;
+};
+
+// One UNet call's outputs: ε̂ [B, C, h, w] (float32) and, for bundles with cross-attention maps,
+// the maps [B, L, h/d, w/d] (float32, averaged over heads and the declared layers); else undefined.
+struct NoisePrediction {
+  torch::Tensor noise;
+  torch::Tensor attentionMaps;
 };
 
 class StableDiffusion {
@@ -36,6 +46,10 @@ class StableDiffusion {
   // v-prediction output is converted to ε. `unet` replaces the bundle's UNet (a fine-tuned copy).
   torch::Tensor predictNoise(const torch::Tensor& sample, int64_t t, const torch::Tensor& context,
                              ScriptModule* unet = nullptr);
+  // predictNoise() with the cross-attention maps of the same call (undefined without maps).
+  NoisePrediction predict(const torch::Tensor& sample, int64_t t, const torch::Tensor& context,
+                          ScriptModule* unet = nullptr);
+  bool hasAttentionMaps() const { return config_.attentionMapDownsample > 0; }
   // Image [B, 3, H, W] in [-1, 1] → latents × scalingFactor; the posterior mean, or a sample
   // mean + exp(logvar/2)·n with n from `generator` when `sample` is true.
   torch::Tensor encodeImage(const torch::Tensor& image, bool sample, std::optional<uint64_t> seed);

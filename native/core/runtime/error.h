@@ -22,6 +22,7 @@ inline constexpr const char* kForward = "ERR_FORWARD";
 inline constexpr const char* kModelMismatch = "ERR_MODEL_MISMATCH";
 inline constexpr const char* kOutOfMemory = "ERR_OUT_OF_MEMORY";
 inline constexpr const char* kAborted = "ERR_ABORTED";
+inline constexpr const char* kNoAttentionMaps = "ERR_NO_ATTENTION_MAPS";
 inline constexpr const char* kUnsupported = "ERR_UNSUPPORTED";
 inline constexpr const char* kInternal = "ERR_INTERNAL";
 }  // namespace code
