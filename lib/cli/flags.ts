@@ -325,7 +325,7 @@ export function validateFlags(group: GroupName, options: object, context: Valida
 export const conceptSettings = optionSchema.concept.options.filter((o) => o.flag !== undefined).map((o) => o.flag!);
 
 /**
- * `+blue`, `-red`, `blue` (= `+blue`), `+blue:scale=10,warmup=2,threshold=0.9,weight=1,cooldown=40`.
+ * `+blue`, `-red`, `blue` (= `+blue`), `+blue:scale=10,warmup=2,threshold=0.9,weight=1,cooldown=40,mask=attention`.
  * Settings follow the last `:`; a prompt that contains `:` ends with one (`+style: ink:`).
  * Only the syntax is checked here; the values' ranges are the schema's.
  */
@@ -349,13 +349,17 @@ export function parseConcept(spec: string): EditConcept {
           `Expected key=value settings after ":" but found "${pair.trim()}" (to keep a ":" in the prompt, end the concept with ":").`,
         );
       const key = match[1];
-      if (!conceptSettings.includes(key))
-        throw new InvalidArgumentError(`Unknown concept setting "${key}"; expected one of ${conceptSettings.join(', ')}.`);
-      if (concept[key] !== undefined) throw new InvalidArgumentError(`The concept setting "${key}" is given twice.`);
+      const spec = optionSchema.concept.options.find((o) => o.flag === key);
+      if (!spec) throw new InvalidArgumentError(`Unknown concept setting "${key}"; expected one of ${conceptSettings.join(', ')}.`);
+      if (concept[spec.name] !== undefined) throw new InvalidArgumentError(`The concept setting "${key}" is given twice.`);
+      if (spec.kind.type === 'enum') {
+        concept[spec.name] = match[2]; // its values are checked with the others, by the schema
+        continue;
+      }
       const value = Number(match[2]);
       if (!Number.isFinite(value))
         throw new InvalidArgumentError(`Expected a number for the concept setting ${key} but received "${match[2]}".`);
-      concept[key] = value;
+      concept[spec.name] = value;
     }
   }
   return concept as unknown as EditConcept;
@@ -370,6 +374,6 @@ function conceptDescription(help: HelpDefaults): string {
     });
   return (
     'concepts: a SEGA concept, repeatable: "+blue" adds, "-red" removes; settings after ":", ' +
-    `e.g. "+blue:scale=10,warmup=2,cooldown=40,threshold=0.9,weight=1" (defaults: ${defaults.join(', ')})`
+    `e.g. "+blue:scale=10,warmup=2,cooldown=40,threshold=0.9,weight=1,mask=attention" (defaults: ${defaults.join(', ')})`
   );
 }

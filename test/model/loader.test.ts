@@ -59,12 +59,12 @@ test('missing bundle, missing file, bad JSON and bad fields reject naming the fi
     loadModel(
       brokenCopy((d) =>
         editJson(d, (j) => {
-          j.formatVersion = 2;
+          j.formatVersion = 3;
         }),
       ),
     ),
     'ERR_MODEL_VERSION',
-    'formatVersion 2',
+    'formatVersion 3',
   );
   await rejectsNaming(
     loadModel(

@@ -2,9 +2,12 @@
  * `torchedit edit IMAGE` (invert, then edit) or `torchedit edit --inversion FILE` (edit a saved
  * inversion): LEDITS step 2, SEGA concepts and/or a target prompt (lib/pipelines/ledits/edit.ts).
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { readSafetensorsMetadata } from '../../io/safetensors.js';
 import type { EditOptions } from '../../pipelines/ledits/edit.js';
+import type { EditResult } from '../../pipelines/ledits/editResult.js';
 import { loadInversion, type Inversion } from '../../pipelines/ledits/inversion.js';
 import type { InvertOptions } from '../../pipelines/ledits/invert.js';
 import { addOptionFlags, givenFlags, optionsFromFlags, pipelineCommand, validateFlags, type HelpDefaults } from '../flags.js';
@@ -14,6 +17,7 @@ import { readBundle, withModel } from '../session.js';
 interface EditFlags extends Record<string, unknown> {
   inversion?: string;
   saveInversion?: string;
+  saveMasks?: string;
   concept: unknown[];
   out?: string;
 }
@@ -28,6 +32,15 @@ async function savedInversionSteps(path: string): Promise<number | undefined> {
   }
 }
 
+/** Writes each concept's mask over the result as <dir>/mask-<n>.png (n from 1, in --concept order). */
+async function saveMasks(result: EditResult, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const images = await result.maskImages();
+  const files = images.map((_, i) => join(dir, `mask-${i + 1}.png`));
+  await Promise.all(images.map((image, i) => image.toFile(files[i])));
+  return files;
+}
+
 export function editCommand(help: HelpDefaults): Command {
   const command = pipelineCommand(help, {
     name: 'edit',
@@ -35,7 +48,10 @@ export function editCommand(help: HelpDefaults): Command {
       'Edit an image with LEDITS: SEGA concepts (added or removed) and/or a target prompt. ' +
       'Give an IMAGE to invert it first, or --inversion FILE made by "torchedit invert".',
     argument: ['[image]', 'the image to invert and edit (omit with --inversion)'],
-    options: [new Option('--inversion <file>', 'edit a saved inversion instead of inverting an image')],
+    options: [
+      new Option('--inversion <file>', 'edit a saved inversion instead of inverting an image'),
+      new Option('--save-masks <dir>', "write each concept's mask (averaged over the steps) over the result, as <dir>/mask-<n>.png"),
+    ],
     groups: ['edit'],
     out: { description: 'output image: .png, .jpg or .webp (default: <input name>.edited.png)' },
     examples: [
@@ -43,6 +59,7 @@ export function editCommand(help: HelpDefaults): Command {
       'torchedit invert photo.png --out photo.inversion.safetensors',
       'torchedit edit --inversion photo.inversion.safetensors --concept "+blue:scale=10,warmup=2" --out blue.png',
       'torchedit edit --inversion photo.inversion.safetensors --target "a red square" --guidance 10 --skip 0.3',
+      'torchedit edit photo.png --concept "+blue" --implicit-mask attention --save-masks masks/',
     ],
   });
   // The inversion's flags come after --out, in their own help group: they apply only with an IMAGE.
@@ -63,6 +80,8 @@ export function editCommand(help: HelpDefaults): Command {
     else checkInputFile(input, '--inversion');
     checkOutputImage(out, '--out');
     if (flags.saveInversion !== undefined) checkOutputFile(flags.saveInversion, '--save-inversion');
+    if (flags.saveMasks !== undefined && flags.concept.length === 0)
+      fail('--save-masks needs at least one --concept (masks are per concept)');
 
     // Every option is checked before the model loads; skip against the steps of the inversion
     // that will be made, or of the saved one.
@@ -79,9 +98,10 @@ export function editCommand(help: HelpDefaults): Command {
           : await loadInversion(input, session.model);
       try {
         if (flags.saveInversion !== undefined) await inversion.save(flags.saveInversion);
-        const result = await inversion.edit({ ...editOptions, ...session.job });
+        const result = await inversion.edit({ ...editOptions, returnMasks: flags.saveMasks !== undefined, ...session.job });
         try {
           await result.toFile(out);
+          const maskFiles = flags.saveMasks === undefined ? [] : await saveMasks(result, flags.saveMasks);
           const { width, height } = result.image;
           const seconds = session.seconds();
           report(
@@ -94,10 +114,12 @@ export function editCommand(help: HelpDefaults): Command {
               height,
               inversion: flags.inversion ?? flags.saveInversion ?? null,
               concepts: flags.concept.length,
+              masks: maskFiles,
               seconds: round(seconds),
               loadSeconds: round(session.loadSeconds),
             },
-            `wrote ${out} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)`,
+            `wrote ${out} (${width}×${height}, seed ${result.seed}, ${seconds.toFixed(1)}s)` +
+              (maskFiles.length ? ` and ${maskFiles.length} mask picture${maskFiles.length > 1 ? 's' : ''} in ${flags.saveMasks}` : ''),
           );
         } finally {
           result.dispose();

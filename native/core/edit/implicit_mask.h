@@ -1,5 +1,5 @@
 // LEDITS++ implicit masks (Brack et al., "LEDITS++: Limitless Image Editing using Text-to-Image
-// Models", CVPR 2024, arXiv:2311.16711 §3.3; docs/algorithms.md §5): where a concept's guidance
+// Models", CVPR 2024, arXiv:2311.16711 §3.3; docs/algorithms.md §7): where a concept's guidance
 // may act, from the UNet's cross-attention (M¹) and from the guidance's own magnitude (M²).
 #pragma once
 
