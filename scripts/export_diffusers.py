@@ -2,7 +2,7 @@
 
 usage: python3 scripts/export_diffusers.py PIPELINE_DIR OUT_DIR [--dtype float32|float16]
            [--name NAME] [--device cpu|cuda] [--no-verify] [--grad-check] [--keep-sdpa]
-           [--trace-latent 16] [--threads 1]
+           [--trace-latent 16] [--threads 1] [--no-attention-maps]
 
 PIPELINE_DIR is a diffusers folder: model_index.json, unet/, vae/, text_encoder/, tokenizer/,
 scheduler/ (e.g. a local copy of runwayml/stable-diffusion-v1-5 or
@@ -16,7 +16,12 @@ What it does:
                                             as diffusers' _encode_prompt with clip_skip=None; an
                                             attention mask is passed only if the text encoder's
                                             config says use_attention_mask, as diffusers does)
-      unet(sample, t, ehs)               -> unet(sample, t, ehs, return_dict=False)[0]
+      unet(sample, t, ehs)               -> (unet(sample, t, ehs, return_dict=False)[0], maps): format
+                                            version 2; the maps [B, L, h/4, w/4] are the cross-attention
+                                            probabilities of every attn2 at 1/4 of the latent size in the
+                                            down and up blocks (LEDITS++'s), averaged over heads and
+                                            layers, recorded by RecordingAttnProcessor in the same trace.
+                                            --no-attention-maps: the noise alone (format version 1)
       vae_encoder(image)                 -> cat(latent_dist.mean, latent_dist.logvar) of vae.encode(image)
                                             (logvar as diffusers keeps it, clamped to [-30, 20])
       vae_decoder(z)                     -> vae.decode(z, return_dict=False)[0]   (z unscaled)
@@ -54,6 +59,12 @@ VERIFICATION STATUS (read this):
     StableDiffusionPipeline returned make_test_bundle's tiny modules behind diffusers-shaped
     interfaces (.config namespaces, return_dict=False tuples, encode().latent_dist.mean/.logvar).
     That proves the glue, not compatibility with any real diffusers/transformers version.
+  * Cross-attention maps (format version 2, the default): RecordingAttnProcessor was checked
+    against plain multi-head attention on a stand-in object with diffusers' Attention methods
+    (to_q/to_k/to_v, head_to_batch_dim, get_attention_scores, batch_to_head_dim, to_out): output
+    and head-averaged maps identical. map_layers() and the processor swap (set_attn_processor
+    with a dict over unet.attn_processors) follow diffusers' documented API and have not run
+    against a real UNet2DConditionModel here.
   * Expected on first real use: possibly TracerWarnings from diffusers/transformers (harmless if
     the reload verification passes - it tests batch 1..3 and latent sizes 8, 16, 16x8 and
     sampleSize), and a long run: one SD UNet trace plus ~8 UNet calls and a few VAE calls on
@@ -80,6 +91,10 @@ def _import_diffusers():
                  "(pip install diffusers transformers), which could not be imported: %s: %s"
                  % (type(e).__name__, e))
     return diffusers, StableDiffusionPipeline
+
+
+# LEDITS++'s attention resolution: 1/4 of the latent side (16x16 for SD at 512 px).
+MAP_DOWNSAMPLE = 4
 
 
 class TextEncoderWrapper(torch.nn.Module):
@@ -111,6 +126,95 @@ class UNetWrapper(torch.nn.Module):
 
     def forward(self, sample, timestep, encoder_hidden_states):
         return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+
+
+class CrossAttentionRecorder:
+    """The head-averaged cross-attention probabilities [B, N, L] of the recorded layers, in call order."""
+
+    def __init__(self):
+        self.maps = []
+
+
+class RecordingAttnProcessor:
+    """diffusers' classic attention computation (AttnProcessor: to_q/to_k/to_v, head_to_batch_dim,
+    get_attention_scores = baddbmm + softmax, bmm, to_out), which also hands the attention
+    probabilities, averaged over heads, to `recorder`. Set on the cross-attention layers whose maps
+    the bundle returns; they are traced into unet.pt with the rest, so the maps cost no second
+    UNet call and no second copy of the weights (docs/bundle-format.md "Cross-attention maps")."""
+
+    def __init__(self, recorder):
+        self.recorder = recorder
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        residual = hidden_states
+        if getattr(attn, "spatial_norm", None) is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, sequence_length, _ = (hidden_states.shape if encoder_hidden_states is None
+                                          else encoder_hidden_states.shape)
+        attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
+        if getattr(attn, "group_norm", None) is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+        query = attn.to_q(hidden_states)
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        key = attn.to_k(encoder_hidden_states)
+        value = attn.to_v(encoder_hidden_states)
+        query = attn.head_to_batch_dim(query)
+        key = attn.head_to_batch_dim(key)
+        value = attn.head_to_batch_dim(value)
+        probs = attn.get_attention_scores(query, key, attention_mask)  # [B*heads, N, L]
+        self.recorder.maps.append(probs.view(batch_size, attn.heads, probs.shape[1], probs.shape[2]).mean(1))
+        hidden_states = torch.bmm(probs, value)
+        hidden_states = attn.batch_to_head_dim(hidden_states)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if getattr(attn, "residual_connection", False):
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def map_layers(unet, downsample=MAP_DOWNSAMPLE):
+    """The cross-attention processors LEDITS++ averages: every attn2 of the down and up blocks at
+    1/downsample of the latent size (SD 1.x/2.x at 64x64 latents: down_blocks.2 and up_blocks.1,
+    the 16x16 layers of diffusers' aggregate_attention(res=16, from_where=["up", "down"]))."""
+    n = len(unet.down_blocks)
+    names = []
+    for key in unet.attn_processors:
+        parts = key.split(".")
+        if not key.endswith("attn2.processor") or parts[0] not in ("down_blocks", "up_blocks"):
+            continue
+        i = int(parts[1])
+        factor = 2 ** min(i, n - 1) if parts[0] == "down_blocks" else 2 ** (n - 1 - i)
+        if factor == downsample:
+            names.append(key)
+    return names
+
+
+class UNetWithMapsWrapper(torch.nn.Module):
+    """forward(sample, timestep, ehs) -> (noise [B, C, h, w], maps [B, L, h/d, w/d]): format version 2.
+    The maps are the recorded layers' head-averaged probabilities, averaged over the layers."""
+
+    def __init__(self, unet, recorder, downsample=MAP_DOWNSAMPLE):
+        super().__init__()
+        self.unet = unet
+        self.recorder = recorder
+        self.downsample = downsample
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        self.recorder.maps.clear()
+        noise = self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+        maps = torch.stack(self.recorder.maps).mean(0)  # [B, N, L]
+        self.recorder.maps.clear()
+        b, _, h, w = sample.shape
+        return noise, maps.transpose(1, 2).reshape(b, maps.shape[2], h // self.downsample, w // self.downsample)
 
 
 class VaeEncoderWrapper(torch.nn.Module):
@@ -207,6 +311,8 @@ def main():
     p.add_argument("--keep-sdpa", action="store_true", help="keep diffusers' default attention processors")
     p.add_argument("--trace-latent", type=int, default=16, help="latent side used for tracing (multiple of 8)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-attention-maps", action="store_true",
+                   help="write a format-1 bundle whose UNet returns the noise only (no LEDITS++ implicit masks)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -252,7 +358,22 @@ def main():
         except Exception:
             pass
 
+    unet_module = UNetWrapper(unet)
+    if not args.no_attention_maps:
+        if args.keep_sdpa:
+            sys.exit("--keep-sdpa cannot record attention maps (SDPA never forms the probabilities); add --no-attention-maps")
+        recorder = CrossAttentionRecorder()
+        layers = map_layers(unet)
+        if not layers:
+            sys.exit("no cross-attention layer at 1/%d of the latent size in this UNet; use --no-attention-maps" % MAP_DOWNSAMPLE)
+        unet.set_attn_processor({k: (RecordingAttnProcessor(recorder) if k in layers else v)
+                                 for k, v in unet.attn_processors.items()})
+        unet_module = UNetWithMapsWrapper(unet, recorder)
+        print("cross-attention maps from %d layers: %s" % (len(layers), ", ".join(k[: -len(".processor")] for k in layers)))
+
     config = build_config(pipe, args.name, folder)
+    if not args.no_attention_maps:
+        config["crossAttentionMaps"] = {"downsample": MAP_DOWNSAMPLE, "layers": [k[: -len(".processor")] for k in layers]}
     config["source"]["diffusersVersion"] = diffusers.__version__
     try:
         import transformers
@@ -267,7 +388,7 @@ def main():
         verify.append((1, s, s))  # UNet only at native size (bundle_writer uses the first two for the VAE)
     bundle_writer.write_bundle(
         args.out_dir,
-        TextEncoderWrapper(te, tok.eos_token_id), UNetWrapper(unet), VaeEncoderWrapper(vae), VaeDecoderWrapper(vae),
+        TextEncoderWrapper(te, tok.eos_token_id), unet_module, VaeEncoderWrapper(vae), VaeDecoderWrapper(vae),
         config, tok_dir, dtype=args.dtype, name=args.name, verify=not args.no_verify,
         trace_latent=args.trace_latent, verify_latents=verify, check_grad=args.grad_check, device=device)
     print("done in %.1fs" % (time.time() - t0))
