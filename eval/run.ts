@@ -32,14 +32,15 @@ import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { configure, defaultModelPath, type EditOptions, loadModel, runtimeInfo, type StableDiffusionModel } from '../lib/index.js';
 import { imageTensor, tensorImage } from './heldout.js';
+import { type LeditsppResult, leditsppMarkdown, leditsppSection } from './leditspp.js';
 import { imageAt, readNpyImages, writeNpyImages } from './npy.js';
 import { mean, median, python, repoRoot } from './score.js';
 import type { SheetPair, SheetSpec } from './sheet.js';
 
 // ------------------------------------------------------------------------------------ options
 
-type Section = 'validate' | 't2i' | 'ledits' | 'imagic';
-const SECTIONS: Section[] = ['validate', 't2i', 'ledits', 'imagic'];
+type Section = 'validate' | 't2i' | 'ledits' | 'leditspp' | 'imagic';
+const SECTIONS: Section[] = ['validate', 't2i', 'ledits', 'leditspp', 'imagic'];
 
 export interface Options {
   model: string;
@@ -61,7 +62,7 @@ function usage(message?: string): never {
   if (message) process.stderr.write(`eval: ${message}\n`);
   process.stderr.write(
     'usage: node dist/eval/run.js [--model DIR] [--quick] [--cases N] [--imagic-cases N] [--validate N,EXTRA]\n' +
-      '                          [--out DIR] [--only validate,t2i,ledits,imagic] [--keep] [--sweep N]\n',
+      '                          [--out DIR] [--only validate,t2i,ledits,leditspp,imagic] [--keep] [--sweep N]\n',
   );
   process.exit(2);
 }
@@ -120,7 +121,7 @@ export function parseArgs(argv: string[]): Options {
 // ------------------------------------------------------------------------------------ cases
 
 /** A held-out case (eval/cases.py). */
-interface Case {
+export interface Case {
   index: number;
   attrs: {
     index: number;
@@ -170,7 +171,7 @@ function makeCases(dir: string, n: number, set: 'reported' | 'tuning' = 'reporte
 // ------------------------------------------------------------------------------------ scoring
 
 /** eval/strict.py score_edit's output for one edit. */
-interface EditScore {
+export interface EditScore {
   i: number;
   strict: boolean;
   reason: string;
@@ -203,7 +204,7 @@ function jsonLines<T>(out: string): T[] {
     .map((l) => JSON.parse(l.replace(/\bNaN\b/g, 'null').replace(/-?\bInfinity\b/g, 'null')) as T);
 }
 
-class Scorer {
+export class Scorer {
   constructor(readonly work: string) {}
 
   npy(name: string): string {
@@ -660,6 +661,13 @@ export async function run(o: Options): Promise<void> {
     });
   }
 
+  // ---------------------------------------------------------------- LEDITS++ masks × schedulers
+  let leditspp: LeditsppResult | null = null;
+  if (o.only.has('leditspp')) {
+    leditspp = await timed('LEDITS++ masks', () => leditsppSection(model, sets.one, sets.oneImages, scorer, sourceNpy, log));
+    sheet.rows.push(...leditspp.sheetRows);
+  }
+
   // ---------------------------------------------------------------- 4. Imagic at the recommended η
   if (o.only.has('imagic') && o.imagicCases > 0) {
     await timed('Imagic', async () => {
@@ -792,6 +800,16 @@ export async function run(o: Options): Promise<void> {
     ...details.map((x) => `- ${x}`),
     '',
   ];
+  if (leditspp) {
+    md.push(
+      '## LEDITS++: masks and inversion schedulers',
+      '',
+      `Every one-object case, inverted once per scheduler (seed = the scene index) and edited with each concept form and mask mode at the model's other defaults (docs/algorithms.md §7; "no mask" is the noise mask at threshold 0). Strict success is the same as in the rows above; shape kept and centroid shift are the edited object's; background PSNR is the strict score's (outside the widened shape masks); seconds are this process's, one thread, the inversion's time shared by the edits of each case counted once per edit.${model.config.crossAttentionMaps ? '' : ' This bundle has no cross-attention maps: the attention and intersect rows are not run.'}`,
+      '',
+      ...leditsppMarkdown(leditspp.rows),
+      '',
+    );
+  }
   if (validation) md.push(...validationMarkdown(validation, model.config.name));
   if (sweepLines.length) md.push('## Settings sweep (--sweep; after the rows at the defaults)', '', ...sweepLines, '');
   md.push(
@@ -803,7 +821,7 @@ export async function run(o: Options): Promise<void> {
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
   writeFileSync(
     join(o.out, 'results.json'),
-    `${JSON.stringify({ date: startedAt.toISOString(), model: shown(o.model), quick: o.quick, rows, perCase, cases: { one: sets.one.map((c) => c.index), two: sets.two.map((c) => c.index) } })}\n`,
+    `${JSON.stringify({ date: startedAt.toISOString(), model: shown(o.model), quick: o.quick, rows, leditspp: leditspp?.rows.map(({ ok: _, ...r }) => r) ?? null, perCase, cases: { one: sets.one.map((c) => c.index), two: sets.two.map((c) => c.index) } })}\n`,
   );
   log(`wrote ${join(o.out, 'RESULTS.md')}, ${join(o.out, 'results.json')} and ${sheet.out}`);
   model.dispose();
