@@ -41,7 +41,7 @@ import data  # noqa: E402
 import scene_analyze  # noqa: E402
 from clip_bpe import ClipBPE  # noqa: E402
 from train import TOKENIZER_DIR, build_models, data_module, sd_alphas_cumprod  # noqa: E402
-from models import nparams  # noqa: E402
+from models import WithCrossAttentionMaps, nparams  # noqa: E402
 
 GRID_PROMPTS = [
     "a red circle on the left",
@@ -259,6 +259,17 @@ def measure_t2i(args, S, dec, enc, metrics, out, dm=data, z=4, grid_prompts=GRID
     metrics["grid"] = {"prompts": grid_prompts, "seeds": [1000, 1000 + args.grid_cols - 1], "cfg": w0, "sampler": "DDIM 50, eta 0"}
 
 
+class NoiseOnly(torch.nn.Module):
+    """A format-2 bundle UNet seen as noise-only, for the measurements below."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states):
+        return self.unet(sample, timestep, encoder_hidden_states)[0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default="/work/train-run/ckpt.pt")
@@ -313,12 +324,18 @@ def main():
         tok_src = tempfile.mkdtemp(prefix="tinysd-tok-")
         for fn in ("vocab.json", "merges.txt"):
             shutil.copyfile(os.path.join(TOKENIZER_DIR, fn), os.path.join(tok_src, fn))
-        bundle_writer.write_bundle(out, te, un, enc, dec, config, tok_src, "float32",
+        from known_token_ids import known_token_ids
+        config["textEncoder"]["knownTokenIds"] = known_token_ids(te)
+        # Format 2: the UNet also returns its cross-attention maps at the latent size (LEDITS++'s
+        # implicit masks; docs/bundle-format.md "Cross-attention maps").
+        layers = un.map_layers() if hasattr(un, "map_layers") else list(un.MAP_LAYERS)
+        config["crossAttentionMaps"] = {"downsample": 1, "layers": layers}
+        bundle_writer.write_bundle(out, te, WithCrossAttentionMaps(un), enc, dec, config, tok_src, "float32",
                                    script=("text_encoder", "unet"))
         shutil.rmtree(tok_src)
-        # measure what is shipped: the reloaded TorchScript modules
+        # measure what is shipped: the reloaded TorchScript modules (the UNet's noise output)
         te = torch.jit.load(os.path.join(out, "text_encoder.pt")).eval()
-        un = torch.jit.load(os.path.join(out, "unet.pt")).eval()
+        un = NoiseOnly(torch.jit.load(os.path.join(out, "unet.pt")).eval())
         enc = torch.jit.load(os.path.join(out, "vae_encoder.pt")).eval()
         dec = torch.jit.load(os.path.join(out, "vae_decoder.pt")).eval()
     tok = ClipBPE(TOKENIZER_DIR)

@@ -300,14 +300,19 @@ def main():
                 attrs.extend(part["attrs"])
         means, logvars = torch.cat(means), torch.cat(logvars)
         std = means.std().item()
-        st["scaling_factor"] = 1.0 / std
+        if st.get("scaling_factor") is not None and st["phase"] == "unet":
+            # a pool re-encoded after unpacking (checkpoint_pack.py): the UNet has been trained
+            # on the stored factor, which must not move with this machine's float rounding
+            print(f"pool re-encoded: std {std:.6f} (stored scaling factor {st['scaling_factor']:.6f} kept)", flush=True)
+        else:
+            st["scaling_factor"] = 1.0 / std
         save(dict(mean=means, logvar=logvars, attrs=attrs), pool_path)
         for p0 in range(0, args.pool, part_n):
             part_path = os.path.join(args.out, f"pool_part_{p0 // part_n:03d}.pt")
             if os.path.exists(part_path):
                 os.remove(part_path)
         print(f"pool: {len(attrs)} latents in {time.time() - t:.0f}s; latent mean {means.mean().item():.3f} "
-              f"std {std:.4f} -> scaling factor {1 / std:.5f}; posterior std mean {torch.exp(0.5 * logvars).mean().item():.4f}", flush=True)
+              f"std {std:.4f} -> scaling factor {st['scaling_factor']:.5f}; posterior std mean {torch.exp(0.5 * logvars).mean().item():.4f}", flush=True)
         st["phase"] = "unet"
         snapshot()
     pool = torch.load(pool_path)
