@@ -1,8 +1,24 @@
 #include "ledits.h"
 
-#include "../schedulers/ddim.h"
+#include "../schedulers/stepper.h"
 
 namespace torchedit {
+
+namespace {
+
+// The inversion's sampler, ready to replay from step `skip` (docs/algorithms.md §3, §7).
+std::unique_ptr<Stepper> replayStepper(StableDiffusion& model, const Inversion& inversion, const EditOptions& options) {
+  std::unique_ptr<Stepper> stepper = makeStepper(model.config().scheduler, options.sampler);
+  torch::Tensor timesteps = inversion.timesteps.to(torch::kCPU, torch::kLong).contiguous();
+  if (stepper->timesteps() !=
+      std::vector<int64_t>(timesteps.data_ptr<int64_t>(), timesteps.data_ptr<int64_t>() + timesteps.numel())) {
+    throw Error(code::kShape, "The inversion's timesteps are not those its scheduler settings make");
+  }
+  stepper->resume(options.skip, inversion.xts, inversion.zs);
+  return stepper;
+}
+
+}  // namespace
 
 torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion, const torch::Tensor& unconditional,
                      const torch::Tensor& target, const torch::Tensor& concepts, const EditOptions& options,
@@ -17,7 +33,7 @@ torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion, const t
     throw Error(code::kShape, "One set of concept options is needed per concept embedding");
   }
   torch::NoGradGuard noGrad;
-  DdimScheduler scheduler(model.config().scheduler, options.steps, options.eta);
+  std::unique_ptr<Stepper> stepper = replayStepper(model, inversion, options);
   SemanticGuidance guidance(options.guidance);
   const auto device = model.device();
   const int64_t conceptCount = concepts.defined() ? concepts.size(0) : 0;
@@ -44,7 +60,7 @@ torch::Tensor ledits(StableDiffusion& model, const Inversion& inversion, const t
       noiseGuidance = noiseGuidance + guidance.step(i, epsUncond, epsConcepts);
     }
     // x_{t−1} = μ_t(x_t, ε̃) + σ_t·z_t with the inversion's z_t (arXiv:2304.06140 §4)
-    x = scheduler.step(x, epsUncond + noiseGuidance, t, inversion.zs[k].to(device));
+    x = stepper->step(k, x, epsUncond + noiseGuidance, inversion.zs[k].to(device));
     job.progress(Progress{"edit", k - options.skip + 1, T - options.skip, static_cast<double>(t), true});
   }
   return x;
