@@ -18,7 +18,11 @@ export interface SchedulerSetting {
   invert: InvertOptions;
 }
 
-export const SCHEDULERS: SchedulerSetting[] = [{ name: 'DDPM, 100 steps', invert: { steps: 100 } }];
+export const SCHEDULERS: SchedulerSetting[] = [
+  { name: 'DDPM, 100 steps', invert: { steps: 100 } },
+  { name: 'DPM-Solver++, 50 steps', invert: { scheduler: 'dpmsolver++', steps: 50 } },
+  { name: 'DPM-Solver++, 20 steps', invert: { scheduler: 'dpmsolver++', steps: 20 } },
+];
 
 interface MaskSetting {
   name: string;

@@ -95,9 +95,15 @@ export interface NativeTextToImageOptions {
   latentWidth: number;
 }
 
-export interface NativeInversionOptions {
+/** The sampler of an inversion, given to both the inversion and its edits (native SamplerOptions). */
+export interface NativeSamplerOptions {
+  scheduler: 'ddpm' | 'dpmsolver++';
   steps: number;
+  skipNoisiest: number;
   eta: number;
+}
+
+export interface NativeInversionOptions extends NativeSamplerOptions {
   sourceGuidanceScale: number;
   seed: bigint;
 }
@@ -120,9 +126,7 @@ export interface NativeGuidanceOptions {
   }>;
 }
 
-export interface NativeEditOptions extends NativeGuidanceOptions {
-  steps: number;
-  eta: number;
+export interface NativeEditOptions extends NativeGuidanceOptions, NativeSamplerOptions {
   skip: number;
   guidanceScale: number;
   returnMasks: boolean;

@@ -157,7 +157,8 @@ function defaultNote(group: GroupName, spec: OptionSpec, help: HelpDefaults): st
   const key = optionSchema[group].defaultsKey;
   const chosen = getPath(help.defaults[key], defaultsPath(spec));
   const library = getPath(libraryDefaults[key], defaultsPath(spec));
-  const text = `${formatDefault(chosen)}${spec.defaultText ? ` ${spec.defaultText}` : ''}`;
+  const dpm = spec.dpmDefault === undefined ? '' : `; ${formatDefault(spec.dpmDefault)} with dpmsolver++`;
+  const text = `${formatDefault(chosen)}${spec.defaultText ? ` ${spec.defaultText}` : ''}${dpm}`;
   return chosen === library
     ? `(default: ${text})`
     : `(default: ${text}, from the model's model.json; library default ${formatDefault(library)})`;

@@ -8,12 +8,21 @@
  */
 import type { ResizeMode } from '../image/read.js';
 import type { ImplicitMaskMode } from '../pipelines/ledits/edit.js';
-import { defaultsPath, groupNames, hasValueDefault, optionSchema, type DefaultsKey, type OptionSpec } from './schema.js';
+import { defaultsPath, groupNames, hasValueDefault, optionSchema, type DefaultsKey, type OptionSpec, type Scheduler } from './schema.js';
 
 /** Every option default of a model (`model.defaults`), grouped as model.json `recommended` is. */
 export interface ModelDefaults {
   textToImage: { negativePrompt: string; steps: number; guidanceScale: number; eta: number; batchSize: number };
-  inversion: { sourcePrompt: string; sourceGuidanceScale: number; steps: number; eta: number; resize: ResizeMode };
+  /** With `scheduler: 'dpmsolver++'` the options that have one take LEDITS++'s default instead (lib/options/schema.ts `dpmDefault`). */
+  inversion: {
+    scheduler: Scheduler;
+    sourcePrompt: string;
+    sourceGuidanceScale: number;
+    steps: number;
+    skipNoisiest: number;
+    eta: number;
+    resize: ResizeMode;
+  };
   /** `skipFraction`: the default `skip`, a fraction of the inversion's steps. */
   edit: {
     targetPrompt: string;

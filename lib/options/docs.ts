@@ -17,7 +17,8 @@ export function codeValue(value: unknown): string {
 export function defaultCell(spec: OptionSpec): string {
   if (spec.required) return 'required';
   if (!hasValueDefault(spec)) return spec.defaultText ?? 'none';
-  return spec.defaultText ? `${codeValue(spec.default)} ${spec.defaultText}` : codeValue(spec.default);
+  const value = spec.defaultText ? `${codeValue(spec.default)} ${spec.defaultText}` : codeValue(spec.default);
+  return spec.dpmDefault === undefined ? value : `${value}; ${codeValue(spec.dpmDefault)} with \`dpmsolver++\``;
 }
 
 function cell(text: string): string {
@@ -72,6 +73,10 @@ export function optionsMarkdown(): string {
     "`numTrainTimesteps` is model.json's `scheduler.numTrainTimesteps`, `inversionSteps` the steps",
     'of the inversion being edited. A bad value fails with `ERR_INVALID_OPTION` before any model',
     'work, "Expected … for … but received …"; the error\'s `option` is the path.',
+    '',
+    "With the inversion's `scheduler: 'dpmsolver++'` (LEDITS++'s sampler), an option whose default",
+    'says "with `dpmsolver++`" takes that value (LEDITS++\'s) instead, in the inversion and in every',
+    "edit of it; model.json's recommendations, tuned for the DDPM inversion, do not replace those.",
     '',
   ];
   for (const group of groupNames) {

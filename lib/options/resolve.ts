@@ -29,6 +29,7 @@ import {
   type Kind,
   type Limits,
   type OptionSpec,
+  type Scheduler,
 } from './schema.js';
 import { SEED_TEXT, integerText, isIntegerIn, isNumberIn, isPlainObject, numberText, oneOfText, toSeed } from './validate.js';
 
@@ -39,11 +40,20 @@ export interface ValidationContext {
   limits?: Limits;
   /** How messages name an option path (the CLI names its flags); the path itself by default. */
   name?: (path: string) => string;
+  /**
+   * The inversion's scheduler: with `'dpmsolver++'` an unset option that has a `dpmDefault` takes
+   * it (LEDITS++'s). An edit's is its inversion's; model.invert's comes from its own `scheduler`.
+   */
+  scheduler?: Scheduler;
 }
 
 /** The validation context of a loaded model (or of its model.json alone, before loading). */
-export function contextOf(model: { defaults: ModelDefaults; config: BundleConfig }, extra: Limits = {}): ValidationContext {
-  return { defaults: model.defaults, limits: { ...limitsOf(model.config), ...extra } };
+export function contextOf(
+  model: { defaults: ModelDefaults; config: BundleConfig },
+  extra: Limits = {},
+  scheduler?: Scheduler,
+): ValidationContext {
+  return { defaults: model.defaults, limits: { ...limitsOf(model.config), ...extra }, scheduler };
 }
 
 /** The bounds a bundle's model.json sets on options. */
@@ -130,7 +140,7 @@ export function checkValue(kind: Kind, value: unknown, limits: Limits = {}): Che
       return { ok: true, value };
     }
     case 'skip': {
-      // A fraction in (0, 1) of the inversion's steps (LEDITS++ style), else an integer count.
+      // A fraction in (0, 1) of the inversion's steps, else an integer count.
       const steps = limits.inversionSteps;
       if (typeof value === 'number' && value > 0 && value < 1) {
         if (steps === undefined) return { ok: true, value };
@@ -166,6 +176,7 @@ function failure(ctx: ValidationContext, path: string, checked: Exclude<Checked,
 
 /** The value an unset option takes: the model's default, or what its kind does without one. */
 function unsetValue(group: GroupName, spec: OptionSpec, ctx: ValidationContext): unknown {
+  if (ctx.scheduler === 'dpmsolver++' && spec.dpmDefault !== undefined) return spec.dpmDefault;
   if (hasValueDefault(spec)) return getPath(ctx.defaults[optionSchema[group].defaultsKey], defaultsPath(spec));
   if (spec.required) return undefined;
   switch (spec.kind.type) {
@@ -208,6 +219,10 @@ function resolveGroup(
   if (!isPlainObject(source)) throw invalidOption(prefix === '' ? 'options' : nameOf(ctx, prefix.slice(0, -1)), 'object', source);
   const specs = optionSchema[group].options;
   const out: Record<string, unknown> = {};
+  // The option that selects the defaults of the others is resolved first.
+  for (const spec of specs.filter((s) => s.selectsDefaults)) {
+    ctx = { ...ctx, scheduler: resolveOption(group, spec, source[spec.name], ctx, prefix + spec.name) as Scheduler };
+  }
   for (const spec of specs) {
     if (except.includes(spec.name)) continue;
     const parts = spec.name.split('.');
@@ -259,11 +274,16 @@ export function validateTextToImageOptions(options: TextToImageOptions | undefin
   return resolveGroup('textToImage', options, ctx) as ResolvedTextToImageOptions;
 }
 
+/** With `scheduler: 'dpmsolver++'` the defaults are LEDITS++'s, and `eta` can only be 1. */
 export function validateInvertOptions(options: InvertOptions | undefined, ctx: ValidationContext): ResolvedInvertOptions {
-  return resolveGroup('invert', options, ctx) as ResolvedInvertOptions;
+  const resolved = resolveGroup('invert', options, ctx) as ResolvedInvertOptions;
+  if (resolved.scheduler === 'dpmsolver++' && resolved.eta !== 1) {
+    throw invalidOption(nameOf(ctx, 'eta'), "1 with scheduler 'dpmsolver++' (its SDE fixes the noise)", resolved.eta, 'eta');
+  }
+  return resolved;
 }
 
-/** `ctx.limits.inversionSteps` bounds `skip` (and turns a fraction into a count). */
+/** `ctx.limits.inversionSteps` bounds `skip` (and turns a fraction into a count); `ctx.scheduler` is the inversion's. */
 export function validateEditOptions(options: EditOptions | undefined, ctx: ValidationContext): ResolvedEditOptions {
   return resolveGroup('edit', options, ctx) as ResolvedEditOptions;
 }

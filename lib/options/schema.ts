@@ -63,6 +63,14 @@ export interface OptionSpec {
    * model's size, never). `undefined` with `required`: the caller must give it.
    */
   readonly default: Value | readonly [] | null | undefined;
+  /**
+   * The default when the inversion's `scheduler` is `'dpmsolver++'`: LEDITS++'s (arXiv:2311.16711,
+   * diffusers' `LEditsPPPipelineStableDiffusion`). It replaces `default` and any model.json
+   * recommendation, which are tuned for the DDPM inversion.
+   */
+  readonly dpmDefault?: Value;
+  /** This option (the inversion's `scheduler`) chooses between `default` and `dpmDefault` for the others. */
+  readonly selectsDefaults?: true;
   /** Shown for the default, in place of the value (with `null`) or after it. */
   readonly defaultText?: string;
   readonly required?: boolean;
@@ -94,6 +102,10 @@ export type GroupName = 'textToImage' | 'invert' | 'edit' | 'concept' | 'imagic'
 export type DefaultsKey = 'textToImage' | 'inversion' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate';
 
 const TRAIN_STEPS: LimitBound = { limit: 'numTrainTimesteps' };
+
+/** The samplers an inversion is made with and replayed by (docs/algorithms.md §1, §8). */
+export const SCHEDULERS = ['ddpm', 'dpmsolver++'] as const;
+export type Scheduler = (typeof SCHEDULERS)[number];
 const CFG: Kind = { type: 'number', min: 0, max: 1000 };
 const IMPLICIT_MASKS = ['off', 'attention', 'intersect'] as const;
 const RESIZE: Kind = { type: 'enum', values: ['cover', 'contain', 'fill'] };
@@ -116,11 +128,12 @@ const width = imageSide('width');
 const height = imageSide('height');
 
 /** `steps` of a schedule, at most the model's training timesteps; model.json may recommend another count. */
-function steps(byDefault: number, doc: string, diffusers?: string): OptionSpec {
+function steps(byDefault: number, doc: string, diffusers?: string, dpmDefault?: number): OptionSpec {
   return {
     name: 'steps',
     kind: { type: 'integer', min: 1, max: TRAIN_STEPS },
     default: byDefault,
+    ...(dpmDefault === undefined ? {} : { dpmDefault }),
     recommended: true,
     doc,
     diffusers,
@@ -192,6 +205,15 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
     defaultsKey: 'inversion',
     options: [
       {
+        name: 'scheduler',
+        kind: { type: 'enum', values: SCHEDULERS },
+        default: 'ddpm',
+        selectsDefaults: true,
+        doc: "the sampler inverted and replayed: `ddpm` (edit-friendly DDPM) or `dpmsolver++` (LEDITS++'s SDE-DPM-Solver++(2M), fewer steps); `dpmsolver++` also switches the defaults marked so to LEDITS++'s",
+        flag: '--scheduler',
+        value: '<name>',
+      },
+      {
         name: 'sourcePrompt',
         kind: { type: 'string' },
         default: '',
@@ -210,12 +232,22 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--source-guidance',
         value: '<scale>',
       },
-      steps(100, 'inversion steps T (an edit replays T − skip of them)', 'num_inversion_steps'),
+      steps(100, 'inversion steps T (an edit replays T − skip of them)', 'num_inversion_steps', 50),
+      {
+        name: 'skipNoisiest',
+        kind: { type: 'number', min: 0, max: 1, maxExclusive: true },
+        default: 0,
+        dpmDefault: 0.15,
+        doc: "LEDITS++'s skip, at inversion time: the schedule has int(steps·(1 + skipNoisiest)) steps and only its last `steps` are inverted (and all replayed); more = weaker edits, more fidelity",
+        diffusers: 'skip (of invert)',
+        flag: '--skip-noisiest',
+        value: '<f>',
+      },
       {
         name: 'eta',
         kind: { type: 'number', min: 0, max: 1, minExclusive: true },
         default: 1,
-        doc: "η of the DDPM posterior; 1 is the method's choice",
+        doc: "η of the DDPM posterior; 1 is the method's choice (`dpmsolver++` takes only 1: its SDE fixes the noise)",
         flag: '--eta',
         value: '<eta>',
       },
@@ -243,9 +275,10 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         name: 'skip',
         kind: { type: 'skip' },
         default: 0.36,
+        dpmDefault: 0,
         recommended: 'skipFraction',
         defaultText: "of the inversion's steps",
-        doc: "inversion steps not replayed: a count, or a fraction of the inversion's steps; less skip = stronger edits, less fidelity",
+        doc: "inversion steps not replayed, at edit time: a count, or a fraction of the inversion's steps (unlike the inversion's `skipNoisiest`, the inversion keeps them); less skip = stronger edits, less fidelity",
         flag: '--skip',
         value: '<n>',
       },
@@ -263,6 +296,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         name: 'momentumScale',
         kind: CFG,
         default: 0.3,
+        dpmDefault: 0,
         doc: "momentum scale s_m of SEGA's guidance",
         diffusers: 'edit_momentum_scale',
         flag: '--momentum-scale',
@@ -281,6 +315,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         name: 'maskMode',
         kind: { type: 'enum', values: ['channel', 'sum'] },
         default: 'channel',
+        dpmDefault: 'sum',
         recommended: true,
         doc: 'how λ masks: `channel` (SEGA: quantile per channel) or `sum` (LEDITS++: over the channel-summed magnitude)',
         flag: '--mask-mode',
@@ -330,6 +365,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         name: 'scale',
         kind: CFG,
         default: 7,
+        dpmDefault: 5,
         recommended: true,
         doc: 'guidance scale s_c',
         diffusers: 'edit_guidance_scale',
@@ -346,6 +382,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         name: 'warmup',
         kind: { type: 'integer', min: 0, max: 100000 },
         default: 2,
+        dpmDefault: 0,
         recommended: true,
         doc: 'edit steps before the concept applies (counted from the first replayed step)',
         diffusers: 'edit_warmup_steps',
@@ -364,6 +401,7 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         name: 'threshold',
         kind: { type: 'number', min: 0, max: 1, maxExclusive: true },
         default: 0.95,
+        dpmDefault: 0.9,
         recommended: true,
         doc: 'share λ of the guidance entries masked out (smallest first)',
         diffusers: 'edit_threshold',

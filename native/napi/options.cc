@@ -122,9 +122,16 @@ void read(const Fields& o, TextToImageOptions& x) {
   x.latentWidth = o.integer("latentWidth");
 }
 
-void read(const Fields& o, InversionOptions& x) {
+// The sampler's fields sit beside the others in the invert and edit options objects.
+void read(const Fields& o, SamplerOptions& x) {
+  x.sampler = o.oneOf("scheduler", {"ddpm", "dpmsolver++"}) == 1 ? Sampler::DPMSolverPP : Sampler::DDPM;
   x.steps = o.integer("steps");
+  x.skipNoisiest = o.number("skipNoisiest");
   x.eta = o.number("eta");
+}
+
+void read(const Fields& o, InversionOptions& x) {
+  read(o, x.sampler);
   x.sourceGuidanceScale = o.number("sourceGuidanceScale");
   x.seed = o.seed("seed");
 }
@@ -148,8 +155,7 @@ void read(const Fields& o, SemanticGuidanceOptions& x) {
 }
 
 void read(const Fields& o, EditOptions& x) {
-  x.steps = o.integer("steps");
-  x.eta = o.number("eta");
+  read(o, x.sampler);
   x.skip = o.integer("skip");
   x.guidanceScale = o.number("guidanceScale");
   read(o, x.guidance);

@@ -18,10 +18,12 @@ namespace torchedit::napi {
 // Defined for each struct below; `path` names the object in messages ("options", "config").
 //   ModelConfig               model.json's fields as lib/model/config.ts completed them
 //   TextToImageOptions        { steps, guidanceScale, eta, seed, latentHeight, latentWidth }
-//   InversionOptions          { steps, eta, sourceGuidanceScale, seed }
+//   SamplerOptions            { scheduler: 'ddpm' | 'dpmsolver++', steps, skipNoisiest, eta } (read from
+//                             the invert and edit objects, beside their other fields)
+//   InversionOptions          { ...SamplerOptions, sourceGuidanceScale, seed }
 //   SemanticGuidanceOptions   { momentumScale, momentumBeta, maskMode: 'channel' | 'sum',
 //                               concepts: [{ scale, remove, warmup, cooldown: number | null, threshold, weight }] }
-//   EditOptions               { steps, eta, skip, guidanceScale, ...SemanticGuidanceOptions }
+//   EditOptions               { ...SamplerOptions, skip, guidanceScale, ...SemanticGuidanceOptions }
 //   ImagicTrainOptions        { embedding: { steps, lr }, finetune: { steps, lr }, seed }
 //   ImagicGenerateOptions     { eta, sampling: TextToImageOptions }
 template <class T>

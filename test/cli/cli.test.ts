@@ -105,8 +105,11 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
         '--width',
         '--height',
         '--resize',
+        '--scheduler',
+        '--skip-noisiest',
         '--out',
-        `(default: ${inversionDefaults.steps})`,
+        `(default: ${inversionDefaults.steps}; 50 with dpmsolver++)`,
+        `(default: ${inversionDefaults.skipNoisiest}; 0.15 with dpmsolver++)`,
         `(default: ${inversionDefaults.sourceGuidanceScale})`,
       ],
       edit: [
@@ -123,6 +126,7 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
         '--steps',
         '--seed',
         '--save-inversion',
+        '--scheduler',
         '--out',
         `(default: ${editDefaults.guidanceScale})`,
         `(default: ${editDefaults.momentumBeta})`,
@@ -275,6 +279,25 @@ describe('torchedit CLI', { timeout: 120_000 }, () => {
     assert.equal(json.concepts, 2);
     const meta = await sharp(out).metadata();
     assert.deepEqual([meta.format, meta.width, meta.height], ['png', 64, 64]);
+  });
+
+  test("--scheduler dpmsolver++ --skip-noisiest: LEDITS++'s inversion, recorded in the file, and its edit defaults", async () => {
+    const inversion = join(dir, 'dpm.inversion.safetensors');
+    const args = ['--scheduler', 'dpmsolver++', '--skip-noisiest', '0.2', '--steps', '6', '--seed', '0', '--model', model];
+    const inverted = await cli(['invert', photo, ...args, '--out', inversion, '--json']);
+    assert.equal(inverted.code, 0, inverted.stderr);
+    assert.equal(JSON.parse(inverted.stdout).scheduler, 'dpmsolver++');
+    const settings = JSON.parse((await readSafetensors(inversion)).metadata.settings);
+    assert.deepEqual([settings.scheduler, settings.steps, settings.skipNoisiest], ['dpmsolver++', 6, 0.2]);
+    // An edit of it defaults to skip 0, which --skip 5 of its 6 steps may replace; the image route takes the same flags.
+    const out = join(dir, 'dpm.png');
+    for (const run of await Promise.all([
+      cli(['edit', '--inversion', inversion, '--concept', '+blue', '--skip', '5', '--model', model, '--out', out]),
+      cli(['edit', photo, ...args, '--concept', '+blue', '--out', join(dir, 'dpm-one-go.png')]),
+    ]))
+      assert.equal(run.code, 0, run.stderr);
+    const bad = await cli(['invert', photo, '--scheduler', 'dpmsolver++', '--eta', '0.5', '--model', model, '--out', inversion]);
+    assertBadInput(bad, 'ERR_INVALID_OPTION', '--eta');
   });
 
   test('edit IMAGE inverts and edits in one go, with progress lines when stderr is not a terminal', async () => {

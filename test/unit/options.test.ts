@@ -245,3 +245,32 @@ test('model.json `recommended` is checked by the schema, with the bounds of the 
   const config = await withRecommended({ imagic: { finetune: { steps: 10 } }, edit: { maskMode: 'sum' } });
   assert.deepEqual(config.recommended, { imagic: { finetune: { steps: 10 } }, edit: { maskMode: 'sum' } });
 });
+
+test("scheduler 'dpmsolver++' selects LEDITS++'s defaults (dpmDefault) over the library's and model.json's; explicit values win", () => {
+  // every dpmDefault passes its own option's check
+  for (const group of groupNames)
+    for (const spec of optionSchema[group].options.filter((o) => o.dpmDefault !== undefined))
+      assert.ok(checkValue(spec.kind, spec.dpmDefault, { ...limits, inversionSteps: 50 }).ok, `${group}.${spec.name}`);
+  const recommended = {
+    ...ctx,
+    defaults: defaultsFor({ inversion: { steps: 20 }, edit: { skipFraction: 0.6 }, concept: { threshold: 0.5 } }),
+  };
+  const ddpm = validateInvertOptions({}, recommended);
+  assert.deepEqual([ddpm.scheduler, ddpm.steps, ddpm.skipNoisiest], ['ddpm', 20, 0]);
+  const dpm = validateInvertOptions({ scheduler: 'dpmsolver++' }, recommended);
+  assert.deepEqual([dpm.scheduler, dpm.steps, dpm.skipNoisiest, dpm.eta], ['dpmsolver++', 50, 0.15, 1]);
+  assert.equal(validateInvertOptions({ scheduler: 'dpmsolver++', steps: 12, skipNoisiest: 0 }, ctx).steps, 12);
+  throwsOption(
+    () => validateInvertOptions({ scheduler: 'dpmsolver++', eta: 0.5 }, ctx),
+    "Expected 1 with scheduler 'dpmsolver++' (its SDE fixes the noise) for eta but received 0.5 of type number",
+    'eta',
+  );
+  // An edit takes its inversion's scheduler from the context.
+  const edit = (scheduler: 'ddpm' | 'dpmsolver++') =>
+    validateEditOptions({ concepts: [{ prompt: 'x' }] }, { ...recommended, limits: { ...limits, inversionSteps: 50 }, scheduler });
+  const a = edit('dpmsolver++');
+  assert.deepEqual([a.skip, a.momentumScale, a.maskMode], [0, 0, 'sum']);
+  assert.deepEqual([a.concepts[0].scale, a.concepts[0].warmup, a.concepts[0].threshold], [5, 0, 0.9]);
+  const b = edit('ddpm');
+  assert.deepEqual([b.skip, b.momentumScale, b.maskMode, b.concepts[0].threshold], [30, 0.3, 'channel', 0.5]);
+});

@@ -10,6 +10,7 @@ import type { EditOptions } from '../../pipelines/ledits/edit.js';
 import type { EditResult } from '../../pipelines/ledits/editResult.js';
 import { loadInversion, type Inversion } from '../../pipelines/ledits/inversion.js';
 import type { InvertOptions } from '../../pipelines/ledits/invert.js';
+import type { Scheduler } from '../../options/schema.js';
 import { addOptionFlags, givenFlags, optionsFromFlags, pipelineCommand, validateFlags, type HelpDefaults } from '../flags.js';
 import { checkInputFile, checkInputImage, checkOutputFile, checkOutputImage, fail, outputNameFor, report, round } from '../output.js';
 import { readBundle, withModel } from '../session.js';
@@ -22,13 +23,20 @@ interface EditFlags extends Record<string, unknown> {
   out?: string;
 }
 
-/** The steps of a saved inversion, from its header (undefined when unreadable: loading it will say why). */
-async function savedInversionSteps(path: string): Promise<number | undefined> {
+/**
+ * The steps and scheduler of a saved inversion, from its header (steps undefined when unreadable:
+ * loading it will say why; the scheduler of a file without one is 'ddpm').
+ */
+async function savedInversion(path: string): Promise<{ steps?: number; scheduler: Scheduler }> {
   try {
-    const steps: unknown = JSON.parse((await readSafetensorsMetadata(path)).settings ?? '{}').steps;
-    return typeof steps === 'number' && Number.isInteger(steps) && steps > 0 ? steps : undefined;
+    const settings = JSON.parse((await readSafetensorsMetadata(path)).settings ?? '{}');
+    const steps: unknown = settings.steps;
+    return {
+      steps: typeof steps === 'number' && Number.isInteger(steps) && steps > 0 ? steps : undefined,
+      scheduler: settings.scheduler === 'dpmsolver++' ? 'dpmsolver++' : 'ddpm',
+    };
   } catch {
-    return undefined;
+    return { scheduler: 'ddpm' };
   }
 }
 
@@ -60,6 +68,7 @@ export function editCommand(help: HelpDefaults): Command {
       'torchedit edit --inversion photo.inversion.safetensors --concept "+blue:scale=10,warmup=2" --out blue.png',
       'torchedit edit --inversion photo.inversion.safetensors --target "a red square" --guidance 10 --skip 0.3',
       'torchedit edit photo.png --concept "+blue" --implicit-mask attention --save-masks masks/',
+      'torchedit edit photo.png --scheduler dpmsolver++ --skip-noisiest 0.15 --concept "+blue" --out blue.png',
     ],
   });
   // The inversion's flags come after --out, in their own help group: they apply only with an IMAGE.
@@ -88,8 +97,9 @@ export function editCommand(help: HelpDefaults): Command {
     const invertOptions = optionsFromFlags('invert', flags) as InvertOptions;
     const editOptions = optionsFromFlags('edit', flags) as EditOptions;
     const bundle = await readBundle(cmd);
-    const steps = image !== undefined ? validateFlags('invert', invertOptions, bundle.context()).steps : await savedInversionSteps(input);
-    validateFlags('edit', editOptions, bundle.context({ inversionSteps: steps }));
+    const { steps, scheduler } =
+      image !== undefined ? validateFlags('invert', invertOptions, bundle.context()) : await savedInversion(input);
+    validateFlags('edit', editOptions, { ...bundle.context({ inversionSteps: steps }), scheduler });
 
     await withModel(cmd, async (session) => {
       const inversion: Inversion =

@@ -9,11 +9,15 @@ export function invertCommand(help: HelpDefaults): Command {
   // One part of the command a line, like every pipeline command's spec: alike in shape only.
   return pipelineCommand(help, {
     name: 'invert',
-    description: 'Invert an image (LEDITS step 1: edit-friendly DDPM inversion) and save it; edit it later with "edit --inversion".',
+    description:
+      'Invert an image (LEDITS step 1: edit-friendly DDPM or, with --scheduler dpmsolver++, LEDITS++ inversion) and save it; edit it later with "edit --inversion".',
     argument: ['<image>', 'the image to invert (PNG, JPEG, WebP, …)'],
     groups: ['invert'],
     out: { description: 'the inversion file (default: <image name>.inversion.safetensors)' },
-    examples: ['torchedit invert photo.png --source-prompt "a red circle" --seed 0 --out photo.inversion.safetensors'],
+    examples: [
+      'torchedit invert photo.png --source-prompt "a red circle" --seed 0 --out photo.inversion.safetensors',
+      'torchedit invert photo.png --scheduler dpmsolver++ --skip-noisiest 0.15 --out photo.inversion.safetensors',
+    ],
   }).action(async (image: string, flags: Record<string, unknown> & { out?: string }, cmd: Command) => {
     const out = flags.out ?? outputNameFor(image, '.inversion.safetensors');
     checkInputImage(image);
@@ -35,10 +39,11 @@ export function invertCommand(help: HelpDefaults): Command {
             width: s.width,
             height: s.height,
             steps: s.steps,
+            scheduler: s.scheduler,
             seconds: round(seconds),
             loadSeconds: round(session.loadSeconds),
           },
-          `wrote ${out} (${s.width}×${s.height}, ${s.steps} steps, seed ${s.seed}, ${seconds.toFixed(1)}s)`,
+          `wrote ${out} (${s.width}×${s.height}, ${s.steps} ${s.scheduler} steps, seed ${s.seed}, ${seconds.toFixed(1)}s)`,
         );
       } finally {
         inversion.dispose();

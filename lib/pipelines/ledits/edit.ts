@@ -17,15 +17,15 @@ import type { Inversion } from './inversion.js';
 export interface EditConcept {
   /** What to add (or, with `remove`, take away), e.g. `'blue'`. Required, non-empty. */
   prompt: string;
-  /** Guidance scale s_c ≥ 0. Defaults to `7`. diffusers: `edit_guidance_scale`. */
+  /** Guidance scale s_c ≥ 0. Defaults to `7` (`5` for a `'dpmsolver++'` inversion). diffusers: `edit_guidance_scale`. */
   scale?: number;
   /** Guide away from the concept instead of towards it. Defaults to `false`. diffusers: `reverse_editing_direction`. */
   remove?: boolean;
-  /** Edit steps before the concept applies (counted from the first replayed step). Defaults to `2`. diffusers: `edit_warmup_steps`. */
+  /** Edit steps before the concept applies (counted from the first replayed step). Defaults to `2` (`0` for a `'dpmsolver++'` inversion). diffusers: `edit_warmup_steps`. */
   warmup?: number;
   /** Edit step from which the concept stops applying. Defaults to never. diffusers: `edit_cooldown_steps`. */
   cooldown?: number;
-  /** Share λ in [0, 1) of the guidance entries masked out (smallest first). Defaults to `0.95`. diffusers: `edit_threshold`. */
+  /** Share λ in [0, 1) of the guidance entries masked out (smallest first). Defaults to `0.95` (`0.9` for a `'dpmsolver++'` inversion). diffusers: `edit_threshold`. */
   threshold?: number;
   /** Relative weight w_c ≥ 0 among concepts. Defaults to `1`. diffusers: `edit_weights`. */
   weight?: number;
@@ -49,19 +49,22 @@ export interface EditOptions extends JobOptions {
   /** CFG scale of the target prompt. Defaults to `15`. */
   guidanceScale?: number;
   /**
-   * Inversion steps not replayed: the edit starts from the noisy latent after `skip` steps. An
-   * integer count (DDPM-inversion style, `36` of 100), or a fraction in (0, 1) of the inversion's
-   * steps (LEDITS++ style). Less skip = stronger edits, less fidelity. Defaults to `0.36` of the
-   * inversion's steps: 36 for the default 100.
+   * Inversion steps not replayed, decided at edit time: the edit starts from the inversion's
+   * noisy latent after `skip` steps. An integer count (as the DDPM-inversion demo: `36` of 100),
+   * or a fraction in (0, 1) of the inversion's steps. The inversion keeps every step, so one
+   * inversion serves edits with any skip (LEDITS++'s skip, which drops the noisiest steps before
+   * inverting, is the inversion's `skipNoisiest`). Less skip = stronger edits, less fidelity.
+   * Defaults to `0.36` of the inversion's steps: 36 for the default 100 (`0` for a
+   * `'dpmsolver++'` inversion, which LEDITS++ replays whole).
    */
   skip?: number;
   /** SEGA concepts, each added or removed. Defaults to none. */
   concepts?: EditConcept[];
-  /** Momentum scale s_m of SEGA's guidance. Defaults to `0.3`. diffusers: `edit_momentum_scale`. */
+  /** Momentum scale s_m of SEGA's guidance. Defaults to `0.3` (`0` for a `'dpmsolver++'` inversion: LEDITS++ has none). diffusers: `edit_momentum_scale`. */
   momentumScale?: number;
   /** Momentum β in [0, 1). Defaults to `0.6`. diffusers: `edit_mom_beta`. */
   momentumBeta?: number;
-  /** How λ masks: `'channel'` (SEGA: quantile per channel) or `'sum'` (LEDITS++: over the channel-summed magnitude). Defaults to `'channel'`. */
+  /** How λ masks: `'channel'` (SEGA: quantile per channel) or `'sum'` (LEDITS++: over the channel-summed magnitude). Defaults to `'channel'` (`'sum'` for a `'dpmsolver++'` inversion). */
   maskMode?: 'channel' | 'sum';
   /**
    * LEDITS++'s implicit mask of every concept (a concept's own `implicitMask` wins): `'off'`,
@@ -82,9 +85,9 @@ export interface EditOptions extends JobOptions {
 
 /** @internal The body of inversion.edit(); the CLI calls it to validate options before inverting. */
 export async function edit(inversion: Inversion, options: EditOptions = {}): Promise<EditResult> {
-  const { steps, eta } = inversion.settings;
+  const { scheduler, steps, skipNoisiest, eta } = inversion.settings;
   const model = inversion.model;
-  const resolved = validateEditOptions(options, contextOf(model, { inversionSteps: steps }));
+  const resolved = validateEditOptions(options, contextOf(model, { inversionSteps: steps }, scheduler));
   const { targetPrompt, guidanceScale, skip, momentumScale, momentumBeta, maskMode, returnMasks } = resolved;
   const concepts = resolved.concepts.map((c, i) => {
     const implicitMask = c.implicitMask ?? resolved.implicitMask;
@@ -120,7 +123,7 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
           target?.native ?? null,
           conceptStates?.native ?? null,
           userMask?.native ?? null,
-          { steps, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, returnMasks, concepts },
+          { scheduler, steps, skipNoisiest, eta, skip, guidanceScale, momentumScale, momentumBeta, maskMode, returnMasks, concepts },
           onProgress,
         ),
       options,

@@ -7,6 +7,7 @@ import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
 import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
 import type { StableDiffusionModel } from '../../model/model.js';
+import type { Scheduler } from '../../options/schema.js';
 import type { Tensor } from '../../tensor.js';
 import { edit, type EditOptions } from './edit.js';
 import type { EditResult } from './editResult.js';
@@ -27,9 +28,14 @@ export interface InversionTensors {
 }
 
 export interface InversionSettings {
+  /** The sampler that made the inversion and replays it (files saved before it existed: `'ddpm'`). */
+  scheduler: Scheduler;
   sourcePrompt: string;
   sourceGuidanceScale: number;
+  /** Inverted (and replayed) timesteps. */
   steps: number;
+  /** The schedule had int(steps·(1 + skipNoisiest)) steps, its last `steps` inverted (older files: 0). */
+  skipNoisiest: number;
   eta: number;
   /** The seed, as a decimal string (seeds may exceed 2^53). */
   seed: string;
@@ -102,7 +108,8 @@ export async function loadInversion(path: string, model: StableDiffusionModel): 
       unconditional: need('uncond_embeddings'),
       source: source ? toTensor(source) : null,
     },
-    settings: file.settings,
+    // Saved before the scheduler was recorded: edit-friendly DDPM over its whole schedule.
+    settings: { ...file.settings, scheduler: file.settings.scheduler ?? 'ddpm', skipNoisiest: file.settings.skipNoisiest ?? 0 },
     fingerprint: file.fingerprint,
   });
 }

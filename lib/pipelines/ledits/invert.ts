@@ -1,9 +1,11 @@
 /**
- * LEDITS step 1: edit-friendly DDPM inversion of an image (arXiv:2304.06140). The loop runs
- * natively in one job (native/core/edit/ddpm_inversion.cc); this file validates and packages.
+ * LEDITS step 1: edit-friendly inversion of an image (arXiv:2304.06140), with the DDPM step or
+ * LEDITS++'s SDE-DPM-Solver++(2M) (arXiv:2311.16711). The loop runs natively in one job
+ * (native/core/edit/ddpm_inversion.cc); this file validates and packages.
  */
 import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
+import type { Scheduler } from '../../options/schema.js';
 import { imageRunSettings } from '../../io/artifact.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
@@ -12,13 +14,29 @@ import { Tensor } from '../../tensor.js';
 import { Inversion } from './inversion.js';
 
 export interface InvertOptions extends JobOptions {
+  /**
+   * The sampler the inversion is made with, and every edit of it replayed by: `'ddpm'`
+   * (edit-friendly DDPM, arXiv:2304.06140) or `'dpmsolver++'` (LEDITS++'s edit-friendly
+   * SDE-DPM-Solver++(2M), good with fewer steps). `'dpmsolver++'` also makes LEDITS++'s settings
+   * the defaults: 50 steps, `skipNoisiest` 0.15, and for its edits `skip` 0, no momentum, the
+   * `'sum'` mask and concepts at scale 5, warm-up 0, threshold 0.9. Defaults to `'ddpm'`.
+   */
+  scheduler?: Scheduler;
   /** A prompt describing the input image; guides the inversion (s_src). Defaults to `''` (none). diffusers LEDITS++: `source_prompt`. */
   sourcePrompt?: string;
   /** CFG scale of the source prompt during inversion; ignored without one. Defaults to `3.5`. diffusers LEDITS++: `source_guidance_scale`. */
   sourceGuidanceScale?: number;
-  /** Inversion steps T (every edit replays up to T − skip of them). Defaults to `100`. diffusers LEDITS++: `num_inversion_steps`. */
+  /** Inversion steps T (every edit replays up to T − skip of them). Defaults to `100` (`50` with `'dpmsolver++'`). diffusers LEDITS++: `num_inversion_steps`. */
   steps?: number;
-  /** η of the DDPM posterior, in (0, 1]; 1 is the method's choice. Defaults to `1`. */
+  /**
+   * LEDITS++'s skip, decided at inversion time: a fraction f in [0, 1). The schedule has
+   * int(steps·(1 + f)) steps and only its last `steps` (the least noisy) are inverted, and all
+   * of them replayed by an edit. More means weaker edits and more fidelity. Unlike an edit's
+   * `skip`, the skipped steps are never computed. Defaults to `0` (`0.15` with `'dpmsolver++'`).
+   * diffusers LEDITS++: `skip` of `invert`.
+   */
+  skipNoisiest?: number;
+  /** η of the DDPM posterior, in (0, 1]; 1 is the method's choice (`'dpmsolver++'` accepts only 1). Defaults to `1`. */
   eta?: number;
   /** Seed of the independent noise draws; the same seed gives a bit-identical inversion. Defaults to a random seed. */
   seed?: number | bigint;
@@ -32,7 +50,10 @@ export interface InvertOptions extends JobOptions {
 
 /** @internal The body of model.invert(). */
 export async function invert(model: StableDiffusionModel, image: ImageInput | Tensor, options: InvertOptions = {}): Promise<Inversion> {
-  const { sourcePrompt, sourceGuidanceScale, steps, eta, seed, width, height, resize } = validateInvertOptions(options, contextOf(model));
+  const { scheduler, sourcePrompt, sourceGuidanceScale, steps, skipNoisiest, eta, seed, width, height, resize } = validateInvertOptions(
+    options,
+    contextOf(model),
+  );
 
   const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
   const unconditional = await model.encodePrompt('');
@@ -46,7 +67,7 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
           x0.native,
           unconditional.native,
           source?.native ?? null,
-          { steps, eta, sourceGuidanceScale, seed },
+          { scheduler, steps, skipNoisiest, eta, sourceGuidanceScale, seed },
           onProgress,
         ),
       options,
@@ -61,9 +82,11 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
         source,
       },
       settings: {
+        scheduler,
         sourcePrompt,
         sourceGuidanceScale,
         steps,
+        skipNoisiest,
         eta,
         ...imageRunSettings(model, x0, seed),
       },

@@ -2,7 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
-#include "../schedulers/ddim.h"
+#include "../schedulers/stepper.h"
 
 namespace torchedit {
 
@@ -16,8 +16,8 @@ torch::Tensor sourceNoise(StableDiffusion& model, const torch::Tensor& x, int64_
 Inversion invert(StableDiffusion& model, const torch::Tensor& x0In, const torch::Tensor& unconditional,
                  const torch::Tensor& source, const InversionOptions& options, JobContext& job) {
   torch::NoGradGuard noGrad;
-  DdimScheduler scheduler(model.config().scheduler, options.steps, options.eta);
-  const auto& ts = scheduler.timesteps();
+  std::unique_ptr<Stepper> stepper = makeStepper(model.config().scheduler, options.sampler);
+  const auto& ts = stepper->timesteps();
   const int64_t T = static_cast<int64_t>(ts.size());
   torch::Tensor x0 = x0In.to(model.device(), torch::kFloat);
 
@@ -27,11 +27,12 @@ Inversion invert(StableDiffusion& model, const torch::Tensor& x0In, const torch:
   std::vector<torch::Tensor> xts(T), zs(T);
   for (int64_t k = T - 1; k >= 0; --k) {
     torch::Tensor noise = torch::randn(x0.sizes(), gen, torch::kFloat).to(model.device());
-    xts[k] = scheduler.addNoise(x0, noise, ts[k]);
+    xts[k] = stepper->addNoise(x0, noise, k);
   }
 
   // 2. From the noisiest step down: z_t = (x_{t−1} − μ_t(x_t, ε̂))/σ_t (eq. (5)), then overwrite
-  //    x_{t−1} ← μ_t + σ_t·z_t so sampling replays exactly what inversion computed.
+  //    x_{t−1} ← μ_t + σ_t·z_t so sampling replays exactly what inversion computed. A multistep
+  //    sampler's history is the inversion's own trajectory (the overwritten latents).
   const torch::Tensor src = source.defined() ? source.to(model.device()) : source;
   const torch::Tensor uncond = unconditional.to(model.device());
   for (int64_t k = 0; k < T; ++k) {
@@ -39,8 +40,9 @@ Inversion invert(StableDiffusion& model, const torch::Tensor& x0In, const torch:
     const int64_t t = ts[k];
     torch::Tensor eps = sourceNoise(model, xts[k], t, uncond, src, options.sourceGuidanceScale);
     const torch::Tensor& prev = k + 1 < T ? xts[k + 1] : x0;
-    zs[k] = scheduler.extractNoise(xts[k], eps, t, prev);
-    if (k + 1 < T) xts[k + 1] = scheduler.step(xts[k], eps, t, zs[k]);
+    torch::Tensor landed;
+    zs[k] = stepper->extractNoise(k, xts[k], eps, prev, landed);
+    if (k + 1 < T) xts[k + 1] = landed;
     job.progress(Progress{"invert", k + 1, T, static_cast<double>(t), true});
   }
   Inversion result;

@@ -1,9 +1,25 @@
 #include "ledits.h"
 
-#include "../schedulers/ddim.h"
+#include "../schedulers/stepper.h"
 #include "implicit_mask.h"
 
 namespace torchedit {
+
+namespace {
+
+// The inversion's sampler, ready to replay from step `skip` (docs/algorithms.md §3, §8).
+std::unique_ptr<Stepper> replayStepper(StableDiffusion& model, const Inversion& inversion, const EditOptions& options) {
+  std::unique_ptr<Stepper> stepper = makeStepper(model.config().scheduler, options.sampler);
+  torch::Tensor timesteps = inversion.timesteps.to(torch::kCPU, torch::kLong).contiguous();
+  if (stepper->timesteps() !=
+      std::vector<int64_t>(timesteps.data_ptr<int64_t>(), timesteps.data_ptr<int64_t>() + timesteps.numel())) {
+    throw Error(code::kShape, "The inversion's timesteps are not those its scheduler settings make");
+  }
+  stepper->resume(options.skip, inversion.xts, inversion.zs);
+  return stepper;
+}
+
+}  // namespace
 
 EditResult ledits(StableDiffusion& model, const Inversion& inversion, const torch::Tensor& unconditional,
                   const torch::Tensor& target, const torch::Tensor& concepts, const torch::Tensor& userMask,
@@ -34,7 +50,7 @@ EditResult ledits(StableDiffusion& model, const Inversion& inversion, const torc
                 "implicitMask 'attention' and 'intersect' cannot be used; re-export the bundle with maps or use 'off'");
   }
   torch::NoGradGuard noGrad;
-  DdimScheduler scheduler(model.config().scheduler, options.steps, options.eta);
+  std::unique_ptr<Stepper> stepper = replayStepper(model, inversion, options);
   SemanticGuidance guidance(options.guidance);
   const auto device = model.device();
   const int64_t conceptCount = concepts.defined() ? concepts.size(0) : 0;
@@ -79,7 +95,7 @@ EditResult ledits(StableDiffusion& model, const Inversion& inversion, const torc
       if (options.returnMasks) applied.push_back(guidance.appliedMasks().cpu());
     }
     // x_{t−1} = μ_t(x_t, ε̃) + σ_t·z_t with the inversion's z_t (arXiv:2304.06140 §4)
-    x = scheduler.step(x, epsUncond + noiseGuidance, t, inversion.zs[k].to(device));
+    x = stepper->step(k, x, epsUncond + noiseGuidance, inversion.zs[k].to(device));
     if (masks.user.defined()) {
       // Outside the user's mask the latents stay on the inversion's trajectory, exactly.
       torch::Tensor onTrajectory = (k + 1 < T ? inversion.xts[k + 1] : inversion.x0).to(device);

@@ -14,10 +14,9 @@ namespace torchedit {
 
 // No defaults here: every field is read from the options TypeScript fills in (lib/options/defaults.ts).
 struct EditOptions {
-  int64_t steps;         // of the inversion
-  double eta;            // of the inversion
-  int64_t skip;          // inversion steps not replayed: the edit starts at xts[skip]
-  double guidanceScale;  // s_tar, for the target prompt
+  SamplerOptions sampler;  // of the inversion: the replay makes its steps
+  int64_t skip;            // inversion steps not replayed: the edit starts at xts[skip]
+  double guidanceScale;    // s_tar, for the target prompt
   SemanticGuidanceOptions guidance;
   bool returnMasks;  // keep the mask each concept applied at each step
 };
