@@ -103,6 +103,8 @@ class StableDiffusion:
         self.unet_calls += 1
         self.unet_samples += x.shape[0]
         out = (module or self.unet_module)(x, torch.full((x.shape[0],), t, dtype=torch.long), states)
+        if isinstance(out, tuple):  # a format-2 bundle: (noise, cross-attention maps)
+            out = out[0]
         if self.config["predictionType"] == "v_prediction":
             a = self.alpha_bar(t)
             out = math.sqrt(a) * out + math.sqrt(1 - a) * x
