@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { packageRoot } from '../binding.js';
+import type { LoadModelOptions } from '../model/model.js';
 import { configure } from '../runtime.js';
 import { Auth } from './auth.js';
 import type { ServerContext } from './context.js';
@@ -90,7 +91,7 @@ export const torcheditRoutes: FastifyPluginAsync<ServerOptions> = async (app, ra
     log.open(options.limits.storedJobs),
   );
   const models = new ModelRegistry();
-  await models.load(options.models);
+  await models.load(options.models, { device: options.device as LoadModelOptions['device'], dtype: options.dtype });
   storage.startSweeper(options.sweepIntervalMs);
   const auth = new Auth(options.tokens);
   const ctx: ServerContext = { options, storage, queue, models, metrics, auth, prefix: app.prefix };

@@ -3,7 +3,7 @@
  * model.json read for the validation context of every request, disposed at close.
  */
 import { readModelJson } from '../model/config.js';
-import { loadModel, type StableDiffusionModel } from '../model/model.js';
+import { type LoadModelOptions, loadModel, type StableDiffusionModel } from '../model/model.js';
 import { contextOf, type ValidationContext } from '../options/resolve.js';
 import type { Limits } from '../options/schema.js';
 import { HttpError } from './errors.js';
@@ -19,10 +19,10 @@ export class ModelRegistry {
   private readonly models = new Map<string, ServedModel>();
   private defaultName = '';
 
-  async load(models: Record<string, string>): Promise<void> {
+  async load(models: Record<string, string>, options: Pick<LoadModelOptions, 'device' | 'dtype'> = {}): Promise<void> {
     for (const [name, path] of Object.entries(models)) {
       await readModelJson(path); // a clear error for a folder that is not a bundle, before loading
-      const model = await loadModel(path);
+      const model = await loadModel(path, options);
       this.models.set(name, { name, path, model, context: (extra) => contextOf(model, extra) });
       if (this.defaultName === '') this.defaultName = name;
     }

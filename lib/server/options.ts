@@ -69,6 +69,10 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   /** Milliseconds between two sweeps of expired objects. Defaults to `600_000` (10 min). */
   sweepIntervalMs?: number;
+  /** Where the models run: `cpu`, `cuda`, `cuda:N` or `auto`. Defaults to `cpu`. */
+  device?: string;
+  /** Cast the models' weights (`float32`, `float16`, `bfloat16`). Defaults to each bundle's own. */
+  dtype?: 'float32' | 'float16' | 'bfloat16';
   /** libtorch intra-op threads (`configure({ threads })`). Defaults to libtorch's own choice. */
   threads?: number;
 }
@@ -86,6 +90,8 @@ export interface ResolvedServerOptions {
   shutdownGraceMs: number;
   sweepIntervalMs: number;
   threads: number | undefined;
+  device: string | undefined;
+  dtype: ServerOptions['dtype'];
 }
 
 const MIB = 1024 * 1024;
@@ -143,5 +149,7 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     shutdownGraceMs: positiveInteger('shutdownGraceMs', options.shutdownGraceMs ?? 30_000, true),
     sweepIntervalMs: positiveInteger('sweepIntervalMs', options.sweepIntervalMs ?? 600_000),
     threads: options.threads === undefined ? undefined : positiveInteger('threads', options.threads),
+    device: options.device,
+    dtype: options.dtype,
   };
 }
