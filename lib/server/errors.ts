@@ -5,7 +5,7 @@
  */
 import { TorchEditError } from '../errors.js';
 
-/** Codes only the service uses, beside the library's {@link ErrorCode}s. */
+/** Codes only the service uses, beside the library's `ErrorCode`s. */
 export type ServiceErrorCode =
   | 'ERR_NOT_FOUND'
   | 'ERR_METHOD_NOT_ALLOWED'

@@ -77,8 +77,10 @@ export interface ServerOptions {
   threads?: number;
 }
 
+/** Every limit, with the defaults filled in. */
 export type ResolvedLimits = Required<ServerLimits>;
 
+/** The options with their defaults filled in and checked (what the routes read). */
 export interface ResolvedServerOptions {
   models: Record<string, string>;
   dataDir: string;

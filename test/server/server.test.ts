@@ -299,6 +299,11 @@ describe('torchedit server', { timeout: 180_000 }, () => {
     assert.equal(doc.openapi, '3.1.0');
     assert.ok(doc.paths['/v1/inversions/{id}/edits'].post.requestBody.content['application/json'].schema.properties.concepts);
     assert.ok(doc.paths['/v1/jobs/{id}'].delete);
+    const page = await api(base, 'GET', '/');
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.equal((await api(base, 'GET', '/web/app.js')).status, 200);
+    assert.equal((await api(base, 'GET', '/web/..%2Fpackage.json')).status, 404);
   });
 
   test('with tokens: a missing or wrong token is 401, the right one passes; /healthz stays open', async () => {
