@@ -3,7 +3,14 @@
  * fastify app registers `torcheditRoutes` (with a prefix) instead. See README "Service".
  */
 export { createServer, torcheditRoutes, type CreateServerOptions } from './app.js';
-export { defaultLimits, resolveServerOptions, type ResolvedLimits, type ResolvedServerOptions, type ServerLimits, type ServerOptions } from './options.js';
+export {
+  defaultLimits,
+  resolveServerOptions,
+  type ResolvedLimits,
+  type ResolvedServerOptions,
+  type ServerLimits,
+  type ServerOptions,
+} from './options.js';
 export type { JobRecord, JobState, JobProgressRecord } from './jobLog.js';
 export type { JobEvent } from './queue.js';
 export type { ErrorBody, ServiceErrorCode } from './errors.js';
