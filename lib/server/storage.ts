@@ -37,7 +37,10 @@ export interface StoredMeta {
 
 interface Entry {
   meta: StoredMeta;
+  /** Time of the last use (for the TTL). */
   lastUsed: number;
+  /** Order of the last use (for the LRU: times tie within a millisecond). */
+  recency: number;
 }
 
 const FOLDERS: Record<StoredKind, string> = { image: 'images', inversion: 'inversions', result: 'results', imagic: 'imagic' };
@@ -73,6 +76,7 @@ export class Storage {
   private readonly live = new Map<string, LiveEntry<Inversion | ImagicResult>>();
   private liveBytes = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  private uses = 0;
 
   constructor(dir: string, limits: StorageLimits) {
     this.dir = dir;
@@ -95,10 +99,16 @@ export class Storage {
           const meta = JSON.parse(await readFile(join(folder, name), 'utf8')) as StoredMeta;
           await stat(this.path(kind, id)); // the sidecar is written last: a missing file is a half-deleted entry
           const used = (await stat(join(folder, name))).mtimeMs;
-          this.index[kind].set(id, { meta, lastUsed: used });
+          this.index[kind].set(id, { meta, lastUsed: used, recency: 0 });
         } catch {
           await this.removeFiles(kind, id);
         }
+      }
+      for (const entry of [...this.index[kind].values()].sort((a, b) => a.lastUsed - b.lastUsed)) entry.recency = ++this.uses;
+      // A file without its sidecar: a write that died before committing, or a delete midway.
+      for (const name of await readdir(folder)) {
+        const id = name.slice(0, 32);
+        if (isId(id) && !this.index[kind].has(id)) await rm(join(folder, name), { recursive: true, force: true });
       }
     }
   }
@@ -177,6 +187,7 @@ export class Storage {
       utimes(this.metaPath(kind, entry.meta.id), time, time).catch(() => {});
     }
     entry.lastUsed = now;
+    entry.recency = ++this.uses;
   }
 
   /** Records a new object whose file is in place: writes its sidecar, then enforces the count limit. */
@@ -184,7 +195,7 @@ export class Storage {
     const tmp = this.temp(meta.kind, meta.id);
     await writeFile(tmp, JSON.stringify(meta));
     await rename(tmp, this.metaPath(meta.kind, meta.id));
-    this.index[meta.kind].set(meta.id, { meta, lastUsed: Date.now() });
+    this.index[meta.kind].set(meta.id, { meta, lastUsed: Date.now(), recency: ++this.uses });
     await this.enforceCount(meta.kind);
   }
 
@@ -192,7 +203,7 @@ export class Storage {
     const index = this.index[kind];
     const max = this.limits.counts[kind];
     if (index.size <= max) return;
-    const byAge = [...index.values()].sort((a, b) => a.lastUsed - b.lastUsed);
+    const byAge = [...index.values()].sort((a, b) => a.recency - b.recency);
     for (const entry of byAge) {
       if (index.size <= max) break;
       if (!this.pinned(entry.meta.id)) await this.delete(kind, entry.meta.id);

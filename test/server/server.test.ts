@@ -306,8 +306,14 @@ describe('torchedit server', { timeout: 180_000 }, () => {
     assert.equal((await api(base, 'GET', '/web/..%2Fpackage.json')).status, 404);
   });
 
-  test('with tokens: a missing or wrong token is 401, the right one passes; /healthz stays open', async () => {
-    const secured = await start({ dataDir: join(dir, 'secured'), tokens: [TOKEN], webPage: false });
+  test('with tokens: a missing or wrong token is 401, the right one passes; /healthz stays open; per-token job cap, job timeout, CORS', async () => {
+    const secured = await start({
+      dataDir: join(dir, 'secured'),
+      tokens: [TOKEN],
+      webPage: false,
+      corsOrigins: ['http://app.test'],
+      limits: { perClientJobs: 1, jobTimeoutMs: 300 },
+    });
     try {
       const none = await api(secured.base, 'GET', '/v1/jobs');
       assert.equal(none.status, 401);
@@ -318,6 +324,28 @@ describe('torchedit server', { timeout: 180_000 }, () => {
       assert.equal((await api(secured.base, 'POST', '/v1/images', example, { 'content-type': 'image/png' })).status, 401);
       assert.equal((await api(secured.base, 'GET', '/v1/jobs', undefined, { authorization: `Bearer ${TOKEN}` })).status, 200);
       assert.equal((await api(secured.base, 'GET', '/healthz')).status, 200);
+
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const image = (await api(secured.base, 'POST', '/v1/images', example, { ...auth, 'content-type': 'image/png' })).body.id;
+      const long = (await api(secured.base, 'POST', '/v1/inversions', { image, steps: 200 }, auth)).body.job.id;
+      const second = await api(secured.base, 'POST', '/v1/inversions', { image, steps: 200 }, auth);
+      assert.equal(second.status, 429);
+      assert.equal(second.body.error.code, 'ERR_TOO_MANY_JOBS');
+      const timedOut = await waitJob(secured.base, long, auth);
+      assert.equal(timedOut.state, 'failed');
+      assert.equal(timedOut.error.code, 'ERR_TIMEOUT');
+
+      const cors = await api(secured.base, 'GET', '/v1/jobs', undefined, { ...auth, origin: 'http://app.test' });
+      assert.equal(cors.headers.get('access-control-allow-origin'), 'http://app.test');
+      const other = await api(secured.base, 'GET', '/v1/jobs', undefined, { ...auth, origin: 'http://evil.test' });
+      assert.equal(other.headers.get('access-control-allow-origin'), null);
+      const preflight = await api(secured.base, 'OPTIONS', `/v1/jobs/${long}`, undefined, {
+        origin: 'http://app.test',
+        'access-control-request-method': 'DELETE',
+      });
+      assert.equal(preflight.status, 204);
+      assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /DELETE/);
+      assert.match(preflight.headers.get('access-control-allow-headers') ?? '', /authorization/);
     } finally {
       await secured.app.close();
     }
