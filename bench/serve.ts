@@ -7,7 +7,7 @@
  * errors, and the server's RSS before and after. Writes the table to bench/RESULTS.md (section
  * `serve`).
  *
- *   node dist/bench/serve.js [--clients N] [--seconds S] [--max-queue Q] [--steps T] [--no-write]
+ *   npm run bench:serve -- [options], or node dist/bench/serve.js [--clients N] [--seconds S] [--max-queue Q] [--steps T] [--no-write]
  *
  * Defaults: 4 clients, 60 s, a queue of 2 (smaller than the clients, so that 429s happen and
  * are handled), an inversion of 50 steps edited with the model's skip (0.6: 20 edit steps).
