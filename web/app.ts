@@ -377,7 +377,10 @@ async function runImagic(): Promise<void> {
     cancel.hidden = false;
     const trained = await runJob(job, imagicBar);
     drawLosses(trained.result!.losses as { embedding: number[]; finetune: number[] });
-    const sweep = await request<{ job: Job }>('POST', `v1/imagic/${trained.result!.imagicId as string}/generate`, { etas: ETAS, seed: 0 });
+    const sampling: Record<string, unknown> = { etas: ETAS, seed: 0 };
+    const steps = numberOf('imagic-steps');
+    if (steps !== undefined) sampling.steps = steps;
+    const sweep = await request<{ job: Job }>('POST', `v1/imagic/${trained.result!.imagicId as string}/generate`, sampling);
     state.imagicJob = sweep.job.id;
     const swept = await runJob(sweep.job, imagicBar);
     const results = swept.result!.results as { url: string; eta: number }[];

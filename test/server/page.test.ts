@@ -109,4 +109,30 @@ describe('the web page in chromium', {
     assert.ok(readFileSync(file).length > 10_000);
     assert.deepEqual(errors, []);
   });
+
+  test('the Imagic tab trains, draws the losses and shows a sweep under an η slider; the queue tab lists the jobs', async () => {
+    const page = browser.pages()[0];
+    const errors: string[] = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.click('#tab-imagic');
+    await page.fill('#imagic-embedding', '3');
+    await page.fill('#imagic-finetune', '3');
+    await page.fill('#imagic-steps', '10');
+    await page.click('#run-imagic');
+    await page.locator('#sweep').waitFor({ state: 'visible', timeout: 60_000 });
+    assert.ok(await page.locator('#loss-chart').isVisible());
+    assert.equal(await page.getAttribute('#eta', 'max'), '5');
+    assert.equal(await page.textContent('#eta-value'), '1');
+    const first = await page.getAttribute('#sweep-image', 'src');
+    await page.locator('#eta').fill('0');
+    assert.equal(await page.textContent('#eta-value'), '0');
+    assert.notEqual(await page.getAttribute('#sweep-image', 'src'), first);
+    await page.screenshot({ path: join(screenshotDir, 'page-imagic.png'), fullPage: true });
+
+    await page.click('#tab-queue');
+    await page.locator('#jobs tr', { hasText: 'imagicGenerate' }).waitFor({ timeout: 5_000 });
+    const kinds = await page.locator('#jobs tr td:nth-child(2)').allTextContents();
+    for (const kind of ['invert', 'edit', 'imagic', 'imagicGenerate']) assert.ok(kinds.includes(kind), `${kind} not in ${kinds}`);
+    assert.deepEqual(errors, []);
+  });
 });
