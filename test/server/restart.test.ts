@@ -39,6 +39,40 @@ function serve(dataDir: string): Promise<Served> {
   });
 }
 
+/** Runs `torchedit` to its end (for --help and bad flags). */
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('torchedit serve --help lists its options; a bad one is one line and exit 2, before any model loads', async () => {
+  const help = await run(['serve', '--help']);
+  assert.equal(help.code, 0);
+  for (const flag of ['--port', '--host', '--data-dir', '--token', '--max-queue', '--grace', '--model'])
+    assert.ok(help.stdout.includes(flag), flag);
+  assert.match(help.stdout, /default: "127\.0\.0\.1"/);
+  for (const [args, mention] of [
+    [['--max-queue', '0'], '--max-queue'],
+    [['--port', 'abc'], '--port'],
+    [['--token', 'short'], 'at least 16 characters'],
+  ] as const) {
+    const bad = await run(['serve', ...args]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr.trim(), /^torchedit: .+ \[ERR_INVALID_OPTION\]$/);
+    assert.ok(bad.stderr.includes(mention), bad.stderr);
+  }
+});
+
 describe('torchedit serve across restarts', { timeout: 120_000 }, () => {
   let dir: string;
   before(() => {
