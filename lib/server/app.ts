@@ -46,7 +46,7 @@ async function packageVersion(): Promise<string> {
 /** `/v1/jobs/:id` → a regular expression matching its URLs (for 405 and CORS preflights). */
 function routePattern(url: string): RegExp {
   const escaped = url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+');
-  return new RegExp(`^${escaped}/?$`);
+  return new RegExp(`^${escaped}$`);
 }
 
 /**
@@ -145,10 +145,10 @@ export const torcheditRoutes: FastifyPluginAsync<ServerOptions> = async (app, ra
       reply.header('access-control-allow-origin', origin);
       reply.header('vary', 'Origin');
     }
-    const path = request.url.slice(app.prefix.length).split('?')[0];
-    if (request.method !== 'OPTIONS' && (path.startsWith('/v1/') || path === '/metrics')) {
-      request.torcheditClient = auth.check(request.headers.authorization);
-    }
+    // Deny by default: only routes marked public (the page, /healthz) go without a token. The
+    // decision is the matched route's, never the raw URL's (`/%761/jobs` is routed as /v1/jobs).
+    const open = (request.routeOptions.config as { public?: boolean } | undefined)?.public === true;
+    if (request.method !== 'OPTIONS' && !open) request.torcheditClient = auth.check(request.headers.authorization);
   });
 
   app.addHook('onResponse', async (_request, reply) => metrics.request(reply.statusCode));

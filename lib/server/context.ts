@@ -19,6 +19,10 @@ export interface ServerContext {
 }
 
 declare module 'fastify' {
+  /** A route's `config`: `public` routes (the page, /healthz) need no token. */
+  interface FastifyContextConfig {
+    public?: boolean;
+  }
   /** What the OpenAPI document reads from a route's schema besides its parts. */
   interface FastifySchema {
     summary?: string;

@@ -52,7 +52,7 @@ export class OpenApi {
       const op: Operation = { summary: schema.summary as string | undefined, tags: schema.tags as string[] | undefined, responses };
       if (parameters.length) op.parameters = parameters;
       if (schema.body) op.requestBody = { required: true, content: { 'application/json': { schema: schema.body } } };
-      if (this.secured && (path.startsWith('/v1/') || path === '/metrics')) op.security = [{ bearer: [] }];
+      if (this.secured && (route.config as { public?: boolean } | undefined)?.public !== true) op.security = [{ bearer: [] }];
       this.paths[path] ??= {};
       this.paths[path][method.toLowerCase()] = op;
     }

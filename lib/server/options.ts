@@ -53,7 +53,7 @@ export interface ServerOptions {
   /** Where images, inversions, results and the job log are stored. Defaults to `<os tmpdir>/torchedit-serve`. */
   dataDir?: string;
   /**
-   * Bearer tokens; when any is set every `/v1` route and `/metrics` need `Authorization: Bearer <token>`.
+   * Bearer tokens; when any is set every route but the page and `/healthz` needs `Authorization: Bearer <token>`.
    * Defaults to none (no authentication: keep the default host, 127.0.0.1).
    */
   tokens?: string[];

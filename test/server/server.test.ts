@@ -181,6 +181,7 @@ describe('torchedit server', { timeout: 180_000 }, () => {
     assert.equal(wrong.status, 405);
     assert.equal(wrong.headers.get('allow'), 'GET');
     assert.equal((await api(base, 'DELETE', `/v1/images/${imageId}`)).status, 405);
+    assert.equal((await api(base, 'GET', '/metrics/')).status, 404);
     for (const path of [
       '/v1/images/..%2F..%2F..%2Fetc%2Fpasswd',
       '/v1/results/..%2Fjobs.jsonl',
@@ -324,6 +325,10 @@ describe('torchedit server', { timeout: 180_000 }, () => {
       assert.equal((await api(secured.base, 'POST', '/v1/images', example, { 'content-type': 'image/png' })).status, 401);
       assert.equal((await api(secured.base, 'GET', '/v1/jobs', undefined, { authorization: `Bearer ${TOKEN}` })).status, 200);
       assert.equal((await api(secured.base, 'GET', '/healthz')).status, 200);
+      // Encoded paths are routed as their decoded selves: they need the token too; so do unknown routes.
+      for (const path of ['/%761/jobs', '/v1/%6aobs', '/%6detrics', '/v1/nothing']) {
+        assert.equal((await api(secured.base, 'GET', path)).status, 401, path);
+      }
 
       const auth = { authorization: `Bearer ${TOKEN}` };
       const image = (await api(secured.base, 'POST', '/v1/images', example, { ...auth, 'content-type': 'image/png' })).body.id;

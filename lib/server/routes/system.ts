@@ -5,10 +5,14 @@ import type { ServerContext } from '../context.js';
 const started = Date.now();
 
 export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/healthz', { schema: { summary: 'Liveness: always cheap, never waits for a job', tags: ['system'] } }, async () => {
-    const { waiting, running } = ctx.queue.stats();
-    return { status: 'ok', uptimeSeconds: Math.round((Date.now() - started) / 1000), queue: { waiting, running } };
-  });
+  app.get(
+    '/healthz',
+    { config: { public: true }, schema: { summary: 'Liveness: always cheap, never waits for a job', tags: ['system'] } },
+    async () => {
+      const { waiting, running } = ctx.queue.stats();
+      return { status: 'ok', uptimeSeconds: Math.round((Date.now() - started) / 1000), queue: { waiting, running } };
+    },
+  );
 
   app.get(
     '/metrics',

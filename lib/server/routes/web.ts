@@ -30,13 +30,13 @@ export function webRoutes(app: FastifyInstance): void {
     reply.header('x-content-type-options', 'nosniff');
     return readFile(file.path);
   };
-  app.get('/', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
     // Mounted under a prefix, `/prefix` becomes `/prefix/`: the page's URLs are relative to it.
     const path = request.url.split('?')[0];
     if (!path.endsWith('/')) return reply.redirect(`${path}/`);
     return serve('', reply);
   });
-  app.get<{ Params: { file: string } }>('/web/:file', { schema: { hide: true } }, async (request, reply) =>
+  app.get<{ Params: { file: string } }>('/web/:file', { config: { public: true }, schema: { hide: true } }, async (request, reply) =>
     serve(request.params.file, reply),
   );
 }
