@@ -42,6 +42,12 @@ export interface JobRecord {
   client?: string;
 }
 
+/** A record as clients see it: without the client's hash. */
+export function publicJob(record: JobRecord): Omit<JobRecord, 'client'> {
+  const { client: _, ...rest } = record;
+  return rest;
+}
+
 export class JobLog {
   readonly path: string;
 

@@ -102,9 +102,11 @@ export class JobQueue {
     return this.records.get(id);
   }
 
-  /** Newest first; `state` filters. */
-  list(options: { state?: JobState; limit?: number } = {}): JobRecord[] {
-    const all = [...this.records.values()].filter((r) => options.state === undefined || r.state === options.state);
+  /** Newest first; `state` and `client` filter. */
+  list(options: { state?: JobState; limit?: number; client?: string } = {}): JobRecord[] {
+    const all = [...this.records.values()].filter(
+      (r) => (options.state === undefined || r.state === options.state) && (options.client === undefined || r.client === options.client),
+    );
     return all.reverse().slice(0, options.limit ?? 100);
   }
 

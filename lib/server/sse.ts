@@ -4,11 +4,12 @@
  * happens, until it ends; a comment line every 15 s keeps proxies from closing the stream.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { JobRecord } from './jobLog.js';
+import { type JobRecord, publicJob } from './jobLog.js';
 import { type JobEvent, type JobQueue, isTerminal } from './queue.js';
 
 function frame(event: JobEvent): string {
   const { type, ...data } = event;
+  if ('job' in data) data.job = publicJob(data.job);
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 

@@ -11,6 +11,7 @@ import { api, bombPng, readEvents, start, type Started, waitJob, waitRunning } f
 
 const example = readFileSync(join(repoRoot, 'examples', 'red-circle.png'));
 const TOKEN = 'a-test-token-of-enough-length';
+const OTHER = 'another-token-of-enough-length';
 
 describe('torchedit server', { timeout: 180_000 }, () => {
   let dir: string;
@@ -310,7 +311,7 @@ describe('torchedit server', { timeout: 180_000 }, () => {
   test('with tokens: a missing or wrong token is 401, the right one passes; /healthz stays open; per-token job cap, job timeout, CORS', async () => {
     const secured = await start({
       dataDir: join(dir, 'secured'),
-      tokens: [TOKEN],
+      tokens: [TOKEN, OTHER],
       webPage: false,
       corsOrigins: ['http://app.test'],
       limits: { perClientJobs: 1, jobTimeoutMs: 300 },
@@ -336,14 +337,26 @@ describe('torchedit server', { timeout: 180_000 }, () => {
       const second = await api(secured.base, 'POST', '/v1/inversions', { image, steps: 200 }, auth);
       assert.equal(second.status, 429);
       assert.equal(second.body.error.code, 'ERR_TOO_MANY_JOBS');
+      // Another token neither sees nor cancels this job.
+      const other = { authorization: `Bearer ${OTHER}` };
+      assert.equal((await api(secured.base, 'GET', `/v1/jobs/${long}`, undefined, other)).status, 404);
+      assert.equal((await api(secured.base, 'DELETE', `/v1/jobs/${long}`, undefined, other)).status, 404);
+      assert.equal((await api(secured.base, 'GET', `/v1/jobs/${long}/events`, undefined, other)).status, 404);
+      assert.deepEqual((await api(secured.base, 'GET', '/v1/jobs', undefined, other)).body.jobs, []);
+      const mine = (await api(secured.base, 'GET', '/v1/jobs', undefined, auth)).body.jobs;
+      assert.deepEqual(
+        mine.map((j: { id: string }) => j.id),
+        [long],
+      );
+      assert.equal(mine[0].client, undefined, 'the token hash is not shown');
       const timedOut = await waitJob(secured.base, long, auth);
       assert.equal(timedOut.state, 'failed');
       assert.equal(timedOut.error.code, 'ERR_TIMEOUT');
 
       const cors = await api(secured.base, 'GET', '/v1/jobs', undefined, { ...auth, origin: 'http://app.test' });
       assert.equal(cors.headers.get('access-control-allow-origin'), 'http://app.test');
-      const other = await api(secured.base, 'GET', '/v1/jobs', undefined, { ...auth, origin: 'http://evil.test' });
-      assert.equal(other.headers.get('access-control-allow-origin'), null);
+      const evil = await api(secured.base, 'GET', '/v1/jobs', undefined, { ...auth, origin: 'http://evil.test' });
+      assert.equal(evil.headers.get('access-control-allow-origin'), null);
       const preflight = await api(secured.base, 'OPTIONS', `/v1/jobs/${long}`, undefined, {
         origin: 'http://app.test',
         'access-control-request-method': 'DELETE',

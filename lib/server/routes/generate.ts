@@ -4,6 +4,7 @@ import { validateTextToImageOptions } from '../../options/resolve.js';
 import type { TextToImageOptions } from '../../pipelines/textToImage.js';
 import { TorchEditError } from '../../errors.js';
 import { clientOf, type ServerContext } from '../context.js';
+import { publicJob } from '../jobLog.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, seedFromJson } from '../schemas.js';
 
@@ -48,7 +49,7 @@ export function generateRoutes(app: FastifyInstance, ctx: ServerContext): void {
         clientOf(request),
       );
       reply.code(202);
-      return { job };
+      return { job: publicJob(job) };
     },
   );
 }

@@ -7,6 +7,7 @@ import { TorchEditError } from '../../errors.js';
 import { validateImagicOptions, validateImagicSweepOptions } from '../../options/resolve.js';
 import type { ImagicOptions } from '../../pipelines/imagic/train.js';
 import { clientOf, type ServerContext } from '../context.js';
+import { publicJob } from '../jobLog.js';
 import { HttpError, notFound } from '../errors.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
@@ -72,7 +73,7 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
         clientOf(request),
       );
       reply.code(202);
-      return { job };
+      return { job: publicJob(job) };
     },
   );
 
@@ -146,7 +147,7 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
         clientOf(request),
       );
       reply.code(202);
-      return { job };
+      return { job: publicJob(job) };
     },
   );
 }

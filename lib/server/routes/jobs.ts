@@ -1,9 +1,12 @@
-/** `GET /v1/jobs`, `GET /v1/jobs/:id`, its events (SSE) and `DELETE /v1/jobs/:id` (cancel). */
-import type { FastifyInstance } from 'fastify';
+/**
+ * `GET /v1/jobs`, `GET /v1/jobs/:id`, its events (SSE) and `DELETE /v1/jobs/:id` (cancel). With
+ * tokens, a client sees and cancels only the jobs its own token submitted (another's is 404).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { invalidOption } from '../../errors.js';
-import type { ServerContext } from '../context.js';
+import { clientOf, type ServerContext } from '../context.js';
 import { notFound } from '../errors.js';
-import type { JobState } from '../jobLog.js';
+import { type JobRecord, type JobState, publicJob } from '../jobLog.js';
 import { isTerminal } from '../queue.js';
 import { idParams } from '../schemas.js';
 import { streamJobEvents } from '../sse.js';
@@ -11,6 +14,17 @@ import { streamJobEvents } from '../sse.js';
 const STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  /** The job `id` if this request may see it. */
+  const find = (request: FastifyRequest, id: string): JobRecord => {
+    const job = ctx.queue.get(id);
+    if (!job || (ctx.auth.enabled && job.client !== clientOf(request))) throw notFound('job', id);
+    return job;
+  };
+  /** A record as the API shows it: with its queue position, without the client's hash. */
+  const view = (job: JobRecord) => {
+    return { ...publicJob(job), position: ctx.queue.position(job.id) || undefined };
+  };
+
   app.get<{ Querystring: { state?: string; limit?: string } }>(
     '/v1/jobs',
     {
@@ -29,9 +43,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
         throw invalidOption('state', `one of: ${STATES.join(', ')}`, state, 'state');
       const n = limit === undefined ? 100 : Number(limit);
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw invalidOption('limit', 'integer 1–1000', limit, 'limit');
-      const jobs = ctx.queue
-        .list({ state: state as JobState | undefined, limit: n })
-        .map((job) => ({ ...job, position: ctx.queue.position(job.id) || undefined }));
+      const mine = ctx.auth.enabled ? clientOf(request) : undefined;
+      const jobs = ctx.queue.list({ state: state as JobState | undefined, limit: n, client: mine }).map(view);
       return { jobs, queue: ctx.queue.stats() };
     },
   );
@@ -40,9 +53,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/jobs/:id',
     { schema: { summary: 'A job: state, progress, result (ids and URLs) or error (code and message)', tags: ['jobs'], params: idParams } },
     async (request) => {
-      const job = ctx.queue.get(request.params.id);
-      if (!job) throw notFound('job', request.params.id);
-      return { job: { ...job, position: ctx.queue.position(job.id) || undefined } };
+      return { job: view(find(request, request.params.id)) };
     },
   );
 
@@ -57,9 +68,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const job = ctx.queue.get(request.params.id);
-      if (!job) throw notFound('job', request.params.id);
-      streamJobEvents(request, reply, job, ctx.queue);
+      streamJobEvents(request, reply, find(request, request.params.id), ctx.queue);
     },
   );
 
@@ -74,10 +83,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const job = ctx.queue.cancel(request.params.id);
-      if (!job) throw notFound('job', request.params.id);
+      find(request, request.params.id);
+      const job = ctx.queue.cancel(request.params.id)!;
       reply.code(isTerminal(job.state) ? 200 : 202);
-      return { job };
+      return { job: view(job) };
     },
   );
 }

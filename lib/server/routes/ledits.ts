@@ -10,6 +10,7 @@ import { toImages } from '../../pipelines/result.js';
 import { validateEditOptions, validateInvertOptions } from '../../options/resolve.js';
 import { TorchEditError } from '../../errors.js';
 import { clientOf, type ServerContext } from '../context.js';
+import { publicJob } from '../jobLog.js';
 import { HttpError, notFound } from '../errors.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
@@ -75,7 +76,7 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
         clientOf(request),
       );
       reply.code(202);
-      return { job };
+      return { job: publicJob(job) };
     },
   );
 
@@ -187,7 +188,7 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
         clientOf(request),
       );
       reply.code(202);
-      return { job };
+      return { job: publicJob(job) };
     },
   );
 }
