@@ -76,16 +76,18 @@ describe('torchedit server', { timeout: 180_000 }, () => {
   });
 
   test('POST /v1/inversions runs a job; its events come in order and end with the result; the reconstruction is served', async () => {
-    // A first job runs, so that the second is queued and its stream starts with 'queued'.
+    // A longer job runs and `first` waits, so that the stream of `second` starts with 'queued'
+    // at position 2, then moves to position 1.
+    await api(base, 'POST', '/v1/inversions', { image: imageId, steps: 60, seed: 9 });
     const first = await api(base, 'POST', '/v1/inversions', { image: imageId, steps: 20, seed: 1 });
     assert.equal(first.status, 202, JSON.stringify(first.body));
     const second = await api(base, 'POST', '/v1/inversions', { image: imageId, steps: 20, seed: 2, sourcePrompt: 'a red circle' });
     assert.equal(second.status, 202);
     const events = await readEvents(base, second.body.job.id);
     const types = events.map((e) => e.type);
-    assert.equal(types[0], 'queued', types.join(','));
-    assert.equal(events[0].data.position, 1);
-    assert.ok(types.indexOf('running') > 0);
+    assert.deepEqual(types.slice(0, 3), ['queued', 'position', 'running'], types.join(','));
+    assert.equal(events[0].data.position, 2);
+    assert.equal(events[1].data.position, 1);
     const progress = events.filter((e) => e.type === 'progress');
     assert.ok(progress.length >= 2, types.join(','));
     assert.ok(
