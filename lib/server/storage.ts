@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { StableDiffusionModel } from '../model/model.js';
 import { type ImagicResult, loadImagic } from '../pipelines/imagic/result.js';
 import { type Inversion, loadInversion } from '../pipelines/ledits/inversion.js';
+import { HttpError } from './errors.js';
 import { isId, newId } from './ids.js';
 
 export type StoredKind = 'image' | 'inversion' | 'result' | 'imagic';
@@ -348,7 +349,7 @@ export class Storage {
     const pinned = this.pin<Inversion>(id);
     if (pinned) return pinned;
     const meta = this.meta('inversion', id);
-    if (!meta) throw new Error(`no inversion ${id}`);
+    if (!meta) throw new HttpError(404, 'ERR_NOT_FOUND', `The inversion ${id} was deleted (a storage limit or its TTL) before the job ran`);
     const inversion = await loadInversion(this.path('inversion', id), model);
     // Another request may have loaded it meanwhile: keep one.
     if (this.live.has(id)) {
@@ -378,7 +379,8 @@ export class Storage {
     const pinned = this.pin<ImagicResult>(id);
     if (pinned) return pinned;
     const meta = this.meta('imagic', id);
-    if (!meta) throw new Error(`no Imagic result ${id}`);
+    if (!meta)
+      throw new HttpError(404, 'ERR_NOT_FOUND', `The Imagic result ${id} was deleted (a storage limit or its TTL) before the job ran`);
     const result = await loadImagic(this.path('imagic', id), model);
     if (this.live.has(id)) {
       result.dispose();
