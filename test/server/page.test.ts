@@ -89,6 +89,7 @@ describe('the web page in chromium', {
 
     // A second edit, cancelled from the page while it waits or runs.
     await page.fill('#target-prompt', 'a blue square');
+    await page.locator('#skip').fill('0.05'); // 95 of 100 steps: long enough to be cancelled
     await page.click('#run-edit');
     await page.locator('#cancel-edit').waitFor({ state: 'visible' });
     await page.click('#cancel-edit');
@@ -98,6 +99,7 @@ describe('the web page in chromium', {
     assert.equal(body.jobs.length, 1);
 
     await page.fill('#target-prompt', '');
+    await page.locator('#skip').fill('0.6');
     await page.click('#run-edit'); // once more, for the screenshot's before/after
     await page.locator('#edit-progress .label', { hasText: 'done' }).waitFor({ timeout: 30_000 });
     await page.locator('#error').evaluate((e) => {
