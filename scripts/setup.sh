@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # it matrix products fall back to the reference BLAS, ~20x slower), build tools for a source
 # build, python3-regex for the CLIP tokenizer oracle, python3-pil for the shapes-64 scripts
 # (held-out pictures and their analysis in the evaluation and the default-model test),
-# clang-format for `npm run lint` (the C++ side).
-packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make clang-format)
+# clang-format for `npm run lint` (the C++ side), chromium for the web page's test (driven by
+# playwright-core, which downloads no browser of its own).
+packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make clang-format chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,194 @@
+/**
+ * LEDITS: `POST /v1/inversions` (a job that keeps the inversion under an id), `GET
+ * /v1/inversions/:id`, its file (`GET /v1/inversions/:id/file`), uploading one back (`PUT
+ * /v1/inversions`), and `POST /v1/inversions/:id/edits` (a job whose result is an image).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { InvertOptions } from '../../pipelines/ledits/invert.js';
+import type { EditOptions } from '../../pipelines/ledits/edit.js';
+import { toImages } from '../../pipelines/result.js';
+import { validateEditOptions, validateInvertOptions } from '../../options/resolve.js';
+import { TorchEditError } from '../../errors.js';
+import { clientOf, type ServerContext } from '../context.js';
+import { publicJob } from '../jobLog.js';
+import { HttpError, notFound } from '../errors.js';
+import { checkAtMost, checkSteps } from '../limits.js';
+import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
+import { createReadStream } from 'node:fs';
+
+const invertBody = bodySchema(
+  'invert',
+  { image: idSchema, model: { type: 'string', description: 'a model name (GET /v1/models); default: the first' } },
+  ['image'],
+);
+const editBody = bodySchema('edit', {}, [], ['returnMasks']);
+
+export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post<{ Body: Record<string, unknown> }>(
+    '/v1/inversions',
+    {
+      schema: {
+        summary: 'Invert an uploaded image (LEDITS step 1); a job whose result is { inversionId, reconstructionId, settings }',
+        tags: ['ledits'],
+        body: invertBody,
+        'x-responses': { 202: '{ job }', 400: 'ERR_INVALID_OPTION', 404: 'no such image', 429: 'ERR_QUEUE_FULL' },
+      },
+    },
+    async (request, reply) => {
+      const { image, model: modelName, ...rest } = request.body;
+      const served = ctx.models.get(modelName);
+      const options = { ...rest, seed: seedFromJson(rest.seed) } as InvertOptions;
+      const resolved = validateInvertOptions(options, served.context());
+      checkSteps(resolved.steps, ctx.options.limits);
+      if (!ctx.storage.has('image', image)) throw notFound('image', String(image));
+      const imageId = image;
+      const job = ctx.queue.submit(
+        'invert',
+        served.name,
+        async ({ signal, onProgress }) => {
+          const found = await ctx.storage.getBytes('image', imageId);
+          if (!found) throw new HttpError(404, 'ERR_NOT_FOUND', `The image ${imageId} was deleted before the job ran`);
+          const inversion = await served.model.invert(found.bytes, { ...options, signal, onProgress });
+          let stored: Awaited<ReturnType<typeof ctx.storage.putInversion>>;
+          try {
+            stored = await ctx.storage.putInversion(inversion, served.name, { settings: inversion.settings, image: imageId });
+          } catch (error) {
+            inversion.dispose();
+            throw error;
+          }
+          // The reconstruction: the VAE's decoding of x0, which an edit without guidance replays exactly.
+          using decoded = await served.model.decodeLatents(inversion.tensors.x0, { signal });
+          const [picture] = await toImages(decoded);
+          const png = await picture.toBuffer('png');
+          const result = await ctx.storage.putBytes('result', png, {
+            format: 'png',
+            width: picture.width,
+            height: picture.height,
+            info: { reconstructionOf: stored.id },
+          });
+          return {
+            inversionId: stored.id,
+            settings: inversion.settings,
+            reconstructionId: result.id,
+            reconstructionUrl: `${ctx.prefix}/v1/results/${result.id}.png`,
+          };
+        },
+        clientOf(request),
+      );
+      reply.code(202);
+      return { job: publicJob(job) };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/inversions/:id',
+    { schema: { summary: 'An inversion: its model, settings, size in bytes', tags: ['ledits'], params: idParams } },
+    async (request) => {
+      const meta = ctx.storage.meta('inversion', request.params.id);
+      if (!meta) throw notFound('inversion', request.params.id);
+      return {
+        id: meta.id,
+        model: meta.model,
+        createdAt: meta.createdAt,
+        bytes: meta.bytes,
+        settings: meta.info?.settings,
+        fileUrl: `${ctx.prefix}/v1/inversions/${meta.id}/file`,
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/inversions/:id/file',
+    { schema: { summary: 'The inversion as a safetensors file (torchedit loadInversion, or Python)', tags: ['ledits'], params: idParams } },
+    async (request, reply) => {
+      const meta = ctx.storage.meta('inversion', request.params.id);
+      if (!meta) throw notFound('inversion', request.params.id);
+      reply.header('content-type', 'application/octet-stream');
+      reply.header('content-disposition', `attachment; filename="${meta.id}.inversion.safetensors"`);
+      reply.header('content-length', String(meta.bytes));
+      return reply.send(createReadStream(ctx.storage.path('inversion', meta.id)));
+    },
+  );
+
+  app.put<{ Querystring: { model?: string } }>(
+    '/v1/inversions',
+    {
+      schema: {
+        summary: 'Upload an inversion file (application/octet-stream) made with one of the served models; ?model= names it',
+        tags: ['ledits'],
+        querystring: { type: 'object', properties: { model: { type: 'string' } } },
+        'x-responses': { 201: '{ id, settings }', 400: 'ERR_FILE_FORMAT or ERR_MODEL_MISMATCH' },
+      },
+    },
+    async (request, reply) => {
+      const served = ctx.models.get(request.query.model);
+      if (!Buffer.isBuffer(request.body))
+        throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'Expected the file as an application/octet-stream body');
+      const meta = await ctx.storage.putInversionFile(request.body, served.name, served.model);
+      reply.code(201);
+      return { id: meta.id, model: served.name, settings: meta.info?.settings };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: Record<string, unknown> }>(
+    '/v1/inversions/:id/edits',
+    {
+      schema: {
+        summary: 'Edit an inversion (LEDITS step 2: concepts and/or a target prompt); a job whose result is an image',
+        tags: ['ledits'],
+        params: idParams,
+        body: editBody,
+        'x-responses': { 202: '{ job }', 400: 'ERR_INVALID_OPTION', 404: 'no such inversion', 429: 'ERR_QUEUE_FULL' },
+      },
+    },
+    async (request, reply) => {
+      const meta = ctx.storage.meta('inversion', request.params.id);
+      if (!meta) throw notFound('inversion', request.params.id);
+      const served = ctx.models.get(meta.model);
+      const body = request.body ?? {};
+      const steps = (meta.info?.settings as { steps?: number } | undefined)?.steps;
+      // A user mask is an uploaded image's id here: never a path on the server.
+      const maskId = body.userMask;
+      if (maskId !== undefined && maskId !== null && !ctx.storage.has('image', maskId)) {
+        throw new TorchEditError(
+          'ERR_INVALID_OPTION',
+          `Expected the id of an uploaded image for userMask but received ${JSON.stringify(maskId)}`,
+          { option: 'userMask' },
+        );
+      }
+      const options = { ...body, userMask: undefined } as EditOptions;
+      const resolved = validateEditOptions(options, served.context({ inversionSteps: steps }));
+      checkAtMost('concepts', resolved.concepts.length, ctx.options.limits.concepts, 'an array of length');
+      const inversionId = meta.id;
+      const job = ctx.queue.submit(
+        'edit',
+        served.name,
+        async ({ signal, onProgress }) => {
+          const mask = typeof maskId === 'string' ? (await ctx.storage.getBytes('image', maskId))?.bytes : undefined;
+          const inversion = await ctx.storage.acquireInversion(inversionId, served.model);
+          try {
+            const result = await inversion.value.edit({ ...options, ...(mask ? { userMask: mask } : {}), signal, onProgress });
+            try {
+              const png = await result.image.toBuffer('png');
+              const { width, height } = result.image;
+              const stored = await ctx.storage.putBytes('result', png, {
+                format: 'png',
+                width,
+                height,
+                info: { inversion: inversionId, seed: result.seed.toString() },
+              });
+              return { resultId: stored.id, url: `${ctx.prefix}/v1/results/${stored.id}.png`, seed: result.seed.toString(), width, height };
+            } finally {
+              result.dispose();
+            }
+          } finally {
+            inversion.release();
+          }
+        },
+        clientOf(request),
+      );
+      reply.code(202);
+      return { job: publicJob(job) };
+    },
+  );
+}
