@@ -80,6 +80,47 @@ class WithMaps(Projections):
         return self.out4(w @ v), w.mean(1)
 
 
+class TinySD(nn.Module):
+    """scripts/tinysd/models.py's Attention (the shipped shapes-64): the scale traced from the input's
+    shape ((C // h) ** -0.5 is a float the graph computes), and the head-averaged probabilities
+    computed in every layer: dropped (dead code) where the caller takes [0], returned where it
+    makes maps."""
+
+    def __init__(self, ctx_dim):
+        super().__init__()
+        self.heads = HEADS
+        self.q = nn.Linear(C, C, bias=False)
+        self.k = nn.Linear(ctx_dim, C, bias=False)
+        self.v = nn.Linear(ctx_dim, C, bias=False)
+        self.o = nn.Linear(C, C)
+
+    def forward(self, x, ctx):
+        return self.attend(x, ctx)[0]
+
+    def attend(self, x, ctx):
+        B, N, Cx = x.shape
+        M = ctx.shape[1]
+        h = self.heads
+        q = self.q(x).view(B, N, h, Cx // h).transpose(1, 2)
+        k = self.k(ctx).view(B, M, h, Cx // h).transpose(1, 2)
+        v = self.v(ctx).view(B, M, h, Cx // h).transpose(1, 2)
+        w = torch.softmax(q @ k.transpose(-1, -2) * (Cx // h) ** -0.5, dim=-1)
+        out = (w @ v).transpose(1, 2).reshape(B, N, Cx)
+        return self.o(out), w.mean(1)
+
+
+class TinySDBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn1 = TinySD(C)
+        self.attn2 = TinySD(CTX)
+
+    def forward(self, x, ctx):
+        x = x + self.attn1(x, x)
+        h, maps = self.attn2.attend(x, ctx)
+        return x + h, maps
+
+
 class Block(nn.Module):
     def __init__(self, attn_cls, maps_cls=None):
         super().__init__()
@@ -129,6 +170,7 @@ def main(out):
         "matmul_mul": (Block(MatmulMul), 2),
         "matmul_div": (Block(MatmulDiv), 2),
         "with_maps": (Block(MatmulMul, WithMaps), 1),
+        "tinysd": (TinySDBlock(), 1),
         "none": (NoAttention(), 0),
     }
     expected = {}

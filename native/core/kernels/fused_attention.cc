@@ -217,8 +217,20 @@ std::vector<std::string> availableAttentionSimd() {
 
 const char* fusedAttentionOpName() { return "torchedit::attention"; }
 
+at::Tensor fusedAttentionTensorScale(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v,
+                                     const at::Tensor& scale, bool divide) {
+  if (scale.numel() == 1 && !(c10::GradMode::is_enabled() && scale.requires_grad())) {
+    const double s = scale.item<double>();
+    return fusedAttention(q, kt, v, divide ? 1.0 / s : s);
+  }
+  at::Tensor scores = at::matmul(q, kt);  // not one number: the chain as written
+  return at::matmul(at::softmax(divide ? scores / scale : scores * scale, -1), v);
+}
+
 TORCH_LIBRARY(torchedit, m) {
   m.def("attention(Tensor q, Tensor kt, Tensor v, float scale) -> Tensor", &fusedAttention);
+  m.def("attention.tensor_scale(Tensor q, Tensor kt, Tensor v, Tensor scale, bool divide) -> Tensor",
+        &fusedAttentionTensorScale);
 }
 
 }  // namespace torchedit::kernels

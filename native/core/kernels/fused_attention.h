@@ -27,7 +27,13 @@ std::string attentionSimd();
 // The paths this CPU and build can run, best first (always ends with "scalar").
 std::vector<std::string> availableAttentionSimd();
 
-// The registered TorchScript op the graph pass inserts: torchedit::attention(q, kt, v, scale).
+// The scale as a tensor the graph computed (traces of (C // h) ** -0.5): one number → the kernel;
+// anything else → the chain as written (scores · scale or / scale, softmax, · v).
+at::Tensor fusedAttentionTensorScale(const at::Tensor& q, const at::Tensor& kt, const at::Tensor& v,
+                                     const at::Tensor& scale, bool divide);
+
+// The registered TorchScript op the graph pass inserts: torchedit::attention(q, kt, v, scale), and
+// its overload attention.tensor_scale(q, kt, v, scale, divide).
 const char* fusedAttentionOpName();
 
 }  // namespace torchedit::kernels

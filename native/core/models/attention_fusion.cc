@@ -4,6 +4,7 @@
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
+#include <torch/csrc/jit/passes/lower_tuples.h>
 
 #include <atomic>
 #include <vector>
@@ -42,8 +43,14 @@ bool onlyUse(Value* v, Node* user) { return v->uses().size() == 1 && v->uses()[0
 struct Site {
   Node* pv;  // the product with v, whose output the fused op replaces
   Value *q, *kt, *v;
-  double scale;
+  double scale;       // a constant scale, or
+  Value* scaleValue;  // a float computed in the graph (traced from shapes: (C // h) ** -0.5)
+  bool divide;        // scaleValue divides the scores
 };
+
+// A float the graph computes: usable as the op's `float scale` argument as it is. (A tensor scale
+// takes the op's tensor overload, which checks at run time that it is one number.)
+bool isFloatValue(Value* v) { return v->type()->kind() == c10::TypeKind::FloatType; }
 
 // softmax(scores(q, kt)·s, -1) · v, or nothing when `softmax` is not such a chain.
 std::optional<Site> match(Node* softmax) {
@@ -61,27 +68,34 @@ std::optional<Site> match(Node* softmax) {
   if (!onlyUse(scores, softmax)) return std::nullopt;
   Node* producer = scores->node();
   double scale = 1.0;
+  Value* scaleValue = nullptr;
+  bool divide = false;
   if (isKind(producer, "aten::baddbmm") && producer->inputs().size() == 5) {
     auto beta = constantNumber(producer->input(3));
     auto alpha = constantNumber(producer->input(4));
     if (!beta || *beta != 0.0 || !alpha) return std::nullopt;
-    return Site{pv, producer->input(1), producer->input(2), pv->input(1), *alpha};
+    return Site{pv, producer->input(1), producer->input(2), pv->input(1), *alpha, nullptr, false};
   }
   if ((isKind(producer, "aten::mul") || isKind(producer, "aten::div")) && producer->inputs().size() == 2) {
     const bool div = isKind(producer, "aten::div");
     Value* product = producer->input(0);
-    auto s = constantNumber(producer->input(1));
-    if (!s && !div) {
-      product = producer->input(1);
-      s = constantNumber(producer->input(0));
+    Value* factor = producer->input(1);
+    if (!div && !isMatmul(product->node())) std::swap(product, factor);  // s · (q kᵀ)
+    auto s = constantNumber(factor);
+    if (s) {
+      if (div && *s == 0.0) return std::nullopt;
+      scale = div ? 1.0 / *s : *s;
+    } else if (isFloatValue(factor) || factor->type()->kind() == c10::TypeKind::TensorType) {
+      scaleValue = factor;
+      divide = div;
+    } else {
+      return std::nullopt;
     }
-    if (!s || (div && *s == 0.0)) return std::nullopt;
-    scale = div ? 1.0 / *s : *s;
     if (!onlyUse(product, producer)) return std::nullopt;
     producer = product->node();
   }
   if (!isMatmul(producer)) return std::nullopt;
-  return Site{pv, producer->input(0), producer->input(1), pv->input(1), scale};
+  return Site{pv, producer->input(0), producer->input(1), pv->input(1), scale, scaleValue, divide};
 }
 
 void collect(torch::jit::Block* block, std::vector<Site>& sites) {
@@ -93,13 +107,25 @@ void collect(torch::jit::Block* block, std::vector<Site>& sites) {
 }  // namespace
 
 int64_t fuseAttention(const std::shared_ptr<torch::jit::Graph>& graph) {
+  // Dead nodes count as uses: a traced submodule that computed the head-averaged probabilities and
+  // dropped them (tinysd's attention without maps returns them in a tuple its caller indexes)
+  // would look like a maps site. Tuples built and taken apart in the graph go first, then the dead code.
+  torch::jit::LowerSimpleTuples(graph);
+  torch::jit::EliminateDeadCode(graph);
   std::vector<Site> sites;
   collect(graph->block(), sites);
   const auto op = c10::Symbol::fromQualString(kernels::fusedAttentionOpName());
   for (const Site& site : sites) {
     torch::jit::WithInsertPoint at(site.pv);
     // insert() matches the registered schema, so a wrong signature fails here, not at run time.
-    Value* fused = graph->insert(op, {site.q, site.kt, site.v, site.scale});
+    Value* fused;
+    if (site.scaleValue && site.scaleValue->type()->kind() == c10::TypeKind::TensorType) {
+      fused = graph->insert(op, {site.q, site.kt, site.v, site.scaleValue, site.divide});
+    } else {
+      Value* scale = site.scaleValue ? site.scaleValue : graph->insertConstant(site.scale);
+      if (site.scaleValue && site.divide) scale = graph->insert(c10::Symbol::fromQualString("aten::div"), {1.0, scale});
+      fused = graph->insert(op, {site.q, site.kt, site.v, scale});
+    }
     fused->setType(site.pv->output()->type());
     site.pv->output()->replaceAllUsesWith(fused);
   }

@@ -11,7 +11,8 @@ namespace torchedit {
 
 // Recognised chains, each ending in softmax over the last dimension whose output has no other use
 // than the product with v (a bundle of format 2 also averages some layers' probabilities into its
-// cross-attention maps: those sites keep their graph):
+// cross-attention maps: those sites keep their graph), where s is a constant or a float the graph
+// computes (traces of (C // h) ** -0.5):
 //   baddbmm(empty, q, kt, beta=0, alpha=s) → softmax → bmm(·, v)       diffusers' AttnProcessor
 //   matmul|bmm(q, kt) → mul(·, s) | div(·, 1/s) | nothing → softmax → matmul|bmm(·, v)
 // (scaled_dot_product_attention does not exist in libtorch 1.13.) Rewrites `graph` in place and
