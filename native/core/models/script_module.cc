@@ -46,6 +46,10 @@ c10::IValue ScriptModule::forward(std::vector<c10::IValue> inputs) {
   return translateErrors(code::kForward, [&] { return target.forward(std::move(inputs)); });
 }
 
+c10::IValue ScriptModule::forwardExported(std::vector<c10::IValue> inputs) {
+  return translateErrors(code::kForward, [&] { return module_.forward(std::move(inputs)); });
+}
+
 at::Tensor ScriptModule::forwardTensor(std::vector<c10::IValue> inputs) {
   c10::IValue out = forward(std::move(inputs));
   if (!out.isTensor()) {

@@ -25,6 +25,13 @@ class ScriptModule {
   // there is one and configure({ fusedAttention }) allows it (models/attention_fusion.h). Throws ERR_FORWARD with
   // TorchScript's message for a wrong argument count, shape or dtype.
   c10::IValue forward(std::vector<c10::IValue> inputs);
+  // forward() on the module as exported, never the fused clone.
+  c10::IValue forwardExported(std::vector<c10::IValue> inputs);
+  // Drops the fused clone (StableDiffusion::verify, when it disagrees with the exported graph).
+  void dropFusedAttention() {
+    inference_.reset();
+    fusedSites_ = 0;
+  }
   // forward() for modules with one tensor output; throws ERR_FORWARD if the output is not one.
   at::Tensor forwardTensor(std::vector<c10::IValue> inputs);
 
