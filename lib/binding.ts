@@ -258,6 +258,14 @@ export interface NativeBinding {
     attentionTimes(q: NativeTensor, kt: NativeTensor, v: NativeTensor, scale: number, simd: string, reps: number): [number, number];
     /** [fused-clone parameters sharing the module's storage, fused-clone parameters]; [0, 0] without a clone. */
     fusedSharesParameters(module: NativeModule): [number, number];
+    /** `calls` timed UNet calls through the model's predictNoise: [ε̂ of the last, seconds of each (float64)]. */
+    unetCalls(
+      model: NativeModel,
+      sample: NativeTensor,
+      context: NativeTensor,
+      t: number,
+      calls: number,
+    ): NativeJob<[NativeTensor, NativeTensor]>;
     /** Sets the kernel's SIMD path for the process; returns the one in effect. */
     setAttentionSimd(path: string): string;
   };

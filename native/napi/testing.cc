@@ -147,6 +147,26 @@ Napi::Value FusedSharesParameters(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// unetCalls(model, sample, context, t, calls) -> [ε̂ of the last call, seconds of each call (float64)]:
+// StableDiffusion::predictNoise (the model's dtype casts and autocast, as every pipeline calls
+// it) `calls` times without gradients, each timed on the worker. For bench/unet.ts.
+Napi::Value UnetCalls(const Napi::CallbackInfo& info) {
+  ModelCall call(info);
+  torch::Tensor sample = call.tensor("sample"), context = call.tensor("context");
+  int64_t t = call.integer("t"), calls = std::max<int64_t>(1, call.integer("calls"));
+  return call.run([=](StableDiffusion& m, JobContext& job) {
+    torch::NoGradGuard noGrad;
+    torch::Tensor out, seconds = torch::empty({calls}, torch::kDouble);
+    for (int64_t i = 0; i < calls; ++i) {
+      job.check();
+      auto t0 = std::chrono::steady_clock::now();
+      out = m.predictNoise(sample, t, context);
+      seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    return std::vector<torch::Tensor>{out, seconds};
+  });
+}
+
 // setAttentionSimd(path) -> the path in effect (process-wide; for benchmarks of each path).
 Napi::Value SetAttentionSimd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -163,6 +183,7 @@ void InitTesting(Napi::Env env, Napi::Object exports) {
                    {"attention", Attention},
                    {"attentionTimes", AttentionTimes},
                    {"fusedSharesParameters", FusedSharesParameters},
+                   {"unetCalls", UnetCalls},
                    {"setAttentionSimd", SetAttentionSimd}});
 }
 
