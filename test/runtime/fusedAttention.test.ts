@@ -27,6 +27,9 @@ const cases: Case[] = [
   { lead: [2], n: 130, m: 77, d: 80 },
   { lead: [1], n: 33, m: 1024, d: 160 },
   { lead: [5], n: 129, m: 513, d: 8, dv: 24 },
+  // Narrow heads take AVX-512's register kernels: several key tiles, row and lane tails.
+  { lead: [3], n: 70, m: 600, d: 16 },
+  { lead: [2], n: 5, m: 33, d: 13, dv: 7 },
   { lead: [2], n: 1024, m: 1024, d: 40 },
 ];
 const big: Case[] = [

@@ -18,7 +18,17 @@ struct AttentionRowOps {
   // bfloat16 (as its 16 bits) ↔ float32; float → bfloat16 rounds to nearest even, as c10::BFloat16 does.
   void (*bf16ToFloat)(const uint16_t* in, float* out, int64_t n);
   void (*floatToBf16)(const float* in, uint16_t* out, int64_t n);
+  // Narrow heads (width ≤ kSmallHead), where a BLAS call does too little work per score to pay for
+  // its packing: S[rows × keys] = scale · Q Kᵀ, and O = beta · O + P V, with the scores kept in
+  // registers across the head width. nullptr: the caller uses sgemm.
+  void (*scoresSmall)(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t rows, int64_t keys, int64_t d,
+                      float scale, float* s, int64_t lds);
+  void (*accumulateSmall)(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t rows, int64_t keys,
+                          int64_t dv, float beta, float* o, int64_t ldo);
 };
+
+// The widest head the *Small functions take (one AVX-512 register of floats).
+constexpr int64_t kSmallHead = 16;
 
 // Plain C++ with std::exp: every machine, and the reference the SIMD tables are tested against.
 const AttentionRowOps& scalarRowOps();

@@ -128,7 +128,7 @@ void floatToBf16(const float* in, uint16_t* out, int64_t n) {
 }  // namespace
 
 const AttentionRowOps* avx2RowOps() {
-  static const AttentionRowOps ops{"avx2", rowMax, expSum, scale, bf16ToFloat, floatToBf16};
+  static const AttentionRowOps ops{"avx2", rowMax, expSum, scale, bf16ToFloat, floatToBf16, nullptr, nullptr};
   return &ops;
 }
 

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <limits>
+#include <vector>
 
 namespace torchedit::kernels {
 
@@ -107,10 +108,94 @@ void floatToBf16(const float* in, uint16_t* out, int64_t n) {
     _mm256_mask_storeu_epi16(out + i, k, _mm512_cvtepi32_epi16(rounded));
   }
 }
+// S = scale · Q Kᵀ for heads of width d ≤ 16. K is first transposed into [d][keys] so that 16
+// consecutive keys are one register; four query rows share each K load (4 FMAs per load).
+void scoresSmall(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t rows, int64_t keys, int64_t d,
+                 float scale, float* s, int64_t lds) {
+  thread_local std::vector<float> packed;
+  const int64_t stride = (keys + 15) & ~int64_t{15};
+  if (static_cast<int64_t>(packed.size()) < d * stride) packed.resize(d * stride);
+  float* kt = packed.data();
+  for (int64_t j = 0; j < keys; ++j)
+    for (int64_t c = 0; c < d; ++c) kt[c * stride + j] = k[j * ldk + c];
+  for (int64_t c = 0; c < d; ++c)
+    for (int64_t j = keys; j < stride; ++j) kt[c * stride + j] = 0.0f;
+  const __m512 vs = _mm512_set1_ps(scale);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float *q0 = q + r * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
+    for (int64_t j = 0; j < keys; j += 16) {
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t c = 0; c < d; ++c) {
+        const __m512 kv = _mm512_loadu_ps(kt + c * stride + j);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[c]), kv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q1[c]), kv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(q2[c]), kv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(q3[c]), kv, a3);
+      }
+      const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tailMask(keys - j);
+      float* out = s + r * lds + j;
+      _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(a0, vs));
+      _mm512_mask_storeu_ps(out + lds, m, _mm512_mul_ps(a1, vs));
+      _mm512_mask_storeu_ps(out + 2 * lds, m, _mm512_mul_ps(a2, vs));
+      _mm512_mask_storeu_ps(out + 3 * lds, m, _mm512_mul_ps(a3, vs));
+    }
+  }
+  for (; r < rows; ++r) {
+    const float* qr = q + r * ldq;
+    for (int64_t j = 0; j < keys; j += 16) {
+      __m512 a = _mm512_setzero_ps();
+      for (int64_t c = 0; c < d; ++c)
+        a = _mm512_fmadd_ps(_mm512_set1_ps(qr[c]), _mm512_loadu_ps(kt + c * stride + j), a);
+      const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tailMask(keys - j);
+      _mm512_mask_storeu_ps(s + r * lds + j, m, _mm512_mul_ps(a, vs));
+    }
+  }
+}
+
+// O = beta · O + P V for value width dv ≤ 16: an output row is one (masked) register; four rows
+// share each V row's load.
+void accumulateSmall(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t rows, int64_t keys, int64_t dv,
+                     float beta, float* o, int64_t ldo) {
+  const __mmask16 mask = tailMask(dv);  // tailMask(16) is all lanes
+  const __m512 vb = _mm512_set1_ps(beta);
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
+    float* o0 = o + r * ldo;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    if (beta != 0.0f) {
+      a0 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0));
+      a1 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0 + ldo));
+      a2 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0 + 2 * ldo));
+      a3 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0 + 3 * ldo));
+    }
+    for (int64_t j = 0; j < keys; ++j) {
+      const __m512 vv = _mm512_maskz_loadu_ps(mask, v + j * ldv);
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), vv, a0);
+      a1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[j]), vv, a1);
+      a2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[j]), vv, a2);
+      a3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[j]), vv, a3);
+    }
+    _mm512_mask_storeu_ps(o0, mask, a0);
+    _mm512_mask_storeu_ps(o0 + ldo, mask, a1);
+    _mm512_mask_storeu_ps(o0 + 2 * ldo, mask, a2);
+    _mm512_mask_storeu_ps(o0 + 3 * ldo, mask, a3);
+  }
+  for (; r < rows; ++r) {
+    const float* pr = p + r * ldp;
+    float* orow = o + r * ldo;
+    __m512 a = beta != 0.0f ? _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, orow)) : _mm512_setzero_ps();
+    for (int64_t j = 0; j < keys; ++j)
+      a = _mm512_fmadd_ps(_mm512_set1_ps(pr[j]), _mm512_maskz_loadu_ps(mask, v + j * ldv), a);
+    _mm512_mask_storeu_ps(orow, mask, a);
+  }
+}
 }  // namespace
 
 const AttentionRowOps* avx512RowOps() {
-  static const AttentionRowOps ops{"avx512", rowMax, expSum, scale, bf16ToFloat, floatToBf16};
+  static const AttentionRowOps ops{"avx512",    rowMax,      expSum,      scale,
+                                   bf16ToFloat, floatToBf16, scoresSmall, accumulateSmall};
   return &ops;
 }
 

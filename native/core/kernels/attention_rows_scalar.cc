@@ -48,7 +48,7 @@ void floatToBf16(const float* in, uint16_t* out, int64_t n) {
 }  // namespace
 
 const AttentionRowOps& scalarRowOps() {
-  static const AttentionRowOps ops{"scalar", rowMax, expSum, scale, bf16ToFloat, floatToBf16};
+  static const AttentionRowOps ops{"scalar", rowMax, expSum, scale, bf16ToFloat, floatToBf16, nullptr, nullptr};
   return ops;
 }
 

@@ -95,6 +95,9 @@ void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tens
   T* O = out.data_ptr<T>();
   const int64_t queryTiles = (n + kQueryTile - 1) / kQueryTile;
   const float negInf = -std::numeric_limits<float>::infinity();
+  // Narrow heads (the reduced bench UNet's 8 and 16) take the register kernels where the CPU has them.
+  const bool smallScores = ops.scoresSmall && d <= kSmallHead;
+  const bool smallValues = ops.accumulateSmall && dv <= kSmallHead;
 
   at::parallel_for(0, batch * queryTiles, 1, [&](int64_t begin, int64_t end) {
     const int64_t bc = std::min(kKeyTile, m);
@@ -117,7 +120,10 @@ void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tens
         const float* kt = floatRows<T>(K.at(b) + j0 * K.rowStride, bk, d, K.rowStride, kBuf.data(), ops, ldk);
         const float* vt = floatRows<T>(V.at(b) + j0 * V.rowStride, bk, dv, V.rowStride, vBuf.data(), ops, ldv);
         // S = scale · Q_i K_jᵀ (Algorithm 1, line 9)
-        sgemm(false, true, br, bk, d, scale, qt, ldq, kt, ldk, 0.0f, scores.data(), bk);
+        if (smallScores)
+          ops.scoresSmall(qt, ldq, kt, ldk, br, bk, d, scale, scores.data(), bk);
+        else
+          sgemm(false, true, br, bk, d, scale, qt, ldq, kt, ldk, 0.0f, scores.data(), bk);
         // Online softmax (lines 10–12): new row maxima, P = exp(S − m_new), rescale what the
         // earlier key tiles left in the sum and the output by exp(m_old − m_new).
         for (int64_t r = 0; r < br; ++r) {
@@ -134,7 +140,10 @@ void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tens
           rowMax[r] = mNew;
         }
         // O_i += P V_j (the first tile overwrites)
-        sgemm(false, false, br, dv, bk, 1.0f, scores.data(), bk, vt, ldv, j0 > 0 ? 1.0f : 0.0f, acc.data(), dv);
+        if (smallValues)
+          ops.accumulateSmall(scores.data(), bk, vt, ldv, br, bk, dv, j0 > 0 ? 1.0f : 0.0f, acc.data(), dv);
+        else
+          sgemm(false, false, br, dv, bk, 1.0f, scores.data(), bk, vt, ldv, j0 > 0 ? 1.0f : 0.0f, acc.data(), dv);
       }
       // O_i / ℓ_i (line 15), written in the output's dtype.
       T* dst = O + (b * n + i0) * dv;
