@@ -4,7 +4,8 @@
  * glibc told to keep freed memory). Writes RESULTS.md's `unet` section.
  *
  *   node dist/bench/unet.js [--bundle sd[,full]] [--latent 64,32] [--reps 3] [--calls 2]
- *                           [--sides NAME[,NAME]] [--full-sides NAME[,NAME]] [--full-dir DIR] [--no-write]
+ *                           [--sides NAME[,NAME]] [--full-sides NAME[,NAME]] [--full-reps N] [--full-dir DIR]
+ *                           [--no-write]
  *
  * sd: the reduced SD 1.5-structure bundle (bench/measure.ts). full: SD 1.5's exact UNet widths
  * (scripts/make_sd_bench_bundle.py --full, 3.4 GB of float32 weights), made on first use in
@@ -13,8 +14,9 @@
  * plain Python's page faults make a call take minutes there).
  *
  * How a number is taken: each (side, latent, repetition) is a fresh process, the sides alternating
- * within a repetition (rotated each repetition). A process loads the bundle, makes one warm-up
- * call (TorchScript's profiling run), then times `calls` calls of batch 2 (the unconditional and
+ * within a repetition (rotated each repetition). A process loads the bundle, makes two warm-up
+ * calls (TorchScript's profiling executor profiles the first call and optimises the graph during the
+ * second, which costs up to 1.4 s more under bfloat16 autocast), then times `calls` calls of batch 2 (the unconditional and
  * text halves of a CFG step) at t = 500; its number is the median of its calls, the table's the
  * median over repetitions. torchedit's calls go through the model's predictNoise (its dtype casts
  * and autocast) on the worker, timed there; Python's are `unet(sample, t, states)` under no_grad.
@@ -82,7 +84,8 @@ async function child(a: ChildArgs): Promise<void> {
   const sample = Tensor.randn([a.batch, cfg.latentChannels, a.latent, a.latent], { seed: 1 });
   const states = Tensor.randn([a.batch, cfg.textEncoder.maxLength, cfg.textEncoder.hiddenSize], { seed: 2 });
   const testing = native().testing;
-  await testing.unetCalls(model.native, sample.native, states.native, 500, 1).promise; // warm-up
+  // Two warm-up calls: TorchScript's profiling executor profiles the first and optimises on the second.
+  await testing.unetCalls(model.native, sample.native, states.native, 500, 2).promise;
   const [out, seconds] = await testing.unetCalls(model.native, sample.native, states.native, 500, a.calls).promise;
   const eps = Tensor.fromNative(out);
   writeFileSync(a.out, new Uint8Array(((await eps.data()) as Float32Array).buffer));
@@ -98,6 +101,7 @@ interface Options {
   calls: number;
   sides: Side[];
   fullSides: Side[];
+  fullReps: number;
   fullDir: string;
   write: boolean;
   threads: number;
@@ -111,6 +115,7 @@ function parseArgs(argv: string[]): Options {
     calls: 2,
     sides: [...SIDES],
     fullSides: ['torchedit', 'torchedit-unfused', 'torchedit-bf16', 'python-tuned'],
+    fullReps: 3,
     fullDir: '/tmp/torchedit-sd15-full',
     write: true,
     threads: 1,
@@ -128,7 +133,8 @@ function parseArgs(argv: string[]): Options {
     } else if (a === '--full-sides') {
       o.fullSides = value().split(',') as Side[];
       for (const s of o.fullSides) if (!SIDES.includes(s)) usage(`unknown side ${s}`);
-    } else if (a === '--full-dir') o.fullDir = value();
+    } else if (a === '--full-reps') o.fullReps = Number(value());
+    else if (a === '--full-dir') o.fullDir = value();
     else if (a === '--threads') o.threads = Number(value());
     else if (a === '--no-write') o.write = false;
     else usage(`unknown argument ${a}`);
@@ -223,7 +229,7 @@ async function main(o: Options): Promise<void> {
       log(`${bname} ${latent}×${latent}: ${(flops.flops / 1e9).toFixed(1)} GFLOP per call ${JSON.stringify(flops.byKind)}`);
       const perSide = new Map<Side, number[]>();
       let sites: number | undefined;
-      for (let r = 0; r < o.reps; r++) {
+      for (let r = 0; r < (bname === 'full' ? o.fullReps : o.reps); r++) {
         const order = sides.map((_, i) => sides[(i + r) % sides.length]);
         for (const side of order) {
           const out = join(work, `${bname}-${latent}-${side}.f32`);
