@@ -87,9 +87,9 @@ export async function ensureInversion(b: Bundle, spec: EditSpec, threads: number
   return { ...spec, inversionFile: file };
 }
 
-function runChild(command: string, args: string[]): Promise<string> {
+export function runChild(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -254,7 +254,7 @@ export function currentLoad(): string {
     .join(' ');
 }
 
-export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve';
+export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet';
 
 /** Replaces RESULTS.md's section `name` (between its markers), creating the file when needed. */
 export function writeSection(name: SectionName, body: string): void {

@@ -54,6 +54,7 @@ export interface NativeModule {
   readonly device: string;
   readonly parameterCount: number;
   readonly parameterNames: string[];
+  readonly fusedAttentionSites: number;
   readonly disposed: boolean;
   forward(args: NativeArgument[], onProgress?: NativeProgressCallback): NativeJob<NativeValue>;
   setTraining(on: boolean): NativeJob<void>;
@@ -180,6 +181,7 @@ export interface NativeBinding {
   memory(): MemoryReport;
   setCpuCache(enabled: boolean, limitBytes?: number): void;
   emptyCpuCache(): void;
+  setFusedAttention(enabled: boolean): void;
   /**
    * Every pipeline is one job on the model's queue, called one way: (model, tensors…, options,
    * onProgress?). Every option field is required (the native structs have no defaults).
@@ -251,6 +253,25 @@ export interface NativeBinding {
       noise: NativeTensor,
       t: number,
     ): NativeJob<[NativeTensor, NativeTensor]>;
+    /**
+     * The fused attention kernel on one SIMD path (`'auto'`, `'avx512'`, `'avx2'`, `'scalar'`) and
+     * softmax(q·kt·scale)·v composed by torch in float64 (returned as float32): [fused, reference].
+     */
+    attention(q: NativeTensor, kt: NativeTensor, v: NativeTensor, scale: number, simd: string): [NativeTensor, NativeTensor];
+    /** The best of `reps` runs, in ms, of the fused kernel and of torch's unfused chain on the same inputs. */
+    attentionTimes(q: NativeTensor, kt: NativeTensor, v: NativeTensor, scale: number, simd: string, reps: number): [number, number];
+    /** [fused-clone parameters sharing the module's storage, fused-clone parameters]; [0, 0] without a clone. */
+    fusedSharesParameters(module: NativeModule): [number, number];
+    /** `calls` timed UNet calls through the model's predictNoise: [ε̂ of the last, seconds of each (float64)]. */
+    unetCalls(
+      model: NativeModel,
+      sample: NativeTensor,
+      context: NativeTensor,
+      t: number,
+      calls: number,
+    ): NativeJob<[NativeTensor, NativeTensor]>;
+    /** Sets the kernel's SIMD path for the process; returns the one in effect. */
+    setAttentionSimd(path: string): string;
   };
 }
 

@@ -63,6 +63,14 @@ export class Module extends NativeHandle {
   get parameterNames(): string[] {
     return callNative(() => this.native.parameterNames);
   }
+  /**
+   * Attention chains (softmax(q·kᵀ·s)·v) that the load-time graph pass runs through torchedit's
+   * fused kernel in calls without gradients: 0 when none matched or `configure({ fusedAttention:
+   * false })` was in effect at load.
+   */
+  get fusedAttentionSites(): number {
+    return callNative(() => this.native.fusedAttentionSites);
+  }
 
   /** Calls the module's forward() on its device, without autograd. */
   forward(...args: ModuleArgument[]): Promise<ModuleOutput> {

@@ -27,6 +27,15 @@ export interface RuntimeOptions {
   cpuCache?: boolean;
   /** Most bytes the CPU cache may hold unused. Defaults to a quarter of physical memory. */
   cpuCacheLimit?: number;
+  /**
+   * Run attention (softmax(q·kᵀ·s)·v in TorchScript UNets, VAEs and modules) through torchedit's
+   * fused CPU kernel, which never stores the [tokens × tokens] scores: a graph pass at load time
+   * swaps each recognised chain on an inference copy that shares the weights (docs/performance.md).
+   * Calls with gradients (Imagic training) always run the module as exported. `false` turns it off
+   * for models loaded afterwards and for every later call of models already loaded. Defaults to
+   * `true`.
+   */
+  fusedAttention?: boolean;
 }
 
 /** The most intra-op threads configure() accepts. */
@@ -49,6 +58,11 @@ export function configure(options: RuntimeOptions): void {
       options.cpuCacheLimit === undefined ? undefined : numberIn('cpuCacheLimit', options.cpuCacheLimit, 0, Number.MAX_SAFE_INTEGER);
     const enabled = options.cpuCache ?? native().memory().cpuCache.enabled;
     callNative(() => native().setCpuCache(enabled, limit));
+  }
+  if (options.fusedAttention !== undefined) {
+    if (typeof options.fusedAttention !== 'boolean') throw invalidOption('fusedAttention', 'boolean', options.fusedAttention);
+    const enabled = options.fusedAttention;
+    callNative(() => native().setFusedAttention(enabled));
   }
 }
 
@@ -76,6 +90,12 @@ export interface RuntimeInfo {
   cudaVersion?: string;
   /** libtorch's build settings (`at::show_config()`: BLAS, LAPACK, CPU capability, flags). */
   buildConfig?: string;
+  /**
+   * The fused attention kernel: whether configure({ fusedAttention }) has it on, the SIMD path it
+   * runs (`'avx512'`, `'avx2'` or `'scalar'`), the paths this CPU can run, and the GEMM it calls
+   * (`'sgemm_'`: the BLAS libtorch loaded; `'at::addmm'` when none was found). Older builds lack it.
+   */
+  attention?: { fused: boolean; simd: string; available: string[]; gemm: string };
 }
 
 export function runtimeInfo(): RuntimeInfo {

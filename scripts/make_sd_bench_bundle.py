@@ -4,7 +4,12 @@ same skip connections as SD 1.5's UNet2DConditionModel, so the per-call cost mix
 GroupNorm, self- and cross-attention, GEGLU) resembles SD's, at a size a 2-core CPU can run.
 
 usage: /usr/bin/python3 scripts/make_sd_bench_bundle.py OUT_DIR [--seed N] [--sample-size 32]
-          [--channels 64,128,256,256] [--tokenizer-dir DIR]
+          [--channels 64,128,256,256] [--tokenizer-dir DIR] [--full]
+
+--full: SD 1.5's own widths (channels 320,640,1280,1280, 8 heads of width 40/80/160, ~860 M UNet
+  parameters, 3.4 GB of float32 UNet weights) and sampleSize 64; the output-scale calibration runs
+  at 32x32 latents to keep the build short. Write it outside the repository (bench/.cache is
+  ignored by git); never commit it.
 
 UNet (plain torch; names follow diffusers so the structure can be compared line by line):
   time embedding   sinusoidal 320 (flip_sin_to_cos, freq_shift 0, as SD) -> Linear 320->4c0,
@@ -342,7 +347,7 @@ def build(args):
     for m in (te, unet, venc, vdec):
         m.eval()
     g = torch.Generator().manual_seed(args.seed + 1)
-    s = args.sample_size
+    s = min(args.sample_size, 32) if args.full else args.sample_size
     with torch.no_grad():
         ids = torch.randint(0, 49408, (2, MAX_LENGTH), generator=g)
         ctx = te(ids)
@@ -372,7 +377,10 @@ def main():
     p.add_argument("--channels", default="64,128,256,256", help="block widths (multiples of 32 for GroupNorm 32)")
     p.add_argument("--tokenizer-dir", default=DEFAULT_TOKENIZER)
     p.add_argument("--name", default="sd15-structure-bench")
+    p.add_argument("--full", action="store_true", help="SD 1.5's exact widths (320,640,1280,1280) at sampleSize 64")
     args = p.parse_args()
+    if args.full:
+        args.channels, args.sample_size, args.name = "320,640,1280,1280", 64, "sd15-structure-full-bench"
     if args.sample_size % 8:
         p.error("--sample-size must be a multiple of 8")
     torch.set_num_threads(1)

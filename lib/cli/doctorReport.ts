@@ -13,7 +13,7 @@ import type { TorchEditError } from '../errors.js';
 import { describeAddonTags, type Addon } from '../loader/addons.js';
 import { describeLibtorch, type Libtorch, type SearchStep } from '../loader/libtorch.js';
 import { inspectLoad } from '../loader/load.js';
-import { defaultModelPath } from '../model/model.js';
+import { defaultModelPath, loadModel } from '../model/model.js';
 
 /** The loader's view of a libtorch (lib/loader/libtorch.ts), minus file lists, plus package and summary. */
 export type LibtorchReport = Pick<
@@ -61,6 +61,13 @@ export interface DoctorReport {
   cuda: { available: boolean; deviceCount: number; reason: string };
   devices: DeviceReport[];
   model: { path: string; exists: boolean; name: string | null; dtype: string | null; sizeBytes: number | null };
+  /** The fused attention kernel (runtimeInfo().attention); null when the addon did not load or predates it. */
+  attention: { fused: boolean; simd: string; available: string[]; gemm: string } | null;
+  /**
+   * With `--load-model`: the model loaded (-m or the default) and the attention sites the load-time
+   * graph pass fused in each of its modules, or why it could not load.
+   */
+  modelAttention?: ModelAttentionReport;
   /** Everything that needs attention, one sentence each with its fix. */
   problems: string[];
 }
@@ -108,6 +115,7 @@ export function doctorReport(): DoctorReport {
     cuda: cudaReport(chosen, info),
     devices: deviceReport(info),
     model: modelReport(),
+    attention: info?.attention ?? null,
     problems,
   };
   for (const skipped of plan?.passedOver ?? []) {
@@ -274,6 +282,33 @@ function deviceReport(info: NativeRuntimeInfo | null): DeviceReport[] {
     devices.push({ device: `cuda:${i}`, name: row?.[1] ?? 'CUDA device', totalBytes: total, freeBytes: free });
   }
   return devices;
+}
+
+export type ModelAttentionReport =
+  | { path: string; ok: true; sites: { textEncoder: number; unet: number; vaeEncoder: number; vaeDecoder: number } }
+  | { path: string; ok: false; code: string; message: string };
+
+/** Loads the bundle at `dir` and counts the attention sites fused in each module (`doctor --load-model`). */
+export async function modelAttentionReport(dir: string): Promise<ModelAttentionReport> {
+  try {
+    const model = await loadModel(dir);
+    try {
+      const m = model.modules();
+      const sites = {
+        textEncoder: m.textEncoder.fusedAttentionSites,
+        unet: m.unet.fusedAttentionSites,
+        vaeEncoder: m.vaeEncoder.fusedAttentionSites,
+        vaeDecoder: m.vaeDecoder.fusedAttentionSites,
+      };
+      for (const module of Object.values(m)) module.dispose();
+      return { path: dir, ok: true, sites };
+    } finally {
+      model.dispose();
+    }
+  } catch (error) {
+    const e = error as TorchEditError;
+    return { path: dir, ok: false, code: e.code ?? 'ERR_INTERNAL', message: e.message };
+  }
 }
 
 function modelReport(): DoctorReport['model'] {

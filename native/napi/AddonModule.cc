@@ -78,11 +78,19 @@ Napi::Value ParameterNames(const std::shared_ptr<ScriptModule>& module, const Na
   return array;
 }
 
+// Attention chains the load-time graph pass replaced with the fused kernel (0: none, or turned off).
+Napi::Value FusedAttentionSites(const std::shared_ptr<ScriptModule>& module, const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(module->fusedAttentionSites()));
+}
+
 }  // namespace
 
 void InitModule(Napi::Env env, Napi::Object exports) {
   AddonModule::define(env, exports, {{"load", Load}},
-                      {{"path", Path}, {"parameterCount", ParameterCount}, {"parameterNames", ParameterNames}},
+                      {{"path", Path},
+                       {"parameterCount", ParameterCount},
+                       {"parameterNames", ParameterNames},
+                       {"fusedAttentionSites", FusedAttentionSites}},
                       {{"forward", Forward}, {"setTraining", SetTraining}, {"save", Save}, {"parameters", Parameters}});
 }
 

@@ -8,6 +8,9 @@
 
 #include <cstdlib>
 
+#include "../core/kernels/fused_attention.h"
+#include "../core/kernels/sgemm.h"
+#include "../core/models/attention_fusion.h"
 #include "../core/runtime/blas_threads.h"
 #include "../core/runtime/cpu_allocator.h"
 #include "../core/runtime/cuda_memory.h"
@@ -62,6 +65,15 @@ Napi::Value RuntimeInfo(const Napi::CallbackInfo& info) {
   out.Set("compute", TORCHEDIT_COMPUTE);
   out.Set("cudaVersion", TORCHEDIT_CUDA_VERSION);
   out.Set("buildConfig", at::show_config());
+  Napi::Object attention = Napi::Object::New(env);
+  attention.Set("fused", Napi::Boolean::New(env, fusedAttentionEnabled()));
+  attention.Set("simd", kernels::attentionSimd());
+  auto paths = kernels::availableAttentionSimd();
+  Napi::Array available = Napi::Array::New(env, paths.size());
+  for (size_t i = 0; i < paths.size(); ++i) available.Set(i, paths[i]);
+  attention.Set("available", available);
+  attention.Set("gemm", kernels::sgemmProvider());
+  out.Set("attention", attention);
   return out;
 }
 
@@ -115,6 +127,12 @@ Napi::Value SetCpuCache(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setFusedAttention(enabled: boolean): configure({ fusedAttention }).
+Napi::Value SetFusedAttention(const Napi::CallbackInfo& info) {
+  setFusedAttentionEnabled(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
 Napi::Value EmptyCpuCache(const Napi::CallbackInfo& info) {
   emptyCpuCache();
   return info.Env().Undefined();
@@ -149,7 +167,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                    {"setThreads", SetThreads},
                    {"memory", Memory},
                    {"setCpuCache", SetCpuCache},
-                   {"emptyCpuCache", EmptyCpuCache}});
+                   {"emptyCpuCache", EmptyCpuCache},
+                   {"setFusedAttention", SetFusedAttention}});
   return exports;
 }
 

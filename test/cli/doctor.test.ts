@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { DoctorReport } from '../../lib/cli/doctorReport.js';
-import { repoRoot } from '../helpers.js';
+import { repoRoot, testBundle } from '../helpers.js';
 
 const empty = mkdtempSync(join(tmpdir(), 'torchedit-doctor-'));
 after(() => rmSync(empty, { recursive: true, force: true }));
@@ -87,4 +87,22 @@ test('with libtorch hidden, doctor still reports, says why, and fails with the c
   assert.match(text.stdout, /\n {2}load: {6}failed, ERR_LIBTORCH_NOT_FOUND:\n {4}libtorch was not found\./);
   assert.match(text.stdout, /sudo apt-get install libtorch-dev libopenblas0-pthread/);
   assert.match(text.stdout, /\nproblems\n {2}- torchedit cannot load \(ERR_LIBTORCH_NOT_FOUND\)/);
+});
+
+test('doctor reports the fused attention kernel, and with --load-model the sites fused per module', () => {
+  const r = doctor(['--json', '--load-model', '-m', testBundle()]);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as DoctorReport;
+  assert.equal(report.attention?.fused, true);
+  assert.ok(report.attention?.available.includes('scalar'));
+  // The tiny bundle's UNet: self- and cross-attention in its down and up blocks (make_test_bundle.py).
+  assert.deepEqual(report.modelAttention, {
+    path: testBundle(),
+    ok: true,
+    sites: { textEncoder: 0, unet: 4, vaeEncoder: 0, vaeDecoder: 0 },
+  });
+  const text = doctor(['--load-model', '-m', testBundle()]);
+  assert.equal(text.status, 0, text.stderr);
+  assert.match(text.stdout, /\n {2}attention: fused kernel on, (avx512|avx2|scalar) \(CPU runs [a-z0-9, ]+\), GEMM \S+\n/);
+  assert.match(text.stdout, /\n {2}fused: {5}4 attention site\(s\) in unet\.pt, 0 in text_encoder\.pt/);
 });

@@ -1,15 +1,17 @@
 /**
  * `torchedit doctor`: what torchedit finds on this machine and whether it can run — the libtorch
  * (where, version, ABI, CUDA or why not), the addon chosen for it, threads, BLAS, devices and
- * their memory, the default model — as text or, with --json, one JSON object (lib/cli/doctorReport.ts).
+ * their memory, the default model, the fused attention kernel — as text or, with --json, one JSON
+ * object (lib/cli/doctorReport.ts). `--load-model` also loads the model (-m or the default) and
+ * says how many attention sites the load-time graph pass fused in each module.
  *
  * Works when the addon cannot load: the report says why, then the command fails with the
  * loader's error code (exit 1), so scripts can test `torchedit doctor >/dev/null`.
  */
 import { Command } from 'commander';
 import { TorchEditError } from '../../errors.js';
-import { doctorReport, type DoctorReport, type LibtorchReport } from '../doctorReport.js';
-import { globalsOf } from '../flags.js';
+import { doctorReport, modelAttentionReport, type DoctorReport, type LibtorchReport } from '../doctorReport.js';
+import { globalsOf, modelDir } from '../flags.js';
 
 export function doctorCommand(): Command {
   return new Command('doctor')
@@ -20,8 +22,13 @@ export function doctorCommand(): Command {
 Environment it reads: TORCHEDIT_LIBTORCH / LIBTORCH (a libtorch folder: the only place looked at),
 TORCHEDIT_PYTHON (the Python whose torch to use), TORCHEDIT_ADDON (a .node to use).`,
     )
-    .action((_flags: unknown, command: Command) => {
+    .option('--load-model', 'also load the model (-m or the default) and report the attention sites fused in each module')
+    .action(async (flags: { loadModel?: boolean }, command: Command) => {
       const report = doctorReport();
+      if (flags.loadModel && report.load.ok) {
+        report.modelAttention = await modelAttentionReport(modelDir(globalsOf(command)));
+        if (!report.modelAttention.ok) report.problems.push(`the model did not load: ${report.modelAttention.message}`);
+      }
       if (globalsOf(command).json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else process.stdout.write(formatDoctor(report));
       if (!report.load.ok) throw new TorchEditError(report.load.code, report.load.message.split('\n')[0]);
@@ -86,6 +93,20 @@ export function formatDoctor(r: DoctorReport): string {
   out.push(
     `  BLAS:      ${r.blas.kind}${r.blas.library ? ` (${r.blas.library})` : ''}${r.blas.buildInfo ? `, libtorch built with BLAS_INFO=${r.blas.buildInfo}` : ''}`,
   );
+  if (r.attention) {
+    out.push(
+      `  attention: fused kernel ${r.attention.fused ? 'on' : 'off'}, ${r.attention.simd} (CPU runs ${r.attention.available.join(', ')}), GEMM ${r.attention.gemm}`,
+    );
+  }
+  const ma = r.modelAttention;
+  if (ma?.ok) {
+    const s = ma.sites;
+    out.push(
+      `  fused:     ${s.unet} attention site(s) in unet.pt, ${s.textEncoder} in text_encoder.pt, ${s.vaeEncoder} in vae_encoder.pt, ${s.vaeDecoder} in vae_decoder.pt (${ma.path})`,
+    );
+  } else if (ma) {
+    out.push(`  fused:     ? (${ma.path} did not load: ${ma.code})`);
+  }
   out.push('');
 
   out.push('devices');

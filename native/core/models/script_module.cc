@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "../runtime/error.h"
+#include "attention_fusion.h"
 
 namespace torchedit {
 
@@ -25,7 +26,9 @@ std::shared_ptr<ScriptModule> ScriptModule::load(const std::string& path, const 
   // Loaded weights are for inference: no gradients are ever allocated for them. Training works
   // on a deep copy (deepCopy) whose parameters are made trainable there.
   for (auto p : module.parameters()) p.set_requires_grad(false);
-  return std::shared_ptr<ScriptModule>(new ScriptModule(std::move(module), path, device));
+  std::shared_ptr<ScriptModule> loaded(new ScriptModule(std::move(module), path, device));
+  if (fusedAttentionEnabled()) loaded->fuseAttention();
+  return loaded;
 }
 
 ScriptModule::ScriptModule(torch::jit::Module module, std::string path, c10::Device device)
@@ -38,6 +41,12 @@ ScriptModule::ScriptModule(torch::jit::Module module, std::string path, c10::Dev
 
 c10::IValue ScriptModule::forward(std::vector<c10::IValue> inputs) {
   // Grad mode is the caller's: inference jobs hold a NoGradGuard, training builds graphs.
+  torch::jit::Module& target =
+      inference_ && !c10::GradMode::is_enabled() && fusedAttentionEnabled() ? *inference_ : module_;
+  return translateErrors(code::kForward, [&] { return target.forward(std::move(inputs)); });
+}
+
+c10::IValue ScriptModule::forwardExported(std::vector<c10::IValue> inputs) {
   return translateErrors(code::kForward, [&] { return module_.forward(std::move(inputs)); });
 }
 
@@ -50,7 +59,27 @@ at::Tensor ScriptModule::forwardTensor(std::vector<c10::IValue> inputs) {
 }
 
 std::shared_ptr<ScriptModule> ScriptModule::deepCopy() const {
-  return std::shared_ptr<ScriptModule>(new ScriptModule(module_.deepcopy(), path_, device_));
+  std::shared_ptr<ScriptModule> copy(new ScriptModule(module_.deepcopy(), path_, device_));
+  if (inference_) copy->fuseAttention();  // on the copy's own parameters
+  return copy;
+}
+
+int64_t ScriptModule::fuseAttention() {
+  std::optional<FusedModule> fused;
+  try {
+    fused = fuseAttentionForInference(module_);
+  } catch (const std::exception&) {
+    fused.reset();  // a graph the pass cannot handle runs as loaded: fusion is an optimisation only
+  }
+  if (fused) {
+    fused->module.eval();
+    inference_ = std::move(fused->module);
+    fusedSites_ = fused->sites;
+  } else {
+    inference_.reset();
+    fusedSites_ = 0;
+  }
+  return fusedSites_;
 }
 
 void ScriptModule::save(const std::string& path) const {
@@ -65,6 +94,7 @@ void ScriptModule::setTraining(bool on) {
     module_.train();
   else
     module_.eval();
+  if (inference_) inference_->eval();  // used only without gradients: always inference mode
 }
 
 bool ScriptModule::training() const { return module_.is_training(); }

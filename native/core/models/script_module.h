@@ -4,6 +4,7 @@
 #include <torch/script.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,26 @@ class ScriptModule {
   // torch.jit.save of the module (readable by torch.jit.load in Python).
   void save(const std::string& path) const;
 
-  // Calls forward() in the caller's grad mode. Throws ERR_FORWARD with TorchScript's message for a wrong
-  // argument count, shape or dtype.
+  // Calls forward() in the caller's grad mode: without gradients, the fused-attention clone when
+  // there is one and configure({ fusedAttention }) allows it (models/attention_fusion.h). Throws ERR_FORWARD with
+  // TorchScript's message for a wrong argument count, shape or dtype.
   c10::IValue forward(std::vector<c10::IValue> inputs);
+  // forward() on the module as exported, never the fused clone.
+  c10::IValue forwardExported(std::vector<c10::IValue> inputs);
+  // Drops the fused clone (StableDiffusion::verify, when it disagrees with the exported graph).
+  void dropFusedAttention() {
+    inference_.reset();
+    fusedSites_ = 0;
+  }
   // forward() for modules with one tensor output; throws ERR_FORWARD if the output is not one.
   at::Tensor forwardTensor(std::vector<c10::IValue> inputs);
+
+  // Builds the inference clone with fused attention (shared parameters) and returns its number of
+  // fused sites (0: none matched, the module runs as loaded). Called by load() when enabled.
+  int64_t fuseAttention();
+  int64_t fusedAttentionSites() const { return fusedSites_; }
+  // The fused clone (nullptr without one), for tests that its parameters are this module's.
+  const torch::jit::Module* inferenceModule() const { return inference_ ? &*inference_ : nullptr; }
 
   void setTraining(bool on);
   bool training() const;
@@ -39,6 +55,8 @@ class ScriptModule {
   ScriptModule(torch::jit::Module module, std::string path, c10::Device device);
 
   torch::jit::Module module_;
+  std::optional<torch::jit::Module> inference_;  // module_ with fused attention, same parameters
+  int64_t fusedSites_ = 0;
   std::string path_;
   c10::Device device_;
   int64_t parameterCount_ = 0;

@@ -95,6 +95,30 @@ void StableDiffusion::verify() {
     unetOut = predict(latents, schedule_->config().numTrainTimesteps / 2, context);
     return unetOut.noise;
   });
+  if (unet_->fusedAttentionSites() > 0) {
+    // The UNet as exported runs too, twice. Its graph executor then holds its optimised plan
+    // before any job, as it did before fusion took the no-grad calls: the first training job
+    // (Imagic, which runs this graph with gradients) otherwise ran another plan than later ones
+    // and its result differed from theirs by ~1e-7. The fused clone must agree with it, else it
+    // is dropped: fusion is only ever an optimisation.
+    auto timesteps =
+        torch::full({1}, schedule_->config().numTrainTimesteps / 2, torch::dtype(torch::kLong).device(device_));
+    c10::IValue exported;
+    for (int i = 0; i < 2; ++i) {
+      AutocastScope autocast(device_, autocast_);
+      exported = unet_->forwardExported({latents.to(dtype_), timesteps, context.to(dtype_)});
+    }
+    torch::Tensor plain =
+        (exported.isTuple() ? exported.toTupleRef().elements()[0] : exported).toTensor().to(torch::kFloat);
+    torch::Tensor fused = unetOut.noise;
+    if (config_.predictionType == "v_prediction") {
+      const double a = schedule_->alphaBar(schedule_->config().numTrainTimesteps / 2);
+      fused = (fused - std::sqrt(1.0 - a) * latents) / std::sqrt(a);  // back to the module's own output
+    }
+    const double scale = std::max(plain.abs().max().item<double>(), 1e-6);
+    const double tolerance = autocast_ || dtype_ != torch::kFloat ? 5e-2 : 1e-4;  // reduced precision: its round-off
+    if ((fused - plain).abs().max().item<double>() > tolerance * scale) unet_->dropFusedAttention();
+  }
   if (hasAttentionMaps()) {
     const int64_t a = h / config_.attentionMapDownsample;
     probe("unet.pt", "crossAttentionMaps.downsample, textEncoder.maxLength", {1, L, a, a},
