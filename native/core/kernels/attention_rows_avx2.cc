@@ -2,7 +2,8 @@
 // when the CPU reports them (fused_attention.cc).
 #include "attention_rows.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// GCC only: clang has no `#pragma GCC target` (it would take the scalar path).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>

@@ -2,7 +2,8 @@
 // the pragma below, called only when the CPU reports them (fused_attention.cc).
 #include "attention_rows.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+// GCC only: clang has no `#pragma GCC target` (it would take the scalar path).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")
 // GCC 12 reports its own _mm512_undefined_* placeholders in masked intrinsics as uninitialised.
