@@ -29,7 +29,10 @@ test('the caching CPU allocator removes per-step page faults and changes no resu
   const uncached = run({ TORCHEDIT_CPU_CACHE: '0' });
   console.log(`# page faults during 20 steps: ${cached.faults} cached, ${uncached.faults} uncached`);
   assert.equal(cached.sum, uncached.sum);
-  assert.ok(cached.faults * 10 < uncached.faults, `${cached.faults} vs ${uncached.faults}`);
+  // At least 4× fewer: since the fused attention kernel (issue 17) the step's largest temporaries
+  // (the attention scores) are gone, so uncached runs fault less than before (3,500–8,000 here vs
+  // 200–650 cached, both varying with the machine's load); the margin was 10× when they existed.
+  assert.ok(cached.faults * 4 < uncached.faults, `${cached.faults} vs ${uncached.faults}`);
 });
 
 test('the CPU cache can be limited, emptied and turned off', () => {

@@ -25,6 +25,21 @@ namespace {
 constexpr int64_t kQueryTile = 128;
 constexpr int64_t kKeyTile = 512;
 
+// A worker thread's tile buffers (grow-only).
+struct Scratch {
+  std::vector<float> scores, acc, rowMax, rowSum, q, k, v;
+};
+
+Scratch& threadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+float* grown(std::vector<float>& buffer, int64_t size) {
+  if (buffer.size() < static_cast<size_t>(size)) buffer.resize(size);
+  return buffer.data();
+}
+
 std::vector<const AttentionRowOps*> available() {
   std::vector<const AttentionRowOps*> out;
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -101,39 +116,48 @@ void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tens
 
   at::parallel_for(0, batch * queryTiles, 1, [&](int64_t begin, int64_t end) {
     const int64_t bc = std::min(kKeyTile, m);
-    std::vector<float> scores(kQueryTile * bc), acc(kQueryTile * dv), rowMax(kQueryTile), rowSum(kQueryTile);
-    std::vector<float> qBuf, kBuf, vBuf;
+    // Per-thread scratch, kept between calls: the scores tile alone is 256 KB, above glibc's mmap
+    // threshold, so fresh vectors would mmap and fault in new pages at every attention of every
+    // step (test/runtime/allocator.test.ts counts them). Every buffer is written before it is read.
+    Scratch& scratch = threadScratch();
+    float* const scores = grown(scratch.scores, kQueryTile * bc);
+    float* const acc = grown(scratch.acc, kQueryTile * dv);
+    float* const rowMax = grown(scratch.rowMax, kQueryTile);
+    float* const rowSum = grown(scratch.rowSum, kQueryTile);
+    float* qBuf = nullptr;
+    float* kBuf = nullptr;
+    float* vBuf = nullptr;
     if constexpr (!std::is_same_v<T, float>) {
-      qBuf.resize(kQueryTile * d);
-      kBuf.resize(bc * d);
-      vBuf.resize(bc * dv);
+      qBuf = grown(scratch.q, kQueryTile * d);
+      kBuf = grown(scratch.k, bc * d);
+      vBuf = grown(scratch.v, bc * dv);
     }
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / queryTiles, i0 = (task % queryTiles) * kQueryTile;
       const int64_t br = std::min(kQueryTile, n - i0);
       int64_t ldq, ldk, ldv;
-      const float* qt = floatRows<T>(Q.at(b) + i0 * Q.rowStride, br, d, Q.rowStride, qBuf.data(), ops, ldq);
-      std::fill(rowMax.begin(), rowMax.begin() + br, negInf);
-      std::fill(rowSum.begin(), rowSum.begin() + br, 0.0f);
+      const float* qt = floatRows<T>(Q.at(b) + i0 * Q.rowStride, br, d, Q.rowStride, qBuf, ops, ldq);
+      std::fill(rowMax, rowMax + br, negInf);
+      std::fill(rowSum, rowSum + br, 0.0f);
       for (int64_t j0 = 0; j0 < m; j0 += bc) {
         const int64_t bk = std::min(bc, m - j0);
-        const float* kt = floatRows<T>(K.at(b) + j0 * K.rowStride, bk, d, K.rowStride, kBuf.data(), ops, ldk);
-        const float* vt = floatRows<T>(V.at(b) + j0 * V.rowStride, bk, dv, V.rowStride, vBuf.data(), ops, ldv);
+        const float* kt = floatRows<T>(K.at(b) + j0 * K.rowStride, bk, d, K.rowStride, kBuf, ops, ldk);
+        const float* vt = floatRows<T>(V.at(b) + j0 * V.rowStride, bk, dv, V.rowStride, vBuf, ops, ldv);
         // S = scale · Q_i K_jᵀ (Algorithm 1, line 9)
         if (smallScores)
-          ops.scoresSmall(qt, ldq, kt, ldk, br, bk, d, scale, scores.data(), bk);
+          ops.scoresSmall(qt, ldq, kt, ldk, br, bk, d, scale, scores, bk);
         else
-          sgemm(false, true, br, bk, d, scale, qt, ldq, kt, ldk, 0.0f, scores.data(), bk);
+          sgemm(false, true, br, bk, d, scale, qt, ldq, kt, ldk, 0.0f, scores, bk);
         // Online softmax (lines 10–12): new row maxima, P = exp(S − m_new), rescale what the
         // earlier key tiles left in the sum and the output by exp(m_old − m_new).
         for (int64_t r = 0; r < br; ++r) {
-          float* s = scores.data() + r * bk;
+          float* s = scores + r * bk;
           const float mOld = rowMax[r], mNew = std::max(mOld, ops.max(s, bk));
           const float sum = ops.expSum(s, bk, mNew);
           if (j0 > 0) {
             const float alpha = std::exp(mOld - mNew);
             rowSum[r] = rowSum[r] * alpha + sum;
-            if (alpha != 1.0f) ops.scale(acc.data() + r * dv, dv, alpha);
+            if (alpha != 1.0f) ops.scale(acc + r * dv, dv, alpha);
           } else {
             rowSum[r] = sum;
           }
@@ -141,14 +165,14 @@ void run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tens
         }
         // O_i += P V_j (the first tile overwrites)
         if (smallValues)
-          ops.accumulateSmall(scores.data(), bk, vt, ldv, br, bk, dv, j0 > 0 ? 1.0f : 0.0f, acc.data(), dv);
+          ops.accumulateSmall(scores, bk, vt, ldv, br, bk, dv, j0 > 0 ? 1.0f : 0.0f, acc, dv);
         else
-          sgemm(false, false, br, dv, bk, 1.0f, scores.data(), bk, vt, ldv, j0 > 0 ? 1.0f : 0.0f, acc.data(), dv);
+          sgemm(false, false, br, dv, bk, 1.0f, scores, bk, vt, ldv, j0 > 0 ? 1.0f : 0.0f, acc, dv);
       }
       // O_i / ℓ_i (line 15), written in the output's dtype.
       T* dst = O + (b * n + i0) * dv;
       for (int64_t r = 0; r < br; ++r) {
-        float* a = acc.data() + r * dv;
+        float* a = acc + r * dv;
         ops.scale(a, dv, 1.0f / rowSum[r]);
         if constexpr (std::is_same_v<T, float>) {
           std::copy(a, a + dv, dst + r * dv);
