@@ -8,9 +8,10 @@ import { validateImagicOptions, validateImagicSweepOptions } from '../../options
 import type { ImagicOptions } from '../../pipelines/imagic/train.js';
 import { clientOf, type ServerContext } from '../context.js';
 import { publicJob } from '../jobLog.js';
-import { HttpError, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
+import { storedMeta, storedMetaRoute, uploadedImageForJob } from './stored.js';
 
 const trainBody = bodySchema('imagic', { image: idSchema, targetPrompt: { type: 'string', minLength: 1 }, model: { type: 'string' } }, [
   'image',
@@ -58,9 +59,8 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
         'imagic',
         served.name,
         async ({ signal, onProgress }) => {
-          const found = await ctx.storage.getBytes('image', imageId);
-          if (!found) throw new HttpError(404, 'ERR_NOT_FOUND', `The image ${imageId} was deleted before the job ran`);
-          const result = await served.model.imagic(found.bytes, targetPrompt, { ...options, seed: resolved.seed, signal, onProgress });
+          const bytes = await uploadedImageForJob(ctx, imageId);
+          const result = await served.model.imagic(bytes, targetPrompt, { ...options, seed: resolved.seed, signal, onProgress });
           const losses = { embedding: thin(result.losses.embedding), finetune: thin(result.losses.finetune) };
           try {
             const stored = await ctx.storage.putImagic(result, served.name, { settings: result.settings, image: imageId, losses });
@@ -77,22 +77,14 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/imagic/:id',
-    { schema: { summary: 'An Imagic result: settings and losses', tags: ['imagic'], params: idParams } },
-    async (request) => {
-      const meta = ctx.storage.meta('imagic', request.params.id);
-      if (!meta) throw notFound('Imagic result', request.params.id);
-      return {
-        id: meta.id,
-        model: meta.model,
-        createdAt: meta.createdAt,
-        bytes: meta.bytes,
-        settings: meta.info?.settings,
-        losses: meta.info?.losses,
-      };
-    },
-  );
+  storedMetaRoute(app, ctx, {
+    url: '/v1/imagic/:id',
+    kind: 'imagic',
+    what: 'Imagic result',
+    summary: 'An Imagic result: settings and losses',
+    tags: ['imagic'],
+    extra: (meta) => ({ losses: meta.info?.losses }),
+  });
 
   app.post<{ Params: { id: string }; Body: Record<string, unknown> }>(
     '/v1/imagic/:id/generate',
@@ -106,8 +98,7 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const meta = ctx.storage.meta('imagic', request.params.id);
-      if (!meta) throw notFound('Imagic result', request.params.id);
+      const meta = storedMeta(ctx, 'imagic', 'Imagic result', request.params.id);
       const served = ctx.models.get(meta.model);
       const { eta, etas, ...rest } = request.body ?? {};
       if (eta !== undefined && etas !== undefined)

@@ -14,6 +14,7 @@ import { publicJob } from '../jobLog.js';
 import { HttpError, notFound } from '../errors.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
+import { storedMeta, storedMetaRoute, uploadedImageForJob } from './stored.js';
 import { createReadStream } from 'node:fs';
 
 const invertBody = bodySchema(
@@ -46,9 +47,8 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
         'invert',
         served.name,
         async ({ signal, onProgress }) => {
-          const found = await ctx.storage.getBytes('image', imageId);
-          if (!found) throw new HttpError(404, 'ERR_NOT_FOUND', `The image ${imageId} was deleted before the job ran`);
-          const inversion = await served.model.invert(found.bytes, { ...options, signal, onProgress });
+          const bytes = await uploadedImageForJob(ctx, imageId);
+          const inversion = await served.model.invert(bytes, { ...options, signal, onProgress });
           let stored: Awaited<ReturnType<typeof ctx.storage.putInversion>>;
           try {
             stored = await ctx.storage.putInversion(inversion, served.name, { settings: inversion.settings, image: imageId });
@@ -80,29 +80,20 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/inversions/:id',
-    { schema: { summary: 'An inversion: its model, settings, size in bytes', tags: ['ledits'], params: idParams } },
-    async (request) => {
-      const meta = ctx.storage.meta('inversion', request.params.id);
-      if (!meta) throw notFound('inversion', request.params.id);
-      return {
-        id: meta.id,
-        model: meta.model,
-        createdAt: meta.createdAt,
-        bytes: meta.bytes,
-        settings: meta.info?.settings,
-        fileUrl: `${ctx.prefix}/v1/inversions/${meta.id}/file`,
-      };
-    },
-  );
+  storedMetaRoute(app, ctx, {
+    url: '/v1/inversions/:id',
+    kind: 'inversion',
+    what: 'inversion',
+    summary: 'An inversion: its model, settings, size in bytes',
+    tags: ['ledits'],
+    extra: (meta) => ({ fileUrl: `${ctx.prefix}/v1/inversions/${meta.id}/file` }),
+  });
 
   app.get<{ Params: { id: string } }>(
     '/v1/inversions/:id/file',
     { schema: { summary: 'The inversion as a safetensors file (torchedit loadInversion, or Python)', tags: ['ledits'], params: idParams } },
     async (request, reply) => {
-      const meta = ctx.storage.meta('inversion', request.params.id);
-      if (!meta) throw notFound('inversion', request.params.id);
+      const meta = storedMeta(ctx, 'inversion', 'inversion', request.params.id);
       reply.header('content-type', 'application/octet-stream');
       reply.header('content-disposition', `attachment; filename="${meta.id}.inversion.safetensors"`);
       reply.header('content-length', String(meta.bytes));
@@ -142,8 +133,7 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const meta = ctx.storage.meta('inversion', request.params.id);
-      if (!meta) throw notFound('inversion', request.params.id);
+      const meta = storedMeta(ctx, 'inversion', 'inversion', request.params.id);
       const served = ctx.models.get(meta.model);
       const body = request.body ?? {};
       const steps = (meta.info?.settings as { steps?: number } | undefined)?.steps;
