@@ -63,6 +63,29 @@ Napi::Value ImagicLossGradient(const Napi::CallbackInfo& info) {
     return std::vector<torch::Tensor>{loss, grad};
   });
 }
+
+// Forces the fused attention kernel's SIMD path for its lifetime and restores the path that was in
+// effect before when it ends, on an exception too. A path that is not available throws from the
+// constructor, leaving the process's path as it was.
+class SimdPathScope {
+ public:
+  explicit SimdPathScope(const std::string& path) : previous_(kernels::attentionSimd()) {
+    kernels::setAttentionSimd(path);
+  }
+  ~SimdPathScope() {
+    try {
+      kernels::setAttentionSimd(previous_);
+    } catch (...) {
+      // previous_ was in effect, so it is available: setting it again cannot fail.
+    }
+  }
+  SimdPathScope(const SimdPathScope&) = delete;
+  SimdPathScope& operator=(const SimdPathScope&) = delete;
+
+ private:
+  std::string previous_;
+};
+
 // attention(q, kt, v, scale, simd) -> [fused, reference]: the fused kernel on the given SIMD path
 // ("auto", "avx512", "avx2", "scalar"), and softmax(q·kt·scale)·v composed by torch in float64.
 // The path is restored afterwards.
@@ -75,16 +98,11 @@ Napi::Value Attention(const Napi::CallbackInfo& info) {
   std::string simd = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "auto";
   auto both = guard(env, [&] {
     torch::NoGradGuard noGrad;
-    std::string previous = kernels::attentionSimd();
-    kernels::setAttentionSimd(simd);
     torch::Tensor fused;
-    try {
+    {
+      SimdPathScope path(simd);
       fused = kernels::fusedAttention(q, kt, v, scale);
-    } catch (...) {
-      kernels::setAttentionSimd(previous);
-      throw;
     }
-    kernels::setAttentionSimd(previous);
     torch::Tensor reference =
         kernels::fusedAttentionReference(q.to(torch::kDouble), kt.to(torch::kDouble), v.to(torch::kDouble), scale);
     return std::vector<torch::Tensor>{fused, reference.to(torch::kFloat)};
@@ -105,8 +123,6 @@ Napi::Value AttentionTimes(const Napi::CallbackInfo& info) {
   int64_t reps = std::max<int64_t>(1, info[5].ToNumber().Int64Value());
   auto times = guard(env, [&] {
     torch::NoGradGuard noGrad;
-    std::string previous = kernels::attentionSimd();
-    kernels::setAttentionSimd(simd);
     auto best = [&](const std::function<torch::Tensor()>& fn) {
       double ms = 1e30;
       for (int64_t r = 0; r < reps; ++r) {
@@ -116,8 +132,11 @@ Napi::Value AttentionTimes(const Napi::CallbackInfo& info) {
       }
       return ms;
     };
-    double fused = best([&] { return kernels::fusedAttention(q, kt, v, scale); });
-    kernels::setAttentionSimd(previous);
+    double fused;
+    {
+      SimdPathScope path(simd);
+      fused = best([&] { return kernels::fusedAttention(q, kt, v, scale); });
+    }
     double unfused = best([&] { return torch::matmul(torch::softmax(torch::matmul(q, kt) * scale, -1), v); });
     return std::vector<double>{fused, unfused};
   });
