@@ -43,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 from safetensors_io import load_file, save_file  # noqa: E402
+from _cli import run  # noqa: E402
 from sd_reference import Bundle  # noqa: E402
 from ledits_reference import FORMAT, VERSION, Sega, encode, eps, padded, parse_concepts  # noqa: E402
 
@@ -199,21 +200,7 @@ def selftest(bundle_dir):
 
 
 def main():
-    torch.set_num_threads(1)
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    command = sys.argv[1]
-    if command == "selftest":
-        sys.exit(0 if selftest(sys.argv[2]) else 1)
-    bundle = Bundle(sys.argv[2])
-    if command == "invert" and len(sys.argv) == 4:
-        tensors, metadata = invert(bundle, json.load(sys.stdin))
-        save_file(tensors, sys.argv[3], metadata)
-    elif command == "edit" and len(sys.argv) == 5:
-        inv, meta = load_file(sys.argv[3])
-        save_file(edit(bundle, inv, meta, json.load(sys.stdin)), sys.argv[4])
-    else:
-        sys.exit(__doc__)
+    run(__doc__, invert, edit, selftest)
 
 
 if __name__ == "__main__":

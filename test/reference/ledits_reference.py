@@ -51,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 from safetensors_io import load_file, save_file  # noqa: E402
+from _cli import run  # noqa: E402
 from sd_reference import Bundle  # noqa: E402
 
 FORMAT = "torchedit-inversion"
@@ -390,22 +391,7 @@ def selftest(bundle_dir):
 # ---------------------------------------------------------------- CLI
 
 def main():
-    torch.set_num_threads(1)
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    command = sys.argv[1]
-    if command == "selftest":
-        sys.exit(0 if selftest(sys.argv[2]) else 1)
-    if command == "invert" and len(sys.argv) == 4:
-        bundle = Bundle(sys.argv[2])
-        tensors, metadata = invert(bundle, json.load(sys.stdin))
-        save_file(tensors, sys.argv[3], metadata)
-    elif command == "edit" and len(sys.argv) == 5:
-        bundle = Bundle(sys.argv[2])
-        inv, meta = load_file(sys.argv[3])
-        save_file(edit(bundle, inv, meta, json.load(sys.stdin)), sys.argv[4])
-    else:
-        sys.exit(__doc__)
+    run(__doc__, invert, edit, selftest)
 
 
 if __name__ == "__main__":
