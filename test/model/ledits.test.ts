@@ -3,23 +3,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadInversion, loadModel, Tensor, type Inversion, type StableDiffusionModel } from '../../lib/index.js';
+import { loadInversion, loadModel, Tensor, type Inversion } from '../../lib/index.js';
 import { native } from '../../lib/binding.js';
 import { maxAbsDiff, rejectsWithCode, relativeMaxDiff, runtimeFixture, testBundle } from '../helpers.js';
+import { floats, tinyModelAndImage as setup } from './leditsHelpers.js';
 
-const floats = async (t: Tensor) => (await t.data()) as Float32Array;
 const tmp = () => mkdtempSync(join(tmpdir(), 'torchedit-ledits-'));
-
-let modelPromise: Promise<{ model: StableDiffusionModel; image: Buffer }> | undefined;
-/** The tiny bundle and an input image it generated (so the image is in its own distribution). */
-function setup() {
-  modelPromise ??= (async () => {
-    const model = await loadModel(testBundle());
-    const generated = await model.generate('a red circle', { seed: 3, steps: 10 });
-    return { model, image: await generated.image.toBuffer('png') };
-  })();
-  return modelPromise;
-}
 
 async function reconstructionError(inversion: Inversion, targetPrompt: string, guidanceScale: number, skip: number) {
   const result = await inversion.edit({ targetPrompt, guidanceScale, skip });

@@ -7,23 +7,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadInversion, loadModel, type EditOptions, type Inversion, type StableDiffusionModel, type Tensor } from '../../lib/index.js';
-import { fromTensor, readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
+import { loadInversion, type EditOptions, type Inversion } from '../../lib/index.js';
+import { readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
 import { maxAbsDiff, rejectsWithCode, relativeMaxDiff, runPython, testBundle } from '../helpers.js';
+import { checkReferenceInversion, dpmDefaults, floats, referenceEditRequest, tinyModelAndImage as setup } from './leditsHelpers.js';
 
-const floats = async (t: Tensor) => (await t.data()) as Float32Array;
 const tmp = () => mkdtempSync(join(tmpdir(), 'torchedit-dpm-'));
-const ids = (model: StableDiffusionModel, prompt: string) => [Array.from(model.tokenizer.encode(prompt))];
-
-let setupPromise: Promise<{ model: StableDiffusionModel; image: Buffer }> | undefined;
-function setup() {
-  setupPromise ??= (async () => {
-    const model = await loadModel(testBundle());
-    const generated = await model.generate('a red circle', { seed: 3, steps: 10 });
-    return { model, image: await generated.image.toBuffer('png') };
-  })();
-  return setupPromise;
-}
 
 /** max |edit − x_0| / max |x_0| for an edit that replays the inversion's own noise estimate. */
 async function reconstructionError(inversion: Inversion, skip: number): Promise<number> {
@@ -93,27 +82,13 @@ test('DPM-Solver++ inversion and replay agree with the plain-PyTorch reference (
   const dir = tmp();
   for (const sourcePrompt of ['', 'a red circle']) {
     const inversion = await model.invert(image, { scheduler: 'dpmsolver++', steps: 15, skipNoisiest: 0.15, seed: 7, sourcePrompt });
-    await writeSafetensors(join(dir, 'x0.safetensors'), new Map([['x0', await fromTensor(inversion.tensors.x0)]]));
-    runPython(
-      'test/reference/dpm_reference.py',
-      ['invert', bundle, join(dir, 'ref-inversion.safetensors')],
-      JSON.stringify({
-        image_latents_file: join(dir, 'x0.safetensors'),
-        source_ids: sourcePrompt ? ids(model, sourcePrompt) : null,
-        uncond_ids: ids(model, ''),
-        source_guidance_scale: 3.5,
-        steps: 15,
-        skip_noisiest: 0.15,
-        seed: 7,
-      }),
-    );
-    const reference = (await readSafetensors(join(dir, 'ref-inversion.safetensors'))).tensors;
+    const reference = await checkReferenceInversion('test/reference/dpm_reference.py', bundle, dir, model, inversion, sourcePrompt, {
+      source_guidance_scale: 3.5,
+      steps: 15,
+      skip_noisiest: 0.15,
+      seed: 7,
+    });
     assert.deepEqual(Array.from(await inversion.tensors.timesteps.data(), Number), Array.from(reference.get('timesteps')!.data, Number));
-    for (const name of ['xts', 'zs'] as const) {
-      const diff = relativeMaxDiff(await floats(inversion.tensors[name]), reference.get(name)!.data as Float32Array, 1);
-      console.log(`# inversion '${sourcePrompt}' ${name}: relative max diff ${diff.toExponential(2)}`);
-      assert.ok(diff <= 1e-4, `${name}: ${diff}`);
-    }
 
     const file = join(dir, 'inversion.safetensors');
     await inversion.save(file);
@@ -135,24 +110,8 @@ test('DPM-Solver++ inversion and replay agree with the plain-PyTorch reference (
       runPython(
         'test/reference/dpm_reference.py',
         ['edit', bundle, file, join(dir, 'ref-edit.safetensors')],
-        JSON.stringify({
-          target_ids: options.targetPrompt ? ids(model, options.targetPrompt) : null,
-          guidance_scale: options.guidanceScale ?? 15,
-          skip: options.skip ?? 0,
-          // LEDITS++'s defaults for a dpmsolver++ inversion, stated here for the reference
-          concepts: (options.concepts ?? []).map((c) => ({
-            ids: ids(model, c.prompt),
-            scale: c.scale ?? 5,
-            remove: c.remove ?? false,
-            warmup: c.warmup ?? 0,
-            cooldown: c.cooldown ?? null,
-            threshold: c.threshold ?? 0.9,
-            weight: c.weight ?? 1,
-          })),
-          momentum_scale: options.momentumScale ?? 0,
-          momentum_beta: options.momentumBeta ?? 0.6,
-          mask_mode: options.maskMode ?? 'sum',
-        }),
+        // LEDITS++'s defaults for a dpmsolver++ inversion, stated here for the reference
+        JSON.stringify(referenceEditRequest(model, options, dpmDefaults)),
       );
       const theirs = (await readSafetensors(join(dir, 'ref-edit.safetensors'))).tensors.get('latents')!.data as Float32Array;
       const diff = relativeMaxDiff(ours, theirs, 1);

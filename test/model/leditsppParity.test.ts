@@ -3,22 +3,21 @@ import { mkdtempSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadModel, Tensor, type EditOptions, type StableDiffusionModel } from '../../lib/index.js';
+import { loadModel, Tensor, type EditOptions } from '../../lib/index.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
 import { maxAbsDiff, rejectsWithCode, relativeMaxDiff, runPython, testBundle } from '../helpers.js';
+import { floats, leditsDefaults, referenceEditRequest, testImage } from './leditsHelpers.js';
 
 // Parity of LEDITS++'s masks (M¹ from cross-attention, M², their intersection, the user mask)
 // with test/reference/leditspp_reference.py: plain PyTorch from the paper and diffusers, one
 // UNet call per conditioning, over the same TorchScript files and saved inversion.
-const floats = async (t: Tensor) => (await t.data()) as Float32Array;
-const ids = (model: StableDiffusionModel, prompt: string) => [Array.from(model.tokenizer.encode(prompt))];
 const mapsBundle = () => testBundle('tiny-maps', ['--attention-maps']);
 
 test('LEDITS++ masks and masked edits agree with the plain-PyTorch reference', async () => {
   const bundle = mapsBundle();
   const model = await loadModel(bundle);
   assert.deepEqual(model.config.crossAttentionMaps?.downsample, 1);
-  const image = await (await model.generate('a red circle', { seed: 3, steps: 10 })).image.toBuffer('png');
+  const image = await testImage(model);
   const dir = mkdtempSync(join(tmpdir(), 'torchedit-leditspp-'));
   const inversion = await model.invert(image, { steps: 20, seed: 5 });
   const file = join(dir, 'inversion.safetensors');
@@ -63,28 +62,12 @@ test('LEDITS++ masks and masked edits agree with the plain-PyTorch reference', a
   for (const { name, options, userMask } of cases) {
     using mask = userMask ? Tensor.from(userMask, [h, w]) : undefined;
     using result = await inversion.edit({ ...options, userMask: mask, returnMasks: true });
-    const concepts = (options.concepts ?? []).map((c) => ({
-      ids: ids(model, c.prompt),
-      token_count: model.tokenizer.tokenize(c.prompt).length,
-      implicit_mask: c.implicitMask ?? options.implicitMask ?? 'off',
-      scale: c.scale,
-      remove: c.remove ?? false,
-      warmup: c.warmup,
-      cooldown: c.cooldown ?? null,
-      threshold: c.threshold,
-      weight: c.weight ?? 1,
-    }));
+    const request = referenceEditRequest(model, options, leditsDefaults, true);
     runPython(
       'test/reference/leditspp_reference.py',
       ['edit', bundle, file, join(dir, 'ref.safetensors')],
       JSON.stringify({
-        target_ids: options.targetPrompt ? ids(model, options.targetPrompt) : null,
-        guidance_scale: options.guidanceScale ?? 15,
-        skip: options.skip,
-        concepts,
-        momentum_scale: options.momentumScale ?? 0.3,
-        momentum_beta: options.momentumBeta ?? 0.6,
-        mask_mode: options.maskMode ?? 'channel',
+        ...request,
         user_mask: userMask ? [[Array.from({ length: h }, (_, y) => Array.from(userMask.subarray(y * w, (y + 1) * w)))]] : null,
       }),
     );
@@ -95,7 +78,7 @@ test('LEDITS++ masks and masked edits agree with the plain-PyTorch reference', a
     console.log(
       `# ${name}: latents relative max diff ${latents.toExponential(2)}, masks max diff ${masks.toExponential(2)}, share of mask > 0 ${share.toFixed(2)}`,
     );
-    assert.deepEqual(result.masks!.shape, [20 - options.skip!, concepts.length, h, w]);
+    assert.deepEqual(result.masks!.shape, [20 - options.skip!, request.concepts.length, h, w]);
     assert.ok(latents <= 1e-4, `${name}: latents ${latents}`);
     assert.ok(masks <= 1e-6, `${name}: masks ${masks}`);
     // The masks are not trivial: something is masked out and something is kept.
@@ -105,7 +88,7 @@ test('LEDITS++ masks and masked edits agree with the plain-PyTorch reference', a
 
 test('a white user mask changes nothing; a black one gives the reconstruction', async () => {
   const model = await loadModel(mapsBundle());
-  const image = await (await model.generate('a red circle', { seed: 3, steps: 10 })).image.toBuffer('png');
+  const image = await testImage(model);
   const inversion = await model.invert(image, { steps: 12, seed: 2 });
   const [, , h, w] = inversion.tensors.x0.shape;
   const options: EditOptions = { skip: 2, implicitMask: 'intersect', concepts: [{ prompt: 'blue', scale: 6, warmup: 0 }] };
