@@ -47,7 +47,16 @@ import {
   type Bundle,
 } from './measure.js';
 
-const SIDES = ['torchedit', 'torchedit-unfused', 'torchedit-bf16', 'torchedit-bf16-unfused', 'python', 'python-tuned'] as const;
+const SIDES = [
+  'torchedit',
+  'torchedit-unfused',
+  'torchedit-bf16',
+  'torchedit-bf16-unfused',
+  'python',
+  'python-tuned',
+  'ort',
+  'ort-mha',
+] as const;
 type Side = (typeof SIDES)[number];
 
 const SIDE_LABEL: Record<Side, string> = {
@@ -57,10 +66,87 @@ const SIDE_LABEL: Record<Side, string> = {
   'torchedit-bf16-unfused': 'torchedit bfloat16 autocast, unfused',
   python: 'Python (plain user code)',
   'python-tuned': 'Python, glibc keeps freed memory',
+  ort: 'onnxruntime-node, plain ONNX export',
+  'ort-mha': 'onnxruntime-node, fused MultiHeadAttention',
 };
 
 const pythonUnet = join(repoRoot, 'bench', 'python', 'unet.py');
 const self = new URL(import.meta.url);
+
+/** The onnxruntime-node side (`--ort-child`): the same call on an ONNX export of the bundle's UNet. */
+interface OrtChildArgs {
+  model: string;
+  inputs: { sample: string; states: string; sampleShape: number[]; statesShape: number[] };
+  calls: number;
+  threads: number;
+  out: string;
+}
+
+/**
+ * onnxruntime-node as a Node user runs it: one intra-op thread, sequential execution, every graph
+ * optimisation on (its load-time fusions, e.g. of GELU and LayerNorm, are part of what it is).
+ * Imported only here, so torchedit's own processes never load onnxruntime.
+ */
+async function ortChild(a: OrtChildArgs): Promise<void> {
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(a.model, {
+    intraOpNumThreads: a.threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  const sample = new ort.Tensor('float32', readFloats(a.inputs.sample), a.inputs.sampleShape);
+  const states = new ort.Tensor('float32', readFloats(a.inputs.states), a.inputs.statesShape);
+  const timestep = new ort.Tensor('int64', BigInt64Array.from({ length: a.inputs.sampleShape[0] }, () => 500n), [a.inputs.sampleShape[0]]);
+  const feeds = { sample, timestep, encoder_hidden_states: states };
+  for (let i = 0; i < 2; i++) await session.run(feeds); // warm-up, as on the other sides
+  const seconds: number[] = [];
+  let out: Float32Array | undefined;
+  for (let i = 0; i < a.calls; i++) {
+    const t0 = performance.now();
+    const result = await session.run(feeds);
+    seconds.push((performance.now() - t0) / 1000);
+    out = result.noise.data as Float32Array;
+  }
+  writeFileSync(a.out, new Uint8Array(out!.buffer, out!.byteOffset, out!.byteLength));
+  process.stdout.write(`${JSON.stringify({ seconds })}\n`);
+}
+
+/** The ONNX files of a bundle at one latent size (bench/python/onnx_export.py), made once in the cache. */
+async function onnxExport(b: Bundle, bname: string, latent: number, dir: string): Promise<{ plain: string; mha: string }> {
+  const out = join(dir, `onnx-${bname}-${latent}`);
+  const plain = join(out, 'plain.onnx');
+  const mha = join(out, 'mha.onnx');
+  if (!existsSync(plain) || !existsSync(mha)) {
+    log(`exporting ${bname}'s UNet at ${latent}×${latent} to ONNX in ${out}`);
+    await runChild(python, [join(repoRoot, 'bench', 'python', 'onnx_export.py'), JSON.stringify({ bundle: b.path, out, latent, batch: 2 })], {
+      ...process.env,
+      MALLOC_MMAP_MAX_: '0',
+      MALLOC_TRIM_THRESHOLD_: String(2 ** 34),
+    });
+  }
+  return { plain, mha };
+}
+
+/** The inputs every side gets, written once as raw float32 for the onnxruntime side. */
+async function writeInputs(b: Bundle, latent: number, dir: string): Promise<OrtChildArgs['inputs']> {
+  const cfg = JSON.parse(readFileSync(join(b.path, 'model.json'), 'utf8')) as {
+    latentChannels: number;
+    textEncoder: { maxLength: number; hiddenSize: number };
+  };
+  const sampleShape = [2, cfg.latentChannels, latent, latent];
+  const statesShape = [2, cfg.textEncoder.maxLength, cfg.textEncoder.hiddenSize];
+  const files = { sample: join(dir, `inputs-${latent}-sample.f32`), states: join(dir, `inputs-${latent}-states.f32`) };
+  for (const [file, t] of [
+    [files.sample, Tensor.randn(sampleShape, { seed: 1 })],
+    [files.states, Tensor.randn(statesShape, { seed: 2 })],
+  ] as const) {
+    const data = (await t.data()) as Float32Array;
+    writeFileSync(file, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    t.dispose();
+  }
+  return { ...files, sampleShape, statesShape };
+}
 
 interface ChildArgs {
   bundle: string;
@@ -114,7 +200,7 @@ function parseArgs(argv: string[]): Options {
     reps: 3,
     calls: 2,
     sides: [...SIDES],
-    fullSides: ['torchedit', 'torchedit-unfused', 'torchedit-bf16', 'python-tuned'],
+    fullSides: ['torchedit', 'torchedit-unfused', 'torchedit-bf16', 'python-tuned', 'ort', 'ort-mha'],
     fullReps: 3,
     fullDir: '/tmp/torchedit-sd15-full',
     write: true,
@@ -163,9 +249,30 @@ async function fullBundle(dir: string): Promise<Bundle> {
   return { name: 'sd', path: dir, label: 'full: SD 1.5 UNet widths 320/640/1280/1280 (make_sd_bench_bundle.py --full)' };
 }
 
-async function runSide(side: Side, b: Bundle, latent: number, o: Options, out: string): Promise<{ seconds: number[]; sites?: number }> {
+interface SideContext {
+  onnx?: { plain: string; mha: string };
+  inputs?: OrtChildArgs['inputs'];
+}
+
+async function runSide(
+  side: Side,
+  b: Bundle,
+  latent: number,
+  o: Options,
+  out: string,
+  ctx: SideContext,
+): Promise<{ seconds: number[]; sites?: number }> {
   let output: string;
-  if (side.startsWith('torchedit')) {
+  if (side.startsWith('ort')) {
+    const args: OrtChildArgs = {
+      model: side === 'ort-mha' ? ctx.onnx!.mha : ctx.onnx!.plain,
+      inputs: ctx.inputs!,
+      calls: o.calls,
+      threads: o.threads,
+      out,
+    };
+    output = await runChild(process.execPath, [...process.execArgv, self.pathname, '--ort-child', JSON.stringify(args)]);
+  } else if (side.startsWith('torchedit')) {
     const args: ChildArgs = {
       bundle: b.path,
       latent,
@@ -227,13 +334,18 @@ async function main(o: Options): Promise<void> {
         byKind: Record<string, number>;
       };
       log(`${bname} ${latent}×${latent}: ${(flops.flops / 1e9).toFixed(1)} GFLOP per call ${JSON.stringify(flops.byKind)}`);
+      const ctx: SideContext = {};
+      if (sides.some((s) => s.startsWith('ort'))) {
+        ctx.onnx = await onnxExport(b, bname, latent, bname === 'full' ? o.fullDir : cacheDir);
+        ctx.inputs = await writeInputs(b, latent, work);
+      }
       const perSide = new Map<Side, number[]>();
       let sites: number | undefined;
       for (let r = 0; r < (bname === 'full' ? o.fullReps : o.reps); r++) {
         const order = sides.map((_, i) => sides[(i + r) % sides.length]);
         for (const side of order) {
           const out = join(work, `${bname}-${latent}-${side}.f32`);
-          const res = await runSide(side, b, latent, o, out);
+          const res = await runSide(side, b, latent, o, out, ctx);
           if (res.sites !== undefined && !side.endsWith('unfused')) sites = res.sites;
           const s = median(res.seconds);
           perSide.set(side, [...(perSide.get(side) ?? []), s]);
@@ -281,6 +393,8 @@ async function main(o: Options): Promise<void> {
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   if (process.argv[2] === '--child') {
     await child(JSON.parse(process.argv[3]) as ChildArgs);
+  } else if (process.argv[2] === '--ort-child') {
+    await ortChild(JSON.parse(process.argv[3]) as OrtChildArgs);
   } else {
     await main(parseArgs(process.argv.slice(2)));
   }

@@ -26,6 +26,9 @@ if ((${#missing[@]})); then
 fi
 
 start=$(date +%s)
+# onnxruntime-node (a dev dependency: bench/unet.ts's peer) bundles its CPU library; its postinstall
+# would fetch the CUDA provider from NuGet, which these machines cannot reach and the bench does not use.
+export ONNXRUNTIME_NODE_INSTALL=skip
 npm ci --no-audit --no-fund
 npm run build:ts --silent
 echo "setup: npm ci and build took $(( $(date +%s) - start )) s"
