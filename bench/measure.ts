@@ -151,6 +151,8 @@ export async function runOne(
   spec: WorkloadSpec,
   threads: number,
   autocast?: Autocast,
+  /** torchedit's `configure({ fusedAttention })` (default on); bench/pipelines.ts turns it off. */
+  fusedAttention?: boolean,
 ): Promise<RunResult> {
   const warmup = warmupOf(spec);
   const probe = new IdleLoopProbe();
@@ -162,7 +164,15 @@ export async function runOne(
         ...process.execArgv,
         workloadsJs,
         '--child',
-        JSON.stringify({ bundle: b.path, name, spec, warmup, threads, ...(autocast ? { autocast } : {}) }),
+        JSON.stringify({
+          bundle: b.path,
+          name,
+          spec,
+          warmup,
+          threads,
+          ...(autocast ? { autocast } : {}),
+          ...(fusedAttention === false ? { fusedAttention } : {}),
+        }),
       ])
     : runChild(python, [
         pythonWorkloads,
@@ -254,7 +264,7 @@ export function currentLoad(): string {
     .join(' ');
 }
 
-export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet';
+export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet' | 'pipelines';
 
 /** Replaces RESULTS.md's section `name` (between its markers), creating the file when needed. */
 export function writeSection(name: SectionName, body: string): void {

@@ -364,8 +364,9 @@ async function child(args: {
   warmup: WorkloadSpec;
   threads: number;
   autocast?: Autocast;
+  fusedAttention?: boolean;
 }): Promise<RunResult> {
-  configure({ threads: args.threads });
+  configure({ threads: args.threads, fusedAttention: args.fusedAttention !== false });
   // One model for the warm-up and the measured job, so with autocast the warm-up warms the
   // autocast code paths the job then takes.
   const model = await loadModel(args.bundle, args.autocast ? { autocast: args.autocast } : {});
