@@ -54,7 +54,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-write') o.write = false;
     else usage(`unknown argument ${a}`);
   }
-  for (const n of o.names) if (!known.includes(n) || n === 'imagic') usage(`workload ${n}: one of ${known.filter((k) => k !== 'imagic').join(', ')}`);
+  for (const n of o.names)
+    if (!known.includes(n) || n === 'imagic') usage(`workload ${n}: one of ${known.filter((k) => k !== 'imagic').join(', ')}`);
   return o;
 }
 

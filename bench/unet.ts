@@ -97,7 +97,11 @@ async function ortChild(a: OrtChildArgs): Promise<void> {
   });
   const sample = new ort.Tensor('float32', readFloats(a.inputs.sample), a.inputs.sampleShape);
   const states = new ort.Tensor('float32', readFloats(a.inputs.states), a.inputs.statesShape);
-  const timestep = new ort.Tensor('int64', BigInt64Array.from({ length: a.inputs.sampleShape[0] }, () => 500n), [a.inputs.sampleShape[0]]);
+  const timestep = new ort.Tensor(
+    'int64',
+    BigInt64Array.from({ length: a.inputs.sampleShape[0] }, () => 500n),
+    [a.inputs.sampleShape[0]],
+  );
   const feeds = { sample, timestep, encoder_hidden_states: states };
   for (let i = 0; i < 2; i++) await session.run(feeds); // warm-up, as on the other sides
   const seconds: number[] = [];
@@ -115,17 +119,17 @@ async function ortChild(a: OrtChildArgs): Promise<void> {
 /** The ONNX files of a bundle at one latent size (bench/python/onnx_export.py), made once in the cache. */
 async function onnxExport(b: Bundle, bname: string, latent: number, dir: string): Promise<{ plain: string; mha: string }> {
   const out = join(dir, `onnx-${bname}-${latent}`);
-  const plain = join(out, 'plain.onnx');
-  const mha = join(out, 'mha.onnx');
-  if (!existsSync(plain) || !existsSync(mha)) {
-    log(`exporting ${bname}'s UNet at ${latent}×${latent} to ONNX in ${out}`);
-    await runChild(python, [join(repoRoot, 'bench', 'python', 'onnx_export.py'), JSON.stringify({ bundle: b.path, out, latent, batch: 2 })], {
-      ...process.env,
-      MALLOC_MMAP_MAX_: '0',
-      MALLOC_TRIM_THRESHOLD_: String(2 ** 34),
-    });
+  const paths = { plain: join(out, 'plain', 'model.onnx'), mha: join(out, 'mha', 'model.onnx') };
+  for (const variant of ['plain', 'mha'] as const) {
+    if (existsSync(paths[variant])) continue;
+    log(`exporting ${bname}'s UNet at ${latent}×${latent} to ONNX (${variant}) in ${out}`);
+    // One process per variant, and glibc left to return memory: the full-size export peaks near 16 GB.
+    await runChild(python, [
+      join(repoRoot, 'bench', 'python', 'onnx_export.py'),
+      JSON.stringify({ bundle: b.path, out, latent, batch: 2, variant }),
+    ]);
   }
-  return { plain, mha };
+  return paths;
 }
 
 /** The inputs every side gets, written once as raw float32 for the onnxruntime side. */

@@ -1,17 +1,19 @@
 """The onnxruntime-node sides of bench/unet.ts: a bench bundle's UNet exported to ONNX, twice.
 
-usage: /usr/bin/python3 bench/python/onnx_export.py '{"bundle", "out", "latent", "batch"}'
+usage: /usr/bin/python3 bench/python/onnx_export.py '{"bundle", "out", "latent", "batch", "variant"}'
 
-Writes `out`/plain.onnx (attention as exported: MatMul -> Mul -> Softmax -> MatMul) and
-`out`/mha.onnx (each attention's core as one `com.microsoft::MultiHeadAttention` node, the
-contrib op onnxruntime's transformer optimiser fuses diffusers' attention into; its CPU kernel
-is onnxruntime's fused attention). Prints {"plain": path, "mha": path, "fused": n}.
+variant "plain" writes `out`/plain/model.onnx (attention as exported: MatMul -> Mul -> Softmax ->
+MatMul); "mha" writes `out`/mha/model.onnx (each attention's core as one
+`com.microsoft::MultiHeadAttention` node, the contrib op onnxruntime's transformer optimiser fuses
+diffusers' attention into; its CPU kernel is onnxruntime's fused attention). One variant per
+process: exporting the full-size UNet peaks near 16 GB. Prints {"path": path, "fused": n}.
 
 The graph is exported from the eager UNet the bundle was traced from
 (scripts/make_sd_bench_bundle.py, rebuilt from model.json's benchBundle.channels) with unet.pt's
 own weights loaded into it, so both ONNX files compute what unet.pt computes; bench/unet.ts
 checks that on the outputs. Models over 2 GB (the full-size bundle) are written with external
-data beside them (ONNX's protobuf limit), which onnxruntime reads from the same folder.
+data beside them (ONNX's protobuf limit, one file per tensor), which onnxruntime reads from the
+same folder: hence a folder per variant.
 
 No `onnx` or `onnxruntime` Python package is needed (none is installable here): torch.onnx
 serialises the graph itself; onnxruntime-node is the only runtime that reads the files.
@@ -73,29 +75,27 @@ def main(args):
     sample = torch.zeros(b, cfg["latentChannels"], lat, lat)
     t = torch.full((b,), 500, dtype=torch.long)
     states = torch.zeros(b, cfg["textEncoder"]["maxLength"], cfg["textEncoder"]["hiddenSize"])
-    os.makedirs(args["out"], exist_ok=True)
-    paths = {}
+    variant = args["variant"]
+    out = os.path.join(args["out"], variant)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "model.onnx")
     fused = 0
-    for name in ("plain", "mha"):
-        path = os.path.join(args["out"], f"{name}.onnx")
-        for m in unet.modules():
-            if isinstance(m, maker.UNetAttention):
-                m.forward = (mha_forward if name == "mha" else plain_forward).__get__(m)
-                fused += name == "mha"
-        with torch.no_grad():
-            torch.onnx.export(
-                unet,
-                (sample, t, states),
-                path,
-                input_names=["sample", "timestep", "encoder_hidden_states"],
-                output_names=["noise"],
-                opset_version=17,
-                custom_opsets={"com.microsoft": 1},
-                do_constant_folding=True,
-            )
-        paths[name] = path
-    print(json.dumps({**paths, "fused": fused}))
-
+    for m in unet.modules():
+        if isinstance(m, maker.UNetAttention):
+            m.forward = (mha_forward if variant == "mha" else plain_forward).__get__(m)
+            fused += variant == "mha"
+    with torch.no_grad():
+        torch.onnx.export(
+            unet,
+            (sample, t, states),
+            path,
+            input_names=["sample", "timestep", "encoder_hidden_states"],
+            output_names=["noise"],
+            opset_version=17,
+            custom_opsets={"com.microsoft": 1} if variant == "mha" else None,
+            do_constant_folding=False,  # onnxruntime folds at load; folding here doubled the peak memory
+        )
+    print(json.dumps({"path": path, "fused": fused}))
 
 if __name__ == "__main__":
     main(json.loads(sys.argv[1]))
