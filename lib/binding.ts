@@ -258,8 +258,19 @@ export interface NativeBinding {
      * softmax(q·kt·scale)·v composed by torch in float64 (returned as float32): [fused, reference].
      */
     attention(q: NativeTensor, kt: NativeTensor, v: NativeTensor, scale: number, simd: string): [NativeTensor, NativeTensor];
-    /** The best of `reps` runs, in ms, of the fused kernel and of torch's unfused chain on the same inputs. */
-    attentionTimes(q: NativeTensor, kt: NativeTensor, v: NativeTensor, scale: number, simd: string, reps: number): [number, number];
+    /**
+     * The best of `reps` runs, in ms, of the fused kernel and of torch's unfused chain on the same
+     * inputs; `clock` 'cpu' counts the calling thread's CPU time (one thread) instead of wall time.
+     */
+    attentionTimes(
+      q: NativeTensor,
+      kt: NativeTensor,
+      v: NativeTensor,
+      scale: number,
+      simd: string,
+      reps: number,
+      clock?: 'wall' | 'cpu',
+    ): [number, number];
     /** [fused-clone parameters sharing the module's storage, fused-clone parameters]; [0, 0] without a clone. */
     fusedSharesParameters(module: NativeModule): [number, number];
     /** `calls` timed UNet calls through the model's predictNoise: [ε̂ of the last, seconds of each (float64)]. */

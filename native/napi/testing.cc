@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <functional>
 #include <thread>
 
@@ -121,14 +122,25 @@ Napi::Value AttentionTimes(const Napi::CallbackInfo& info) {
   double scale = info[3].ToNumber().DoubleValue();
   std::string simd = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "auto";
   int64_t reps = std::max<int64_t>(1, info[5].ToNumber().Int64Value());
+  // 'cpu': this thread's CPU time instead of the wall clock, for one-thread comparisons on a
+  // machine other work shares (time spent descheduled does not count).
+  const bool cpuClock = info.Length() > 6 && info[6].IsString() && info[6].As<Napi::String>().Utf8Value() == "cpu";
+  auto now = [cpuClock] {
+    if (cpuClock) {
+      timespec ts{};
+      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+      return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+    }
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
   auto times = guard(env, [&] {
     torch::NoGradGuard noGrad;
     auto best = [&](const std::function<torch::Tensor()>& fn) {
       double ms = 1e30;
       for (int64_t r = 0; r < reps; ++r) {
-        auto t0 = std::chrono::steady_clock::now();
+        const double t0 = now();
         torch::Tensor out = fn();
-        ms = std::min(ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        ms = std::min(ms, now() - t0);
       }
       return ms;
     };

@@ -109,88 +109,99 @@ void floatToBf16(const float* in, uint16_t* out, int64_t n) {
     _mm256_mask_storeu_epi16(out + i, k, _mm512_cvtepi32_epi16(rounded));
   }
 }
-// S = scale · Q Kᵀ for heads of width d ≤ 16. K is first transposed into [d][keys] so that 16
-// consecutive keys are one register; four query rows share each K load (4 FMAs per load).
-void scoresSmall(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t rows, int64_t keys, int64_t d,
-                 float scale, float* s, int64_t lds) {
+// Packs rows [0, keys) × columns [0, d) of a row-major matrix transposed, [d][stride] with stride
+// a multiple of 16 and the padding zeroed, so that 16 consecutive keys are one register.
+const float* packTransposed(const float* x, int64_t ld, int64_t keys, int64_t d, int64_t& stride) {
   thread_local std::vector<float> packed;
-  const int64_t stride = (keys + 15) & ~int64_t{15};
+  stride = (keys + 15) & ~int64_t{15};
   if (static_cast<int64_t>(packed.size()) < d * stride) packed.resize(d * stride);
-  float* kt = packed.data();
+  float* t = packed.data();
   for (int64_t j = 0; j < keys; ++j)
-    for (int64_t c = 0; c < d; ++c) kt[c * stride + j] = k[j * ldk + c];
+    for (int64_t c = 0; c < d; ++c) t[c * stride + j] = x[j * ld + c];
   for (int64_t c = 0; c < d; ++c)
-    for (int64_t j = keys; j < stride; ++j) kt[c * stride + j] = 0.0f;
-  const __m512 vs = _mm512_set1_ps(scale);
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const float *q0 = q + r * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
-    for (int64_t j = 0; j < keys; j += 16) {
-      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      for (int64_t c = 0; c < d; ++c) {
-        const __m512 kv = _mm512_loadu_ps(kt + c * stride + j);
-        a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[c]), kv, a0);
-        a1 = _mm512_fmadd_ps(_mm512_set1_ps(q1[c]), kv, a1);
-        a2 = _mm512_fmadd_ps(_mm512_set1_ps(q2[c]), kv, a2);
-        a3 = _mm512_fmadd_ps(_mm512_set1_ps(q3[c]), kv, a3);
-      }
-      const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tailMask(keys - j);
-      float* out = s + r * lds + j;
-      _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(a0, vs));
-      _mm512_mask_storeu_ps(out + lds, m, _mm512_mul_ps(a1, vs));
-      _mm512_mask_storeu_ps(out + 2 * lds, m, _mm512_mul_ps(a2, vs));
-      _mm512_mask_storeu_ps(out + 3 * lds, m, _mm512_mul_ps(a3, vs));
+    for (int64_t j = keys; j < stride; ++j) t[c * stride + j] = 0.0f;
+  return t;
+}
+
+// S = scale · Q Kᵀ for heads of width d ≤ 16, with K transposed (packTransposed). R query rows
+// share each K load; R = 8 keeps 8 independent FMA chains in flight (an FMA's latency is 4 cycles
+// and two issue per cycle: 4 chains ran the FMA units at half rate).
+template <int R>
+void scoreRows(const float* q, int64_t ldq, const float* kt, int64_t stride, int64_t keys, int64_t d, __m512 vs,
+               float* s, int64_t lds) {
+  for (int64_t j = 0; j < keys; j += 16) {
+    __m512 a[R];
+    for (int i = 0; i < R; ++i) a[i] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < d; ++c) {
+      const __m512 kv = _mm512_loadu_ps(kt + c * stride + j);
+      for (int i = 0; i < R; ++i) a[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * ldq + c]), kv, a[i]);
     }
-  }
-  for (; r < rows; ++r) {
-    const float* qr = q + r * ldq;
-    for (int64_t j = 0; j < keys; j += 16) {
-      __m512 a = _mm512_setzero_ps();
-      for (int64_t c = 0; c < d; ++c)
-        a = _mm512_fmadd_ps(_mm512_set1_ps(qr[c]), _mm512_loadu_ps(kt + c * stride + j), a);
-      const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tailMask(keys - j);
-      _mm512_mask_storeu_ps(s + r * lds + j, m, _mm512_mul_ps(a, vs));
-    }
+    const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tailMask(keys - j);
+    for (int i = 0; i < R; ++i) _mm512_mask_storeu_ps(s + i * lds + j, m, _mm512_mul_ps(a[i], vs));
   }
 }
 
-// O = beta · O + P V for value width dv ≤ 16: an output row is one (masked) register; four rows
-// share each V row's load.
+void scoresSmall(const float* q, int64_t ldq, const float* k, int64_t ldk, int64_t rows, int64_t keys, int64_t d,
+                 float scale, float* s, int64_t lds) {
+  int64_t stride;
+  const float* kt = packTransposed(k, ldk, keys, d, stride);
+  const __m512 vs = _mm512_set1_ps(scale);
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) scoreRows<8>(q + r * ldq, ldq, kt, stride, keys, d, vs, s + r * lds, lds);
+  for (; r < rows; ++r) scoreRows<1>(q + r * ldq, ldq, kt, stride, keys, d, vs, s + r * lds, lds);
+}
+
+// O = beta · O + P V for value width dv ≤ 16: an output row is one (masked) register; R rows
+// share each V row's load (R = 8: enough independent FMA chains, as in scoreRows).
+template <int R>
+void accumulateRows(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t keys, __mmask16 mask, float beta,
+                    float* o, int64_t ldo) {
+  __m512 a[R];
+  for (int i = 0; i < R; ++i)
+    a[i] = beta != 0.0f ? _mm512_mul_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mask, o + i * ldo))
+                        : _mm512_setzero_ps();
+  for (int64_t j = 0; j < keys; ++j) {
+    const __m512 vv = _mm512_maskz_loadu_ps(mask, v + j * ldv);
+    for (int i = 0; i < R; ++i) a[i] = _mm512_fmadd_ps(_mm512_set1_ps(p[i * ldp + j]), vv, a[i]);
+  }
+  for (int i = 0; i < R; ++i) _mm512_mask_storeu_ps(o + i * ldo, mask, a[i]);
+}
+
+// The same for value width 8, where a row register would be half empty: V is transposed
+// (packTransposed) and each output is a dot product over 16 keys per register, reduced at the
+// end: half the FMAs of accumulateRows. Two rows share each V load (16 accumulators).
+void accumulateWidth8(const float* p, int64_t ldp, const float* vt, int64_t stride, int64_t keys, float beta,
+                      float* o) {
+  __m512 a0[8], a1[8];
+  for (int c = 0; c < 8; ++c) a0[c] = a1[c] = _mm512_setzero_ps();
+  for (int64_t j = 0; j < keys; j += 16) {
+    const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tailMask(keys - j);
+    const __m512 p0 = _mm512_maskz_loadu_ps(m, p + j), p1 = _mm512_maskz_loadu_ps(m, p + ldp + j);
+    for (int c = 0; c < 8; ++c) {
+      const __m512 vv = _mm512_loadu_ps(vt + c * stride + j);
+      a0[c] = _mm512_fmadd_ps(p0, vv, a0[c]);
+      a1[c] = _mm512_fmadd_ps(p1, vv, a1[c]);
+    }
+  }
+  for (int c = 0; c < 8; ++c) {
+    const float s0 = _mm512_reduce_add_ps(a0[c]), s1 = _mm512_reduce_add_ps(a1[c]);
+    o[c] = beta != 0.0f ? beta * o[c] + s0 : s0;
+    o[8 + c] = beta != 0.0f ? beta * o[8 + c] + s1 : s1;
+  }
+}
+
 void accumulateSmall(const float* p, int64_t ldp, const float* v, int64_t ldv, int64_t rows, int64_t keys, int64_t dv,
                      float beta, float* o, int64_t ldo) {
-  const __mmask16 mask = tailMask(dv);  // tailMask(16) is all lanes
-  const __m512 vb = _mm512_set1_ps(beta);
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const float *p0 = p + r * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp, *p3 = p2 + ldp;
-    float* o0 = o + r * ldo;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    if (beta != 0.0f) {
-      a0 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0));
-      a1 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0 + ldo));
-      a2 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0 + 2 * ldo));
-      a3 = _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, o0 + 3 * ldo));
-    }
-    for (int64_t j = 0; j < keys; ++j) {
-      const __m512 vv = _mm512_maskz_loadu_ps(mask, v + j * ldv);
-      a0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]), vv, a0);
-      a1 = _mm512_fmadd_ps(_mm512_set1_ps(p1[j]), vv, a1);
-      a2 = _mm512_fmadd_ps(_mm512_set1_ps(p2[j]), vv, a2);
-      a3 = _mm512_fmadd_ps(_mm512_set1_ps(p3[j]), vv, a3);
-    }
-    _mm512_mask_storeu_ps(o0, mask, a0);
-    _mm512_mask_storeu_ps(o0 + ldo, mask, a1);
-    _mm512_mask_storeu_ps(o0 + 2 * ldo, mask, a2);
-    _mm512_mask_storeu_ps(o0 + 3 * ldo, mask, a3);
+  // Width 8 over enough keys to repay the transpose and the reductions (the bench UNet's top level).
+  if (dv == 8 && ldo == 8 && keys >= 128) {
+    int64_t stride;
+    const float* vt = packTransposed(v, ldv, keys, 8, stride);
+    for (; r + 2 <= rows; r += 2) accumulateWidth8(p + r * ldp, ldp, vt, stride, keys, beta, o + r * ldo);
   }
-  for (; r < rows; ++r) {
-    const float* pr = p + r * ldp;
-    float* orow = o + r * ldo;
-    __m512 a = beta != 0.0f ? _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mask, orow)) : _mm512_setzero_ps();
-    for (int64_t j = 0; j < keys; ++j)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(pr[j]), _mm512_maskz_loadu_ps(mask, v + j * ldv), a);
-    _mm512_mask_storeu_ps(orow, mask, a);
-  }
+  const __mmask16 mask = tailMask(dv);  // tailMask(16) is all lanes
+  for (; r + 8 <= rows; r += 8) accumulateRows<8>(p + r * ldp, ldp, v, ldv, keys, mask, beta, o + r * ldo, ldo);
+  for (; r < rows; ++r) accumulateRows<1>(p + r * ldp, ldp, v, ldv, keys, mask, beta, o + r * ldo, ldo);
 }
 }  // namespace
 
