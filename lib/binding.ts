@@ -59,7 +59,8 @@ export interface NativeModule {
   forward(args: NativeArgument[], onProgress?: NativeProgressCallback): NativeJob<NativeValue>;
   setTraining(on: boolean): NativeJob<void>;
   save(path: string): NativeJob<void>;
-  parameters(): NativeJob<Record<string, NativeTensor>>;
+  parameters(names?: readonly string[]): NativeJob<Record<string, NativeTensor>>;
+  withParameters(names: readonly string[], tensors: readonly NativeTensor[]): NativeJob<NativeModule>;
   dispose(): void;
 }
 
@@ -135,7 +136,8 @@ export interface NativeEditOptions extends NativeGuidanceOptions, NativeSamplerO
 
 export interface NativeImagicTrainOptions {
   embedding: { steps: number; lr: number };
-  finetune: { steps: number; lr: number };
+  /** `parameters`: the dotted names of the UNet parameters stage B trains. */
+  finetune: { steps: number; lr: number; parameters: readonly string[] };
   seed: bigint;
 }
 
@@ -238,6 +240,17 @@ export interface NativeBinding {
       options: NativeImagicGenerateOptions,
       onProgress?: NativeProgressCallback,
     ): NativeJob<NativeTensor>;
+    /** Each candidate's [gain, distance] (float64 `[N, 2]`) for chooseEta's built-in criterion. */
+    imagicEtaScores(
+      model: NativeModel,
+      unet: NativeModule,
+      targetEmbedding: NativeTensor,
+      optimizedEmbedding: NativeTensor,
+      candidates: NativeTensor,
+      x0: NativeTensor,
+      options: { pairs: number; seed: bigint },
+      onProgress?: NativeProgressCallback,
+    ): NativeJob<NativeTensor>;
   };
   /** Test support. */
   testing: {
@@ -253,6 +266,15 @@ export interface NativeBinding {
       noise: NativeTensor,
       t: number,
     ): NativeJob<[NativeTensor, NativeTensor]>;
+    /** Imagic's stage-B loss and its gradient with respect to the named UNet parameters, made trainable as stage B does. */
+    imagicParameterGradients(
+      model: NativeModel,
+      x0: NativeTensor,
+      embedding: NativeTensor,
+      noise: NativeTensor,
+      t: number,
+      names: readonly string[],
+    ): NativeJob<[NativeTensor, Record<string, NativeTensor>]>;
     /**
      * The fused attention kernel on one SIMD path (`'auto'`, `'avx512'`, `'avx2'`, `'scalar'`) and
      * softmax(q·kt·scale)·v composed by torch in float64 (returned as float32): [fused, reference].

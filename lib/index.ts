@@ -27,5 +27,12 @@ export type { InvertOptions } from './pipelines/ledits/invert.js';
 export { Inversion, loadInversion, type InversionTensors, type InversionSettings } from './pipelines/ledits/inversion.js';
 export type { EditOptions, EditConcept, ImplicitMaskMode, MaskInput } from './pipelines/ledits/edit.js';
 export { EditResult } from './pipelines/ledits/editResult.js';
-export type { ImagicOptions, ImagicStageOptions } from './pipelines/imagic/train.js';
+export type { FinetuneParameters, ImagicFinetuneOptions, ImagicOptions, ImagicStageOptions } from './pipelines/imagic/train.js';
+export type {
+  ImagicChooseEtaOptions,
+  ImagicEtaCandidate,
+  ImagicEtaChoice,
+  ImagicEtaScorer,
+  ImagicModelCriterion,
+} from './pipelines/imagic/chooseEta.js';
 export { ImagicResult, loadImagic, type ImagicGenerateOptions, type ImagicSettings } from './pipelines/imagic/result.js';

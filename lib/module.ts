@@ -97,11 +97,27 @@ export class Module extends NativeHandle {
     await runJob(() => handle.save(resolve(path)), options);
   }
 
-  /** Copies of every parameter by dotted name (e.g. to hash or inspect weights). */
-  async parameters(options: JobOptions = {}): Promise<Map<string, Tensor>> {
+  /**
+   * Copies of every parameter by dotted name (e.g. to hash or inspect weights); with `names`, of
+   * those only (names the module lacks are left out).
+   */
+  async parameters(options: JobOptions & { names?: readonly string[] } = {}): Promise<Map<string, Tensor>> {
     const handle = this.native;
-    const params = await runJob(() => handle.parameters(), options);
+    const names = options.names === undefined ? undefined : [...options.names];
+    const params = await runJob(() => handle.parameters(names), options);
     return new Map(Object.entries(params).map(([name, t]) => [name, Tensor.fromNative(t)]));
+  }
+
+  /**
+   * A module that holds `parameters` (dotted name → tensor of the same shape and dtype) in place
+   * of its own and shares every other parameter and buffer with this one, which does not change.
+   * ERR_MODEL_MISMATCH for a name this module lacks or a tensor of another shape or dtype.
+   */
+  async withParameters(parameters: ReadonlyMap<string, Tensor>, options: JobOptions = {}): Promise<Module> {
+    const handle = this.native;
+    const names = [...parameters.keys()];
+    const tensors = names.map((name) => Tensor.handleOf(parameters.get(name), name));
+    return Module.fromNative(await runJob(() => handle.withParameters(names, tensors), options));
   }
 
   /** Puts the module in evaluation mode, as it is after loading. */

@@ -197,9 +197,17 @@ function parserFor(spec: OptionSpec): ((value: string, previous: unknown) => unk
           ? parseNumber
           : spec.kind.type === 'list'
             ? parseConcept
-            : undefined;
-  if (!spec.repeatable) return one;
-  return (value, previous) => [...((previous as unknown[] | undefined) ?? []), one ? one(value) : value];
+            : spec.kind.type === 'patterns'
+              ? parsePatterns(spec.kind.presets)
+              : undefined;
+  const word = (value: string) => (spec.flagWords?.includes(value) || !one ? value : one(value));
+  if (!spec.repeatable) return one && spec.flagWords ? word : one;
+  return (value, previous) => [...((previous as unknown[] | undefined) ?? []), word(value)];
+}
+
+/** A preset name, or comma-separated patterns (`attn2.to_k,attn2.to_v`) as an array. */
+function parsePatterns(presets: readonly string[]): (value: string) => string | string[] {
+  return (value) => (presets.includes(value) ? value : value.split(',').map((p) => p.trim()));
 }
 
 /** Adds a flag for each option of `group` (except `except`), with help from the chosen model's defaults. */

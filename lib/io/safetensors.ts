@@ -5,7 +5,7 @@
  * raw little-endian bytes. The format is small and fixed; no npm package implements it for
  * Node without a browser/WebAssembly runtime, so it is written here, once.
  */
-import { open, readFile, rename, writeFile } from 'node:fs/promises';
+import { open, readFile, rename } from 'node:fs/promises';
 import { TorchEditError } from '../errors.js';
 import { Tensor, type DType, type TypedArray } from '../tensor.js';
 
@@ -109,13 +109,16 @@ export async function writeSafetensors(
   const headerBytes = Buffer.from(json, 'utf8');
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
-  const parts = [
-    prefix,
-    headerBytes,
-    ...[...tensors.values()].map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
-  ];
   const temporary = `${path}.${process.pid}.partial`;
-  await writeFile(temporary, Buffer.concat(parts));
+  // Written piece by piece: a whole UNet's tensors are not concatenated into one more copy.
+  const handle = await open(temporary, 'w');
+  try {
+    await handle.write(prefix);
+    await handle.write(headerBytes);
+    for (const t of tensors.values()) await handle.write(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  } finally {
+    await handle.close();
+  }
   await rename(temporary, path);
 }
 

@@ -7,6 +7,7 @@
  * The two interfaces below only name and type the fields; a test checks them against the schema.
  */
 import type { ResizeMode } from '../image/read.js';
+import type { FinetuneParameters } from '../pipelines/imagic/train.js';
 import type { ImplicitMaskMode } from '../pipelines/ledits/edit.js';
 import { defaultsPath, groupNames, hasValueDefault, optionSchema, type DefaultsKey, type OptionSpec, type Scheduler } from './schema.js';
 
@@ -35,7 +36,11 @@ export interface ModelDefaults {
     returnMasks: boolean;
   };
   concept: { scale: number; remove: boolean; warmup: number; threshold: number; weight: number };
-  imagic: { embedding: { steps: number; lr: number }; finetune: { steps: number; lr: number }; resize: ResizeMode };
+  imagic: {
+    embedding: { steps: number; lr: number };
+    finetune: { steps: number; lr: number; parameters: FinetuneParameters };
+    resize: ResizeMode;
+  };
   imagicGenerate: { eta: number; steps: number; guidanceScale: number };
 }
 

@@ -15,7 +15,7 @@ import type { BundleConfig } from '../model/config.js';
 import type { TextToImageOptions } from '../pipelines/textToImage.js';
 import type { InvertOptions } from '../pipelines/ledits/invert.js';
 import type { EditConcept, EditOptions, ImplicitMaskMode, MaskInput } from '../pipelines/ledits/edit.js';
-import type { ImagicOptions } from '../pipelines/imagic/train.js';
+import type { FinetuneParameters, ImagicOptions } from '../pipelines/imagic/train.js';
 import type { ImagicGenerateOptions } from '../pipelines/imagic/result.js';
 import { Tensor } from '../tensor.js';
 import { getPath, setPath, type ModelDefaults } from './defaults.js';
@@ -105,6 +105,8 @@ export function rangeText(kind: Kind, limits: Limits = {}): string {
       return `array of ${kind.of} objects`;
     case 'mask':
       return 'image path, Buffer, Uint8Array, sharp instance or Tensor';
+    case 'patterns':
+      return `${oneOfText(kind.presets)}, or a non-empty array of name patterns`;
   }
 }
 
@@ -154,6 +156,11 @@ export function checkValue(kind: Kind, value: unknown, limits: Limits = {}): Che
       return Array.isArray(value) ? { ok: true, value } : fail('array');
     case 'mask':
       return isMaskInput(value) ? { ok: true, value } : fail(rangeText(kind));
+    case 'patterns': {
+      if (typeof value === 'string' && kind.presets.includes(value)) return { ok: true, value };
+      const patterns = Array.isArray(value) && value.length > 0 && value.every((p) => typeof p === 'string' && p.length > 0);
+      return patterns ? { ok: true, value: [...(value as string[])] } : fail(rangeText(kind));
+    }
   }
 }
 
@@ -261,7 +268,7 @@ export type ResolvedEditOptions = Resolved<EditOptions, 'concepts' | 'userMask'>
 };
 export interface ResolvedImagicOptions {
   embedding: { steps: number; lr: number };
-  finetune: { steps: number; lr: number };
+  finetune: { steps: number; lr: number; parameters: FinetuneParameters };
   seed: bigint;
   width: number | undefined;
   height: number | undefined;

@@ -50,7 +50,9 @@ export type Kind =
   /** A mask: an image (path, Buffer, Uint8Array or sharp instance) or a Tensor. */
   | { type: 'mask' }
   /** An array of objects, each validated by the group `of`. */
-  | { type: 'list'; of: GroupName; item: string };
+  | { type: 'list'; of: GroupName; item: string }
+  /** One of `presets`, or a non-empty array of non-empty name patterns (CLI: comma-separated). */
+  | { type: 'patterns'; presets: readonly string[] };
 
 export type Value = number | string | boolean;
 
@@ -88,6 +90,8 @@ export interface OptionSpec {
   readonly value?: string;
   /** The flag may be given several times (values collected in order). */
   readonly repeatable?: boolean;
+  /** Words the CLI flag takes besides a value, which the command gives a meaning (`--eta auto`). */
+  readonly flagWords?: readonly string[];
 }
 
 export interface GroupSpec {
@@ -109,6 +113,8 @@ export type Scheduler = (typeof SCHEDULERS)[number];
 const CFG: Kind = { type: 'number', min: 0, max: 1000 };
 const IMPLICIT_MASKS = ['off', 'attention', 'intersect'] as const;
 const RESIZE: Kind = { type: 'enum', values: ['cover', 'contain', 'fill'] };
+/** Imagic's `finetune.parameters` presets (lib/pipelines/imagic/parameters.ts says what each matches). */
+export const FINETUNE_PRESETS = ['all', 'attention', 'cross-attention'] as const;
 
 // Options several groups take, alike but for their default and doc text.
 
@@ -458,6 +464,14 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         flag: '--finetune-lr',
         value: '<lr>',
       },
+      {
+        name: 'finetune.parameters',
+        kind: { type: 'patterns', presets: FINETUNE_PRESETS },
+        default: 'all',
+        doc: 'stage B: the UNet parameters trained, the rest shared with the loaded model: `all`, `attention` (attn1, attn2), `cross-attention` (attn2), or name patterns (a dotted part of the name such as `attn2.to_k`, or a glob with `*`)',
+        flag: '--finetune-parameters',
+        value: '<preset|patterns>',
+      },
       seed('seed of the timestep and noise draws of both stages', 'random, recorded'),
       width,
       height,
@@ -473,11 +487,12 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
         kind: { type: 'number', min: -10, max: 10 },
         default: 0.7,
         recommended: true,
-        doc: 'η of ē = η·e_tgt + (1−η)·e_opt: 1 is the target text, 0 the optimised embedding, > 1 extrapolates (CLI: several give one image each)',
+        doc: 'η of ē = η·e_tgt + (1−η)·e_opt: 1 is the target text, 0 the optimised embedding, > 1 extrapolates (CLI: several give one image each; `auto` chooses one with `result.chooseEta`)',
         diffusers: 'alpha (community pipeline)',
         flag: '--eta',
-        value: '<η...>',
+        value: '<η...|auto>',
         repeatable: true,
+        flagWords: ['auto'],
       },
       steps(50, 'DDIM steps'),
       guidanceScale(7.5, 'classifier-free guidance scale (`""` as the unconditional prompt)'),

@@ -39,6 +39,13 @@ function kindSchema(kind: Kind): JsonSchema {
       return { type: 'string', description: 'the id of an uploaded image (white = editable)' };
     case 'list':
       return { type: 'array', items: groupSchema(kind.of) };
+    case 'patterns':
+      return {
+        anyOf: [
+          { type: 'string', enum: [...kind.presets] },
+          { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
+        ],
+      };
   }
 }
 

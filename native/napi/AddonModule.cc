@@ -1,4 +1,7 @@
 // The module handle's JS members; the class is AddonModule in handle.h.
+#include <optional>
+#include <unordered_set>
+
 #include "../core/runtime/device.h"
 #include "convert.h"
 #include "errors.h"
@@ -53,14 +56,42 @@ Napi::Value Save(const std::shared_ptr<ScriptModule>& module, const Napi::Callba
   return enqueue(env, module->device().str(), env.Undefined(), [module, path](JobContext&) { module->save(path); });
 }
 
-// parameters() -> { name: Tensor } copies of every parameter, taken in queue order.
+// parameters(names?) -> { name: Tensor } copies of every parameter (or of those named), taken in
+// queue order.
 Napi::Value Parameters(const std::shared_ptr<ScriptModule>& module, const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return enqueue(env, module->device().str(), env.Undefined(), [module](JobContext&) {
+  std::optional<std::unordered_set<std::string>> only;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsArray()) throwError(env, code::kInvalidArgument, "Expected an array of parameter names");
+    Napi::Array names = info[0].As<Napi::Array>();
+    only.emplace();
+    for (uint32_t i = 0; i < names.Length(); ++i) only->insert(names.Get(i).ToString().Utf8Value());
+  }
+  return enqueue(env, module->device().str(), env.Undefined(), [module, only](JobContext&) {
     std::vector<std::pair<std::string, torch::Tensor>> params;
-    for (const auto& p : module->module().named_parameters(true)) params.emplace_back(p.name, p.value.detach().clone());
+    for (const auto& p : module->module().named_parameters(true)) {
+      if (!only || only->count(p.name)) params.emplace_back(p.name, p.value.detach().clone());
+    }
     return params;
   });
+}
+
+// withParameters(names, tensors) -> a module holding these tensors as the named parameters and
+// sharing every other one with this module (ScriptModule::withParameters).
+Napi::Value WithParameters(const std::shared_ptr<ScriptModule>& module, const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsArray() ||
+      info[0].As<Napi::Array>().Length() != info[1].As<Napi::Array>().Length()) {
+    throwError(env, code::kInvalidArgument, "Expected (names, tensors) of the same length");
+  }
+  Napi::Array names = info[0].As<Napi::Array>(), tensors = info[1].As<Napi::Array>();
+  std::vector<std::pair<std::string, torch::Tensor>> replacements;
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    std::string name = names.Get(i).ToString().Utf8Value();
+    replacements.emplace_back(name, AddonTensor::unwrap(env, tensors.Get(i), name).detach());
+  }
+  return enqueue(env, module->device().str(), env.Undefined(),
+                 [module, replacements](JobContext&) { return module->withParameters(replacements); });
 }
 
 Napi::Value Path(const std::shared_ptr<ScriptModule>& module, const Napi::CallbackInfo& info) {
@@ -91,7 +122,11 @@ void InitModule(Napi::Env env, Napi::Object exports) {
                        {"parameterCount", ParameterCount},
                        {"parameterNames", ParameterNames},
                        {"fusedAttentionSites", FusedAttentionSites}},
-                      {{"forward", Forward}, {"setTraining", SetTraining}, {"save", Save}, {"parameters", Parameters}});
+                      {{"forward", Forward},
+                       {"setTraining", SetTraining},
+                       {"save", Save},
+                       {"parameters", Parameters},
+                       {"withParameters", WithParameters}});
 }
 
 }  // namespace torchedit::napi

@@ -172,4 +172,11 @@ Napi::Value toJs(Napi::Env env, const ImagicState& state) {
   return out;
 }
 
+Napi::Value toJs(Napi::Env env, const std::pair<at::Tensor, std::vector<std::pair<std::string, at::Tensor>>>& value) {
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, toJs(env, value.first));
+  out.Set(1u, toJs(env, value.second));
+  return out;
+}
+
 }  // namespace torchedit::napi

@@ -42,5 +42,7 @@ Napi::Value toJs(Napi::Env env, const std::shared_ptr<StableDiffusion>& model);
 Napi::Value toJs(Napi::Env env, const Inversion& inversion);
 Napi::Value toJs(Napi::Env env, const EditResult& result);
 Napi::Value toJs(Napi::Env env, const ImagicState& state);
+// [tensor, { name: tensor }] (a loss and its named gradients)
+Napi::Value toJs(Napi::Env env, const std::pair<at::Tensor, std::vector<std::pair<std::string, at::Tensor>>>& value);
 
 }  // namespace torchedit::napi

@@ -55,6 +55,16 @@ class Fields {
     return integer(key);
   }
   Fields object(const char* key) const { return Fields(env_, object_.Get(key), name(key)); }
+  std::vector<std::string> strings(const char* key) const {
+    Napi::Array items = get(key, "an array", &Napi::Value::IsArray).As<Napi::Array>();
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < items.Length(); ++i) {
+      Napi::Value item = items.Get(i);
+      if (!item.IsString()) fail(key, "an array of strings", items);
+      out.push_back(item.As<Napi::String>().Utf8Value());
+    }
+    return out;
+  }
   std::vector<Fields> array(const char* key) const {
     Napi::Value v = get(key, "an array", &Napi::Value::IsArray);
     Napi::Array items = v.As<Napi::Array>();
@@ -165,6 +175,12 @@ void read(const Fields& o, EditOptions& x) {
 void read(const Fields& o, ImagicTrainOptions& x) {
   read(o.object("embedding"), x.embedding);
   read(o.object("finetune"), x.finetune);
+  x.finetuneParameters = o.object("finetune").strings("parameters");
+  x.seed = o.seed("seed");
+}
+
+void read(const Fields& o, ImagicEtaScoreOptions& x) {
+  x.pairs = o.integer("pairs");
   x.seed = o.seed("seed");
 }
 
@@ -189,5 +205,6 @@ template SemanticGuidanceOptions readOptions(Napi::Env, Napi::Value, const char*
 template EditOptions readOptions(Napi::Env, Napi::Value, const char*);
 template ImagicTrainOptions readOptions(Napi::Env, Napi::Value, const char*);
 template ImagicGenerateOptions readOptions(Napi::Env, Napi::Value, const char*);
+template ImagicEtaScoreOptions readOptions(Napi::Env, Napi::Value, const char*);
 
 }  // namespace torchedit::napi

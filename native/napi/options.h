@@ -8,6 +8,7 @@
 
 #include "../core/edit/ddpm_inversion.h"
 #include "../core/edit/imagic.h"
+#include "../core/edit/imagic_eta.h"
 #include "../core/edit/ledits.h"
 #include "../core/edit/semantic_guidance.h"
 #include "../core/models/stable_diffusion.h"
@@ -24,8 +25,9 @@ namespace torchedit::napi {
 //   SemanticGuidanceOptions   { momentumScale, momentumBeta, maskMode: 'channel' | 'sum',
 //                               concepts: [{ scale, remove, warmup, cooldown: number | null, threshold, weight }] }
 //   EditOptions               { ...SamplerOptions, skip, guidanceScale, ...SemanticGuidanceOptions }
-//   ImagicTrainOptions        { embedding: { steps, lr }, finetune: { steps, lr }, seed }
+//   ImagicTrainOptions        { embedding: { steps, lr }, finetune: { steps, lr, parameters: string[] }, seed }
 //   ImagicGenerateOptions     { eta, sampling: TextToImageOptions }
+//   ImagicEtaScoreOptions     { pairs, seed }
 template <class T>
 T readOptions(Napi::Env env, Napi::Value value, const char* path = "options");
 

@@ -1,6 +1,7 @@
 #include "pipelines.h"
 
 #include "../core/edit/imagic.h"
+#include "../core/edit/imagic_eta.h"
 #include "../core/edit/ledits.h"
 #include "../core/pipelines/text_to_image.h"
 #include "handle.h"
@@ -32,9 +33,21 @@ int64_t ModelCall::integer(const char* what) {
   return v.As<Napi::Number>().Int64Value();
 }
 
+std::vector<std::string> ModelCall::strings(const char* what) {
+  Napi::Value v = info_[next_++];
+  if (!v.IsArray()) throwError(env_, code::kInvalidArgument, std::string("Expected an array of strings for ") + what);
+  Napi::Array items = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < items.Length(); ++i) {
+    if (!items.Get(i).IsString()) throwError(env_, code::kInvalidArgument, std::string("Expected strings in ") + what);
+    out.push_back(items.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
 namespace {
 
-// The five bindings below are alike on purpose (one calling convention, read by ModelCall): each
+// The bindings below are alike on purpose (one calling convention, read by ModelCall): each
 // states only its own arguments and the core function it runs.
 
 // textToImage(model, context, unconditional, options, onProgress?) -> latents
@@ -91,6 +104,20 @@ Napi::Value ImagicGenerate(const Napi::CallbackInfo& info) {
   return call.run([=](StableDiffusion& m, JobContext& job) { return imagicGenerate(m, state, uncond, options, job); });
 }
 
+// imagicEtaScores(model, unet, targetEmbedding, optimizedEmbedding, candidates, x0, options, onProgress?)
+//   -> [N, 2] float64: each candidate's [gain, distance] (core/edit/imagic_eta.h)
+Napi::Value ImagicEtaScores(const Napi::CallbackInfo& info) {
+  ModelCall call(info);
+  ImagicState state;
+  state.unet = call.module("unet");
+  state.targetEmbedding = call.tensor("targetEmbedding");
+  state.optimizedEmbedding = call.tensor("optimizedEmbedding");
+  torch::Tensor candidates = call.tensor("candidates"), x0 = call.tensor("x0");
+  auto options = call.options<ImagicEtaScoreOptions>();
+  return call.run(
+      [=](StableDiffusion& m, JobContext& job) { return imagicEtaScores(m, state, candidates, x0, options, job); });
+}
+
 }  // namespace
 
 void InitPipelines(Napi::Env env, Napi::Object exports) {
@@ -99,7 +126,8 @@ void InitPipelines(Napi::Env env, Napi::Object exports) {
                    {"invert", Invert},
                    {"edit", Edit},
                    {"imagicTrain", ImagicTrain},
-                   {"imagicGenerate", ImagicGenerate}});
+                   {"imagicGenerate", ImagicGenerate},
+                   {"imagicEtaScores", ImagicEtaScores}});
 }
 
 }  // namespace torchedit::napi

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../core/models/stable_diffusion.h"
 #include "../core/runtime/job.h"
@@ -26,6 +27,7 @@ class ModelCall {
   torch::Tensor optionalTensor(const char* what);  // null: undefined tensor
   std::shared_ptr<ScriptModule> module(const char* what);
   int64_t integer(const char* what);
+  std::vector<std::string> strings(const char* what);
   template <class Options>
   Options options() {
     return readOptions<Options>(env_, info_[next_++]);

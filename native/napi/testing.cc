@@ -65,6 +65,19 @@ Napi::Value ImagicLossGradient(const Napi::CallbackInfo& info) {
   });
 }
 
+// imagicParameterGradients(model, x0, embedding, noise, t, names) -> [loss, { name: ∂loss/∂θ }]
+// with the named UNet parameters made trainable as stage B makes them.
+Napi::Value ImagicParameterGradients(const Napi::CallbackInfo& info) {
+  ModelCall call(info);
+  torch::Tensor x0 = call.tensor("x0"), embedding = call.tensor("embedding"), noise = call.tensor("noise");
+  int64_t t = call.integer("t");
+  std::vector<std::string> names = call.strings("names");
+  return call.run([=](StableDiffusion& m, JobContext&) {
+    auto [loss, grads] = imagicParameterGradients(m, x0, embedding, t, noise, names);
+    return std::make_pair(loss, grads);
+  });
+}
+
 // Forces the fused attention kernel's SIMD path for its lifetime and restores the path that was in
 // effect before when it ends, on an exception too. A path that is not available throws from the
 // constructor, leaving the process's path as it was.
@@ -211,6 +224,7 @@ void InitTesting(Napi::Env env, Napi::Object exports) {
                   {{"stepJob", StepJob},
                    {"semanticGuidance", SemanticGuidanceSteps},
                    {"imagicLossGradient", ImagicLossGradient},
+                   {"imagicParameterGradients", ImagicParameterGradients},
                    {"attention", Attention},
                    {"attentionTimes", AttentionTimes},
                    {"fusedSharesParameters", FusedSharesParameters},

@@ -104,7 +104,7 @@ test('validation keeps the stable wording, names the option and puts its path on
   );
   throwsOption(
     () => validateImagicOptions({ finetune: 3 as never }, ctx),
-    'Expected object { steps, lr } for finetune but received 3 of type number',
+    'Expected object { steps, lr, parameters } for finetune but received 3 of type number',
     'finetune',
   );
   throwsOption(
@@ -185,7 +185,19 @@ test('resolved options are complete: defaults applied, seeds drawn, skip a count
   const resolved = validateEditOptions({ concepts: [{ prompt: 'x' }] }, withModel);
   assert.deepEqual([resolved.skip, resolved.guidanceScale, resolved.concepts[0].threshold], [6, 5, 0.9]);
   assert.equal(validateEditOptions({ guidanceScale: 9 }, withModel).guidanceScale, 9, 'an option passed wins');
-  assert.deepEqual(recommended.imagic.finetune, { steps: 1500, lr: 1e-4 }, "a partial stage keeps the library's other field");
+  assert.deepEqual(
+    recommended.imagic.finetune,
+    { steps: 1500, lr: 1e-4, parameters: 'all' },
+    "a partial stage keeps the library's other fields",
+  );
+  assert.equal(validateImagicOptions({}, ctx).finetune.parameters, 'all');
+  assert.deepEqual(validateImagicOptions({ finetune: { parameters: ['attn2.to_k'] } }, ctx).finetune.parameters, ['attn2.to_k']);
+  for (const bad of ['some', [], [''], 'attn2']) {
+    assert.throws(
+      () => validateImagicOptions({ finetune: { parameters: bad as string[] } }, ctx),
+      /Expected one of 'all', 'attention', 'cross-attention', or a non-empty array of name patterns for finetune.parameters/,
+    );
+  }
   assert.equal(libraryDefaults.edit.guidanceScale, 15, "the library defaults are not changed by a model's");
 });
 

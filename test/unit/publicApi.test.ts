@@ -78,6 +78,13 @@ const PUBLIC_API = [
   'CrossAttentionMapsConfig',
   'ImagicOptions',
   'ImagicStageOptions',
+  'ImagicFinetuneOptions',
+  'FinetuneParameters',
+  'ImagicChooseEtaOptions',
+  'ImagicEtaCandidate',
+  'ImagicEtaChoice',
+  'ImagicEtaScorer',
+  'ImagicModelCriterion',
   'ImagicResult',
   'loadImagic',
   'ImagicGenerateOptions',
@@ -128,7 +135,7 @@ test('index.d.ts exports exactly the documented public API', () => {
   for (const [owner, methods] of [
     ['StableDiffusionModel', ['generate', 'invert', 'imagic']],
     ['Inversion', ['edit', 'save']],
-    ['ImagicResult', ['generate', 'sweep', 'save']],
+    ['ImagicResult', ['generate', 'sweep', 'chooseEta', 'save']],
   ] as const) {
     for (const m of methods) assert.ok(members(owner).own.includes(m), `${owner}.${m}`);
   }

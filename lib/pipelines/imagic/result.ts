@@ -1,26 +1,35 @@
 /**
  * A trained Imagic edit: e_tgt, e_opt and the fine-tuned UNet. Generate at any η, sweep several,
- * save and reload without retraining (a folder: imagic.safetensors + unet.pt).
+ * choose η automatically, save and reload without retraining.
+ *
+ * Saved as one safetensors file (format version 2): the embeddings, the input's latents, the
+ * losses and the trained UNet parameters only (their new values; everything else is the loaded
+ * model's), with the settings and the model fingerprint. Version 1 folders (imagic.safetensors +
+ * a whole TorchScript unet.pt) still load.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { native } from '../../binding.js';
+import { TorchEditError } from '../../errors.js';
 import { checkImageSize } from '../../image/read.js';
 import { NativeHandle } from '../../handle.js';
 import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
-import { fromTensor, toTensor } from '../../io/safetensors.js';
-import type { JobOptions } from '../../jobs.js';
+import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
+import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Device } from '../../device.js';
 import { loadModule, type Module } from '../../module.js';
 import { contextOf, validateImagicGenerateOptions, validateImagicSweepOptions } from '../../options/resolve.js';
-import type { Tensor } from '../../tensor.js';
+import { Tensor } from '../../tensor.js';
 import { type GenerationResult, sampleAndDecode } from '../result.js';
+import { chooseByCriterion, type ImagicChooseEtaOptions, type ImagicEtaChoice } from './chooseEta.js';
+import type { FinetuneParameters } from './train.js';
 
 export interface ImagicSettings {
   targetPrompt: string;
   embedding: { steps: number; lr: number };
-  finetune: { steps: number; lr: number };
+  /** `parameters` is absent in results saved before subset training (they trained `'all'`). */
+  finetune: { steps: number; lr: number; parameters?: FinetuneParameters };
   /** Decimal string: seeds may exceed 2^53. */
   seed: string;
   width: number;
@@ -38,9 +47,16 @@ export interface ImagicGenerateOptions extends JobOptions {
   guidanceScale?: number;
 }
 
-const KIND: ArtifactKind = { format: 'torchedit-imagic', version: '1', what: 'Imagic result' };
+/** Version 2 holds the trained parameters as `unet.<name>`; version 1 a whole unet.pt beside it. */
+const KIND: ArtifactKind = { format: 'torchedit-imagic', version: '2', reads: ['1'], what: 'Imagic result' };
+const FILE = 'imagic.safetensors';
+const LEGACY_UNET = 'unet.pt';
+const PARAMETER_PREFIX = 'unet.';
 
-type ImagicResultParts = Pick<ImagicResult, 'targetEmbedding' | 'optimizedEmbedding' | 'unet' | 'losses' | 'settings' | 'fingerprint'>;
+type ImagicResultParts = Pick<
+  ImagicResult,
+  'targetEmbedding' | 'optimizedEmbedding' | 'unet' | 'trainedParameters' | 'inputLatents' | 'losses' | 'settings' | 'fingerprint'
+>;
 
 export class ImagicResult extends NativeHandle {
   readonly model: StableDiffusionModel;
@@ -48,8 +64,12 @@ export class ImagicResult extends NativeHandle {
   readonly targetEmbedding: Tensor;
   /** e_opt: the embedding optimised in stage A `[1, L, D]`. */
   readonly optimizedEmbedding: Tensor;
-  /** The fine-tuned UNet (stage B); the model's own UNet is unchanged. */
+  /** The fine-tuned UNet (stage B): its trained parameters, the rest shared with the model's UNet, which is unchanged. */
   readonly unet: Module;
+  /** The dotted names of the UNet parameters stage B trained (what `save` writes). */
+  readonly trainedParameters: readonly string[];
+  /** The input image's latents `[1, C, h, w]` (null for results saved before they were kept). */
+  readonly inputLatents: Tensor | null;
   /** Loss of every training step of each stage. */
   readonly losses: { embedding: number[]; finetune: number[] };
   readonly settings: ImagicSettings;
@@ -61,6 +81,8 @@ export class ImagicResult extends NativeHandle {
     this.targetEmbedding = init.targetEmbedding;
     this.optimizedEmbedding = init.optimizedEmbedding;
     this.unet = init.unet;
+    this.trainedParameters = init.trainedParameters;
+    this.inputLatents = init.inputLatents;
     this.losses = init.losses;
     this.settings = init.settings;
     this.fingerprint = init.fingerprint;
@@ -104,29 +126,64 @@ export class ImagicResult extends NativeHandle {
         );
       }
       return results;
+    } catch (error) {
+      for (const r of results) r.dispose();
+      throw error;
     } finally {
       unconditional.dispose();
     }
   }
 
-  /** Writes `dir/imagic.safetensors` (embeddings, losses, settings, model fingerprint) and `dir/unet.pt`. */
-  async save(dir: string): Promise<void> {
+  /**
+   * Generates one image per η of a grid (one sweep: same seed, the UNet and prompt states reused)
+   * and picks η by a measured criterion: by default the model's own (chooseEta.ts), or the
+   * caller's scorer of each candidate image. Returns the chosen η, its image and every
+   * candidate's scores; the other candidates' images are freed.
+   */
+  async chooseEta(options: ImagicChooseEtaOptions = {}): Promise<ImagicEtaChoice> {
+    this.assertLive();
+    return chooseByCriterion(this, options, (candidates, x0, pairs, seed) =>
+      runJob(
+        (onProgress) =>
+          native().pipelines.imagicEtaScores(
+            this.model.native,
+            this.unet.native,
+            this.targetEmbedding.native,
+            this.optimizedEmbedding.native,
+            candidates.native,
+            x0.native,
+            { pairs, seed },
+            onProgress,
+          ),
+        options,
+      ).then(Tensor.fromNative),
+    );
+  }
+
+  /**
+   * Writes `dir/imagic.safetensors`: e_tgt, e_opt, the input's latents, the losses and the
+   * trained UNet parameters (as `unet.<name>`), with the settings and the model fingerprint.
+   * An older save's unet.pt in `dir` is removed.
+   */
+  async save(dir: string, options: JobOptions = {}): Promise<void> {
     this.assertLive();
     await mkdir(dir, { recursive: true });
-    await this.unet.save(join(dir, 'unet.pt'));
-    const tensors = new Map([
+    const losses = (values: number[]): RawTensor => ({ dtype: 'float32', shape: [values.length], data: Float32Array.from(values) });
+    const tensors = new Map<string, RawTensor>([
       ['target_embedding', await fromTensor(this.targetEmbedding)],
       ['optimized_embedding', await fromTensor(this.optimizedEmbedding)],
-      [
-        'embedding_losses',
-        { dtype: 'float32' as const, shape: [this.losses.embedding.length], data: Float32Array.from(this.losses.embedding) },
-      ],
-      [
-        'finetune_losses',
-        { dtype: 'float32' as const, shape: [this.losses.finetune.length], data: Float32Array.from(this.losses.finetune) },
-      ],
+      ['embedding_losses', losses(this.losses.embedding)],
+      ['finetune_losses', losses(this.losses.finetune)],
     ]);
-    await writeArtifact(join(dir, 'imagic.safetensors'), KIND, tensors, this.settings, this.model, this.fingerprint);
+    if (this.inputLatents) tensors.set('input_latents', await fromTensor(this.inputLatents));
+    const trained = await this.unet.parameters({ ...options, names: this.trainedParameters });
+    for (const name of this.trainedParameters) {
+      const t = trained.get(name)!;
+      tensors.set(PARAMETER_PREFIX + name, await fromTensor(t));
+      t.dispose();
+    }
+    await writeArtifact(join(dir, FILE), KIND, tensors, this.settings, this.model, this.fingerprint);
+    await rm(join(dir, LEGACY_UNET), { force: true });
   }
 
   /** @internal Frees the fine-tuned UNet and the embeddings. */
@@ -134,19 +191,46 @@ export class ImagicResult extends NativeHandle {
     this.unet.dispose();
     this.targetEmbedding.dispose();
     this.optimizedEmbedding.dispose();
+    this.inputLatents?.dispose();
   }
 }
 
-/** Reloads a saved Imagic result for `model`; refuses one made with another model or a folder that is not one. */
+/**
+ * Reloads a saved Imagic result for `model`: the trained parameters over the model's own UNet
+ * (or, for a version 1 folder, its unet.pt). ERR_MODEL_MISMATCH for a result made with another
+ * model; ERR_FILE_FORMAT for a folder that is not one, or a file damaged or modified since saving.
+ */
 export async function loadImagic(dir: string, model: StableDiffusionModel): Promise<ImagicResult> {
-  const file = await readArtifact<ImagicSettings>(join(dir, 'imagic.safetensors'), KIND, model);
-  const losses = (name: string) => Array.from(file.tensor(name).data as Float32Array);
-  const unet = await loadModule(join(dir, 'unet.pt'), { device: model.device as Device });
+  const file = await readArtifact<ImagicSettings>(join(dir, FILE), KIND, model);
+  const floats = (name: string) => Array.from(file.tensor(name).data as Float32Array);
+  const losses = { embedding: floats('embedding_losses'), finetune: floats('finetune_losses') };
+  let unet: Module;
+  let trainedParameters: string[];
+  if (file.version === '1') {
+    unet = await loadModule(join(dir, LEGACY_UNET), { device: model.device as Device });
+    trainedParameters = unet.parameterNames;
+  } else {
+    trainedParameters = file.names.filter((n) => n.startsWith(PARAMETER_PREFIX)).map((n) => n.slice(PARAMETER_PREFIX.length));
+    if (trainedParameters.length === 0) {
+      throw new TorchEditError('ERR_FILE_FORMAT', `${join(dir, FILE)} holds no trained UNet parameters`);
+    }
+    const parameters = new Map(trainedParameters.map((name) => [name, toTensor(file.tensor(PARAMETER_PREFIX + name))]));
+    const modules = model.modules();
+    try {
+      unet = await modules.unet.withParameters(parameters);
+    } finally {
+      for (const m of Object.values(modules)) m.dispose();
+      for (const t of parameters.values()) t.dispose();
+    }
+  }
+  const input = file.optional('input_latents');
   return ImagicResult.create(model, {
     targetEmbedding: toTensor(file.tensor('target_embedding')),
     optimizedEmbedding: toTensor(file.tensor('optimized_embedding')),
     unet,
-    losses: { embedding: losses('embedding_losses'), finetune: losses('finetune_losses') },
+    trainedParameters,
+    inputLatents: input ? toTensor(input) : null,
+    losses,
     settings: file.settings,
     fingerprint: file.fingerprint,
   });

@@ -12,6 +12,7 @@ import { Module } from '../../module.js';
 import { contextOf, validateImagicOptions } from '../../options/resolve.js';
 import { nonEmptyString } from '../../options/validate.js';
 import { Tensor } from '../../tensor.js';
+import { selectParameters } from './parameters.js';
 import { ImagicResult } from './result.js';
 
 export interface ImagicStageOptions {
@@ -21,11 +22,27 @@ export interface ImagicStageOptions {
   lr?: number;
 }
 
+/**
+ * The UNet parameters stage B trains: `'all'`, `'attention'` (every `attn1` and `attn2`),
+ * `'cross-attention'` (`attn2`, attention to the text), or name patterns matched against the
+ * TorchScript UNet's parameter names (`model.modules().unet.parameterNames`): a dotted part such
+ * as `'attn2.to_k'`, or a glob with `*`. See lib/pipelines/imagic/parameters.ts.
+ */
+export type FinetuneParameters = 'all' | 'attention' | 'cross-attention' | string[];
+
+export interface ImagicFinetuneOptions extends ImagicStageOptions {
+  /**
+   * Which parameters are trained; the others are shared with the loaded model, not copied, and
+   * only the trained ones are saved. A selection matching none is ERR_INVALID_OPTION. Defaults to `'all'`.
+   */
+  parameters?: FinetuneParameters;
+}
+
 export interface ImagicOptions extends JobOptions {
   /** Stage A, the text-embedding optimisation (UNet frozen). Defaults to `{ steps: 1000, lr: 2e-3 }` (paper). */
   embedding?: ImagicStageOptions;
-  /** Stage B, the UNet fine-tune (embedding frozen). Defaults to `{ steps: 1500, lr: 5e-7 }` (paper). */
-  finetune?: ImagicStageOptions;
+  /** Stage B, the UNet fine-tune (embedding frozen). Defaults to `{ steps: 1500, lr: 5e-7, parameters: 'all' }` (paper). */
+  finetune?: ImagicFinetuneOptions;
   /** Seed of the timestep and noise draws of both stages. Defaults to a random seed. */
   seed?: number | bigint;
   /** Image width in pixels (multiple of 8 × vaeScaleFactor). Defaults to the model's size. */
@@ -46,18 +63,29 @@ export async function imagic(
   const prompt = nonEmptyString('targetPrompt', targetPrompt);
   const { embedding, finetune, seed, width, height, resize } = validateImagicOptions(options, contextOf(model));
 
+  const trained = selectParameters(unetParameterNames(model), finetune.parameters);
+
   const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
   const target = await model.encodePrompt(prompt);
   const handle = model.native;
   try {
     const out = await runJob(
-      (onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress),
+      (onProgress) =>
+        native().pipelines.imagicTrain(
+          handle,
+          x0.native,
+          target.native,
+          { embedding, finetune: { steps: finetune.steps, lr: finetune.lr, parameters: trained }, seed },
+          onProgress,
+        ),
       options,
     );
     return ImagicResult.create(model, {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
       unet: Module.fromNative(out.unet),
+      trainedParameters: trained,
+      inputLatents: x0,
       losses: { embedding: Array.from(out.embeddingLosses), finetune: Array.from(out.finetuneLosses) },
       settings: {
         targetPrompt: prompt,
@@ -67,8 +95,20 @@ export async function imagic(
       },
       fingerprint: await model.fingerprint(),
     });
+  } catch (error) {
+    x0.dispose(); // on success the result owns it (chooseEta's distance to the input)
+    throw error;
   } finally {
-    x0.dispose();
     target.dispose();
+  }
+}
+
+/** @internal The loaded UNet's parameter names, in its order. */
+export function unetParameterNames(model: StableDiffusionModel): string[] {
+  const modules = model.modules();
+  try {
+    return modules.unet.parameterNames;
+  } finally {
+    for (const m of Object.values(modules)) m.dispose();
   }
 }

@@ -26,4 +26,26 @@ std::pair<torch::Tensor, torch::Tensor> imagicLossGradient(StableDiffusion& mode
   return {loss.detach(), e.grad().detach()};
 }
 
+std::pair<torch::Tensor, std::vector<std::pair<std::string, torch::Tensor>>> imagicParameterGradients(
+    StableDiffusion& model, const torch::Tensor& x0, const torch::Tensor& embedding, int64_t t,
+    const torch::Tensor& noise, const std::vector<std::string>& names) {
+  torch::AutoGradMode gradMode(true);
+  const auto device = model.device();
+  std::vector<std::pair<std::string, torch::Tensor>> own;
+  for (const auto& name : names) {
+    for (const auto& p : model.unetModule()->module().named_parameters(/*recurse=*/true)) {
+      if (p.name == name) own.emplace_back(name, p.value.detach().clone().set_requires_grad(true));
+    }
+  }
+  auto unet = model.unetModule()->withParameters(own);
+  torch::Tensor e = embedding.to(device, torch::kFloat).detach();
+  torch::Tensor loss = imagicLoss(model, unet.get(), x0.to(device), e, t, noise.to(device));
+  loss.backward();
+  std::vector<std::pair<std::string, torch::Tensor>> grads;
+  for (const auto& p : unet->module().named_parameters(/*recurse=*/true)) {
+    if (p.value.grad().defined()) grads.emplace_back(p.name, p.value.grad().detach().clone());
+  }
+  return {loss.detach(), grads};
+}
+
 }  // namespace torchedit

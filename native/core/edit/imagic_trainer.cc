@@ -3,6 +3,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adam.h>
 
+#include <unordered_set>
+
+#include "../runtime/error.h"
+
 namespace torchedit {
 
 torch::Tensor imagicLoss(StableDiffusion& model, ScriptModule* unet, const torch::Tensor& x0,
@@ -54,13 +58,26 @@ ImagicState trainImagic(StableDiffusion& model, const torch::Tensor& x0In, const
   }
   state.optimizedEmbedding = e.detach().clone();
 
-  // B. A copy of the UNet is trained with e_opt frozen; only its parameters hold gradients and
-  //    Adam state, and the model's own UNet never changes (also not after an abort).
-  state.unet = model.unetModule()->deepCopy();
+  // B. The chosen parameters are copied and trained with e_opt frozen; only they hold gradients
+  //    and Adam state. Every other weight is shared with the model's own UNet, which never changes
+  //    (also not after an abort): its tensors never require gradients and are never written.
+  const std::unordered_set<std::string> chosen(options.finetuneParameters.begin(), options.finetuneParameters.end());
+  std::vector<std::pair<std::string, torch::Tensor>> own;
+  for (const auto& p : model.unetModule()->module().named_parameters(/*recurse=*/true)) {
+    if (chosen.count(p.name)) own.emplace_back(p.name, p.value.detach().clone());
+  }
+  if (own.empty() || own.size() != chosen.size()) {
+    throw Error(code::kInvalidArgument, "finetune.parameters names " + std::to_string(chosen.size()) +
+                                            " parameters, of which the UNet has " + std::to_string(own.size()));
+  }
+  state.unet = model.unetModule()->withParameters(own);
+  // In the UNet's parameter order, so that training all of them is the full fine-tune step for step.
   std::vector<torch::Tensor> weights;
-  for (auto p : state.unet->module().parameters()) {
-    p.set_requires_grad(true);
-    weights.push_back(p);
+  for (const auto& p : state.unet->module().named_parameters(/*recurse=*/true)) {
+    if (!chosen.count(p.name)) continue;
+    torch::Tensor w = p.value;
+    w.set_requires_grad(true);
+    weights.push_back(w);
   }
   {
     torch::optim::Adam adam(weights, torch::optim::AdamOptions(options.finetune.lr));

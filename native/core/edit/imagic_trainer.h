@@ -6,6 +6,7 @@
 #include <torch/types.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../models/stable_diffusion.h"
@@ -22,13 +23,18 @@ struct ImagicStage {
 struct ImagicTrainOptions {
   ImagicStage embedding;  // A
   ImagicStage finetune;   // B
+  // The UNet parameters stage B trains, by dotted name (lib/pipelines/imagic/parameters.ts
+  // resolves the user's patterns); the others are shared with the loaded model and stay frozen.
+  std::vector<std::string> finetuneParameters;
   uint64_t seed;
 };
 
 struct ImagicState {
-  torch::Tensor targetEmbedding;       // e_tgt [1, L, D]
-  torch::Tensor optimizedEmbedding;    // e_opt [1, L, D]
-  std::shared_ptr<ScriptModule> unet;  // the fine-tuned copy; the model's own UNet is untouched
+  torch::Tensor targetEmbedding;     // e_tgt [1, L, D]
+  torch::Tensor optimizedEmbedding;  // e_opt [1, L, D]
+  // The fine-tuned UNet: its own copies of the trained parameters, the rest shared with the
+  // model's UNet, which is untouched.
+  std::shared_ptr<ScriptModule> unet;
   std::vector<float> embeddingLosses;
   std::vector<float> finetuneLosses;
 };

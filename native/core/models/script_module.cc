@@ -24,7 +24,7 @@ std::shared_ptr<ScriptModule> ScriptModule::load(const std::string& path, const 
   }
   module.eval();
   // Loaded weights are for inference: no gradients are ever allocated for them. Training works
-  // on a deep copy (deepCopy) whose parameters are made trainable there.
+  // on copies of the trained parameters (withParameters), made trainable there.
   for (auto p : module.parameters()) p.set_requires_grad(false);
   std::shared_ptr<ScriptModule> loaded(new ScriptModule(std::move(module), path, device));
   if (fusedAttentionEnabled()) loaded->fuseAttention();
@@ -58,10 +58,51 @@ at::Tensor ScriptModule::forwardTensor(std::vector<c10::IValue> inputs) {
   return out.toTensor();
 }
 
-std::shared_ptr<ScriptModule> ScriptModule::deepCopy() const {
-  std::shared_ptr<ScriptModule> copy(new ScriptModule(module_.deepcopy(), path_, device_));
-  if (inference_) copy->fuseAttention();  // on the copy's own parameters
+namespace {
+// A copy of a module object that shares every attribute value but holds copies of its submodule
+// objects, so a slot set on it (or on a submodule) leaves `object`'s unchanged. Unlike
+// Module::clone it keeps the class types, hence the methods and their graph executors: a training
+// job runs the plan the loaded UNet's executor already optimised, exactly as on a deep copy.
+c10::intrusive_ptr<c10::ivalue::Object> shareAttributes(const c10::intrusive_ptr<c10::ivalue::Object>& object) {
+  c10::intrusive_ptr<c10::ivalue::Object> copy = object->copy();
+  for (size_t i = 0; i < copy->slots().size(); ++i) {
+    const c10::IValue& slot = copy->getSlot(i);
+    if (slot.isObject() && slot.toObject()->type()->is_module()) copy->setSlot(i, shareAttributes(slot.toObject()));
+  }
   return copy;
+}
+}  // namespace
+
+std::shared_ptr<ScriptModule> ScriptModule::withParameters(
+    const std::vector<std::pair<std::string, torch::Tensor>>& replacements) const {
+  torch::jit::Module copy(shareAttributes(module_._ivalue()));
+  for (const auto& [name, value] : replacements) {
+    torch::jit::Module owner = copy;
+    size_t start = 0;
+    for (size_t dot = name.find('.'); dot != std::string::npos; start = dot + 1, dot = name.find('.', start)) {
+      const std::string part = name.substr(start, dot - start);
+      if (!owner.hasattr(part) || !owner.attr(part).isModule()) {
+        throw Error(code::kModelMismatch, "The UNet has no parameter " + name);
+      }
+      owner = owner.attr(part).toModule();
+    }
+    const std::string leaf = name.substr(start);
+    const auto slot = owner.type()->findAttributeSlot(leaf);
+    if (!slot || !owner.type()->is_parameter(*slot))
+      throw Error(code::kModelMismatch, "The UNet has no parameter " + name);
+    const torch::Tensor current = owner.attr(leaf).toTensor();
+    if (!value.defined() || value.sizes() != current.sizes() || value.scalar_type() != current.scalar_type()) {
+      throw Error(code::kModelMismatch,
+                  "Parameter " + name + " has shape " + c10::str(current.sizes()) + " " +
+                      c10::toString(current.scalar_type()) + " in the UNet, not " +
+                      (value.defined() ? c10::str(value.sizes()) + " " + c10::toString(value.scalar_type())
+                                       : std::string("undefined")));
+    }
+    owner.setattr(leaf, value.to(current.device()));
+  }
+  std::shared_ptr<ScriptModule> out(new ScriptModule(std::move(copy), path_, device_));
+  if (inference_) out->fuseAttention();  // on the copy's parameters
+  return out;
 }
 
 int64_t ScriptModule::fuseAttention() {

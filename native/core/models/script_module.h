@@ -16,8 +16,12 @@ class ScriptModule {
   // name and libtorch's reason: not TorchScript, truncated, written by a newer torch).
   static std::shared_ptr<ScriptModule> load(const std::string& path, const c10::Device& device);
 
-  // A copy with its own parameter storage (for fine-tuning without touching this module).
-  std::shared_ptr<ScriptModule> deepCopy() const;
+  // A copy that holds `replacements` (dotted parameter name -> tensor) as its own parameters and
+  // shares every other parameter and buffer with this module, which never changes (Imagic's
+  // subset fine-tune, and a saved subset applied to the loaded model). Throws ERR_MODEL_MISMATCH
+  // for a name this module lacks or a tensor of another shape or dtype.
+  std::shared_ptr<ScriptModule> withParameters(
+      const std::vector<std::pair<std::string, torch::Tensor>>& replacements) const;
   // torch.jit.save of the module (readable by torch.jit.load in Python).
   void save(const std::string& path) const;
 

@@ -1,0 +1,145 @@
+/**
+ * Imagic's automatic η. The paper (arXiv:2210.09276 §4.3, Fig. 7) leaves η per image to the user,
+ * who sweeps it by eye; here one sweep over a grid is scored and the best candidate is returned.
+ *
+ * The built-in criterion is measured with the fine-tuned model itself (native/core/edit/imagic_eta.h):
+ * the text gain — how much lower the denoising loss of the generated latents is under e_tgt than
+ * under e_opt, over a few fixed (t, ε) pairs (> 0: the edit is visible to the model) — traded
+ * off against the distance to the input's latents (fidelity). Both are normalised by their largest
+ * magnitude over the grid: score = gain/max|gain| − fidelity·distance/max distance. Ties go to the
+ * smaller η (the paper's preference: the least change that makes the edit).
+ */
+import { invalidOption, TorchEditError } from '../../errors.js';
+import { contextOf, validateImagicSweepOptions } from '../../options/resolve.js';
+import { integerIn, isPlainObject, numberIn } from '../../options/validate.js';
+import { Tensor } from '../../tensor.js';
+import type { GenerationResult } from '../result.js';
+import type { ImagicGenerateOptions, ImagicResult } from './result.js';
+
+/** A caller's criterion: a score of one candidate image (higher is better). */
+export type ImagicEtaScorer = (candidate: GenerationResult, eta: number) => number | Promise<number>;
+
+/** Settings of the built-in criterion. */
+export interface ImagicModelCriterion {
+  /** Weight of the (normalised) distance to the input's latents against the (normalised) text gain, ≥ 0. Defaults to `0.5`. */
+  fidelity?: number;
+  /** (t, ε) pairs the denoising losses are averaged over, 1–1000. Defaults to `8`. */
+  pairs?: number;
+}
+
+export interface ImagicChooseEtaOptions extends Omit<ImagicGenerateOptions, 'eta'> {
+  /** The η grid, each in [-10, 10]. Defaults to `[0.5, 0.6, 0.7, 0.8, 0.9, 1]`. */
+  etas?: number[];
+  /**
+   * How candidates are scored: a function of each candidate image (higher is better), or the
+   * built-in criterion's settings. The seed (`seed`) fixes both the sampler's noise and the
+   * built-in criterion's (t, ε) pairs, so the choice is reproducible. Defaults to the built-in criterion.
+   */
+  criterion?: ImagicEtaScorer | ImagicModelCriterion;
+}
+
+export interface ImagicEtaCandidate {
+  eta: number;
+  /** The criterion's score (the chosen candidate has the highest). */
+  score: number;
+  /** Built-in criterion: mean denoising loss under e_opt minus under e_tgt. */
+  gain?: number;
+  /** Built-in criterion: mean squared distance of the latents to the input's. */
+  distance?: number;
+}
+
+export interface ImagicEtaChoice {
+  eta: number;
+  /** The chosen candidate's image (the caller disposes it). */
+  image: GenerationResult;
+  /** Every candidate, in the grid's order. */
+  candidates: ImagicEtaCandidate[];
+}
+
+export const DEFAULT_ETA_GRID: readonly number[] = [0.5, 0.6, 0.7, 0.8, 0.9, 1];
+const DEFAULT_FIDELITY = 0.5;
+const DEFAULT_PAIRS = 8;
+
+/** Scores [N, 2] (gain, distance) of candidates `[N, C, h, w]` for the input `x0`, over `pairs` draws of `seed`. */
+export type ModelScores = (candidates: Tensor, x0: Tensor, pairs: number, seed: bigint) => Promise<Tensor>;
+
+/** The built-in criterion's score of each candidate from its gain and distance (see the file's comment). */
+export function modelCriterionScores(gains: number[], distances: number[], fidelity: number): number[] {
+  const maxGain = Math.max(...gains.map(Math.abs));
+  const maxDistance = Math.max(...distances);
+  return gains.map((g, i) => (maxGain > 0 ? g / maxGain : 0) - fidelity * (maxDistance > 0 ? distances[i] / maxDistance : 0));
+}
+
+/** The index of the highest score; ties go to the smaller η. */
+export function bestIndex(scores: number[], etas: number[]): number {
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) {
+    if (scores[i] > scores[best] || (scores[i] === scores[best] && etas[i] < etas[best])) best = i;
+  }
+  return best;
+}
+
+/** @internal The body of ImagicResult.chooseEta; `modelScores` runs the native scoring job. */
+export async function chooseByCriterion(
+  result: ImagicResult,
+  options: ImagicChooseEtaOptions,
+  modelScores: ModelScores,
+): Promise<ImagicEtaChoice> {
+  const criterion: unknown = options.criterion ?? {};
+  if (typeof criterion !== 'function' && !isPlainObject(criterion)) {
+    throw invalidOption('criterion', 'function of a candidate image, or { fidelity, pairs }', criterion, 'criterion');
+  }
+  let fidelity = DEFAULT_FIDELITY;
+  let pairs = DEFAULT_PAIRS;
+  if (typeof criterion !== 'function') {
+    const settings = criterion as ImagicModelCriterion;
+    fidelity = numberIn('criterion.fidelity', settings.fidelity ?? DEFAULT_FIDELITY, 0, 1000);
+    pairs = integerIn('criterion.pairs', settings.pairs ?? DEFAULT_PAIRS, 1, 1000);
+    if (!result.inputLatents) {
+      throw new TorchEditError(
+        'ERR_UNSUPPORTED',
+        "This Imagic result was saved without its input's latents (an older save): pass a criterion function to chooseEta",
+      );
+    }
+  }
+  // The grid and the sampling options are validated as sweep's; one seed for every candidate.
+  const { etas, seed } = validateImagicSweepOptions({ ...options, etas: options.etas ?? [...DEFAULT_ETA_GRID] }, contextOf(result.model));
+  const images = await result.sweep({ ...options, etas, seed });
+  try {
+    let candidates: ImagicEtaCandidate[];
+    if (typeof criterion === 'function') {
+      const scorer = criterion as ImagicEtaScorer;
+      candidates = [];
+      for (const [i, image] of images.entries()) {
+        const score = await scorer(image, etas[i]);
+        if (typeof score !== 'number' || Number.isNaN(score)) {
+          throw new TorchEditError('ERR_INVALID_OPTION', `criterion returned ${String(score)} for η ${etas[i]}; expected a number`, {
+            option: 'criterion',
+          });
+        }
+        candidates.push({ eta: etas[i], score });
+      }
+    } else {
+      const latents = await Promise.all(images.map(async (image) => (await image.latents.data()) as Float32Array));
+      const [, c, h, w] = images[0].latents.shape;
+      const stacked = new Float32Array(latents.length * latents[0].length);
+      latents.forEach((l, i) => stacked.set(l, i * l.length));
+      using batch = Tensor.from(stacked, [latents.length, c, h, w]);
+      using scores = await modelScores(batch, result.inputLatents!, pairs, seed);
+      const values = (await scores.data()) as Float64Array;
+      const gains = etas.map((_, i) => values[2 * i]);
+      const distances = etas.map((_, i) => values[2 * i + 1]);
+      const combined = modelCriterionScores(gains, distances, fidelity);
+      candidates = etas.map((eta, i) => ({ eta, score: combined[i], gain: gains[i], distance: distances[i] }));
+    }
+    const best = bestIndex(
+      candidates.map((c) => c.score),
+      etas,
+    );
+    const image = images[best];
+    images.splice(best, 1);
+    return { eta: etas[best], image, candidates };
+  } finally {
+    for (const other of images) other.dispose();
+  }
+}
