@@ -14,3 +14,5 @@ export {
 export type { JobRecord, JobState, JobProgressRecord } from './jobLog.js';
 export type { JobEvent } from './queue.js';
 export type { ErrorBody, ServiceErrorCode } from './errors.js';
+export { createWorker, type TorchEditWorker } from './scale/worker.js';
+export type { ArtifactStoreOptions, ScaleOptions, WorkerOptions } from './scale/options.js';
