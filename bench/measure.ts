@@ -254,7 +254,7 @@ export function currentLoad(): string {
     .join(' ');
 }
 
-export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet';
+export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet' | 'scale';
 
 /** Replaces RESULTS.md's section `name` (between its markers), creating the file when needed. */
 export function writeSection(name: SectionName, body: string): void {
