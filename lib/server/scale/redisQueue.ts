@@ -167,9 +167,12 @@ export class RedisJobQueue implements JobBackend {
 
   async get(id: string): Promise<JobRecord | undefined> {
     return this.guard(async () => {
+      // The state first, then the job: a job that ends between the two reads then shows its
+      // end state with its result or error (the other order could read 'failed' without a reason).
+      const state = await this.queue.getJobState(id);
       const job = (await Job.fromId(this.queue, id)) as Job<QueuedJobData> | undefined;
       if (job) {
-        const record = recordOf(job, await job.getState());
+        const record = recordOf(job, state);
         if (record) return record;
       }
       const tomb = await this.connection.get(this.tombstone(id));
