@@ -264,7 +264,7 @@ export function currentLoad(): string {
     .join(' ');
 }
 
-export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet' | 'pipelines';
+export type SectionName = 'main' | 'bf16' | 'scaling' | 'serve' | 'unet' | 'pipelines' | 'scale';
 
 /** Replaces RESULTS.md's section `name` (between its markers), creating the file when needed. */
 export function writeSection(name: SectionName, body: string): void {

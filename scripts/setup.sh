@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # build, python3-regex for the CLIP tokenizer oracle, python3-pil for the shapes-64 scripts
 # (held-out pictures and their analysis in the evaluation and the default-model test),
 # clang-format for `npm run lint` (the C++ side), chromium for the web page's test (driven by
-# playwright-core, which downloads no browser of its own).
-packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make clang-format chromium)
+# playwright-core, which downloads no browser of its own), redis-server for the scale-out tests
+# (test/server/scale.test.ts starts its own on a free loopback port; they fail without it).
+packages=(libtorch-dev libopenblas0-pthread python3-torch python3-regex python3-pil cmake g++ make clang-format chromium redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

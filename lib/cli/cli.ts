@@ -19,6 +19,7 @@ import { imagicCommand } from './commands/imagicCommand.js';
 import { infoCommand } from './commands/infoCommand.js';
 import { invertCommand } from './commands/invertCommand.js';
 import { serveCommand } from './commands/serveCommand.js';
+import { workerCommand } from './commands/workerCommand.js';
 import { addGlobalOptions, helpDefaults, type HelpDefaults } from './flags.js';
 import { alreadyPrinted, errorLine, exitCodeFor } from './output.js';
 import { interrupt, stopProgress, wasInterrupted } from './session.js';
@@ -45,7 +46,7 @@ export function createProgram(help: HelpDefaults): Command {
   for (const command of pipelines) {
     command.addHelpText('after', `\nDefaults shown are ${help.source}; "torchedit info" lists a model's recommendations.`);
   }
-  for (const command of [...pipelines, serveCommand(), infoCommand(), doctorCommand()]) {
+  for (const command of [...pipelines, serveCommand(), workerCommand(), infoCommand(), doctorCommand()]) {
     addGlobalOptions(command);
     command.exitOverride().configureOutput({ outputError: () => {} });
     program.addCommand(command);

@@ -33,6 +33,10 @@ import { systemRoutes } from './routes/system.js';
 import { webRoutes } from './routes/web.js';
 import { checkStructure, type JsonSchema } from './schemas.js';
 import { closeAllStreams } from './sse.js';
+import { DirectoryArtifactStore } from './scale/directoryStore.js';
+import { RedisArtifactStore } from './scale/redisStore.js';
+import { RemoteArtifacts } from './scale/remoteArtifacts.js';
+import { RedisJobQueue } from './scale/redisQueue.js';
 import { Storage } from './storage.js';
 
 async function packageVersion(): Promise<string> {
@@ -94,7 +98,41 @@ export const torcheditRoutes: FastifyPluginAsync<ServerOptions> = async (app, ra
   await models.load(options.models, { device: options.device as LoadModelOptions['device'], dtype: options.dtype });
   storage.startSweeper(options.sweepIntervalMs);
   const auth = new Auth(options.tokens);
-  const ctx: ServerContext = { options, storage, queue, models, metrics, auth, prefix: app.prefix };
+  let remote: ServerContext['remote'];
+  if (options.scale) {
+    const redisQueue = new RedisJobQueue({
+      scale: options.scale,
+      maxQueue: options.limits.queue,
+      keep: options.limits.storedJobs,
+      onError: (error) => app.log.warn({ err: error.message }, 'redis'),
+    });
+    await redisQueue.open();
+    const store = options.scale.artifacts;
+    remote = {
+      queue: redisQueue,
+      artifacts: new RemoteArtifacts(
+        store.type === 'dir'
+          ? new DirectoryArtifactStore(store.dir)
+          : new RedisArtifactStore(redisQueue.connection, {
+              prefix: options.scale.queue,
+              maxBytes: store.maxBytes,
+              ttlSeconds: store.ttlSeconds,
+            }),
+      ),
+    };
+  }
+  const ctx: ServerContext = {
+    options,
+    storage,
+    queue,
+    artifacts: remote?.artifacts ?? storage,
+    jobs: remote?.queue ?? queue,
+    remote,
+    models,
+    metrics,
+    auth,
+    prefix: app.prefix,
+  };
   const openapi = new OpenApi(await packageVersion(), auth.enabled);
   const patterns: { pattern: RegExp; methods: Set<string> }[] = [];
 
@@ -202,6 +240,7 @@ export const torcheditRoutes: FastifyPluginAsync<ServerOptions> = async (app, ra
     closeAllStreams();
   });
   app.addHook('onClose', async () => {
+    await remote?.queue.close();
     storage.close();
     metrics.close();
     models.dispose();

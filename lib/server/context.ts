@@ -1,16 +1,26 @@
 /** What every route file gets: the resolved options and the service's parts. */
 import type { FastifyRequest } from 'fastify';
+import type { ArtifactAccess } from './artifacts.js';
 import type { Auth } from './auth.js';
+import type { JobBackend } from './jobBackend.js';
 import type { Metrics } from './metrics.js';
 import type { ModelRegistry } from './models.js';
 import type { ResolvedServerOptions } from './options.js';
 import type { JobQueue } from './queue.js';
+import type { RemoteArtifacts } from './scale/remoteArtifacts.js';
+import type { RedisJobQueue } from './scale/redisQueue.js';
 import type { Storage } from './storage.js';
 
 export interface ServerContext {
   options: ResolvedServerOptions;
   storage: Storage;
   queue: JobQueue;
+  /** Where the routes read and write artifacts: `storage`, or the shared store with workers. */
+  artifacts: ArtifactAccess;
+  /** Where the routes read jobs: `queue`, or the Redis queue with workers. */
+  jobs: JobBackend;
+  /** With workers (`scale` option): the Redis queue and the shared artifact store. */
+  remote?: { queue: RedisJobQueue; artifacts: RemoteArtifacts };
   models: ModelRegistry;
   metrics: Metrics;
   auth: Auth;

@@ -14,3 +14,7 @@ export {
 export type { JobRecord, JobState, JobProgressRecord } from './jobLog.js';
 export type { JobEvent } from './queue.js';
 export type { ErrorBody, ServiceErrorCode } from './errors.js';
+export { createWorker, type TorchEditWorker } from './scale/worker.js';
+export type { ArtifactStoreOptions, ResolvedScaleOptions, ScaleOptions, WorkerOptions } from './scale/options.js';
+export type { QueuedJobData } from './scale/queuedJob.js';
+export type { JobSpec, JsonOptions } from './jobSpec.js';

@@ -40,6 +40,12 @@ export interface JobRecord {
   error?: { code: string; message: string };
   /** A hash of the bearer token that submitted it (never the token). */
   client?: string;
+  /** With workers (`serve --redis`): the seed drawn at submission, so that every attempt makes the same result. */
+  seed?: string;
+  /** With workers: runs started (more than 1 after a lost worker or a retried failure). */
+  attempts?: number;
+  /** With workers: the worker (`host:pid`) that ran it last. */
+  worker?: string;
 }
 
 /** A record as clients see it: without the client's hash. */

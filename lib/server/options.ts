@@ -6,6 +6,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultModelPath } from '../model/model.js';
+import { type ResolvedScaleOptions, resolveScaleOptions, type ScaleOptions } from './scale/options.js';
 
 /** Bounds on what one request or the whole service may use. */
 export interface ServerLimits {
@@ -75,6 +76,11 @@ export interface ServerOptions {
   dtype?: 'float32' | 'float16' | 'bfloat16';
   /** libtorch intra-op threads (`configure({ threads })`). Defaults to libtorch's own choice. */
   threads?: number;
+  /**
+   * Scale-out: queue jobs on Redis for `torchedit worker`s (BullMQ) instead of running them in
+   * this process; artifacts live in the shared store. Defaults to none: jobs run here.
+   */
+  scale?: ScaleOptions;
 }
 
 /** Every limit, with the defaults filled in. */
@@ -94,6 +100,7 @@ export interface ResolvedServerOptions {
   threads: number | undefined;
   device: string | undefined;
   dtype: ServerOptions['dtype'];
+  scale: ResolvedScaleOptions | undefined;
 }
 
 const MIB = 1024 * 1024;
@@ -153,5 +160,6 @@ export function resolveServerOptions(options: ServerOptions = {}): ResolvedServe
     threads: options.threads === undefined ? undefined : positiveInteger('threads', options.threads),
     device: options.device,
     dtype: options.dtype,
+    scale: options.scale === undefined ? undefined : resolveScaleOptions(options.scale),
   };
 }

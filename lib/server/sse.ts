@@ -5,7 +5,8 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type JobRecord, publicJob } from './jobLog.js';
-import { type JobEvent, type JobQueue, isTerminal } from './queue.js';
+import type { JobBackend } from './jobBackend.js';
+import { type JobEvent, isTerminal } from './queue.js';
 
 function frame(event: JobEvent): string {
   const { type, ...data } = event;
@@ -14,10 +15,10 @@ function frame(event: JobEvent): string {
 }
 
 /** The events that tell a new listener where the job stands. */
-function snapshot(record: JobRecord, queue: JobQueue): JobEvent[] {
+function snapshot(record: JobRecord, position: number): JobEvent[] {
   switch (record.state) {
     case 'queued':
-      return [{ type: 'queued', job: record, position: queue.position(record.id) }];
+      return [{ type: 'queued', job: record, position }];
     case 'running':
       return record.progress
         ? [
@@ -41,7 +42,8 @@ export function closeAllStreams(): void {
   for (const end of [...open]) end();
 }
 
-export function streamJobEvents(request: FastifyRequest, reply: FastifyReply, record: JobRecord, queue: JobQueue): void {
+/** Streams a job's events; `position` is its place in the queue now (when queued). */
+export function streamJobEvents(request: FastifyRequest, reply: FastifyReply, record: JobRecord, jobs: JobBackend, position: number): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -67,11 +69,11 @@ export function streamJobEvents(request: FastifyRequest, reply: FastifyReply, re
     res.write(frame(event));
     if (event.type === 'done' || event.type === 'failed' || event.type === 'cancelled') end();
   };
-  const unsubscribe = queue.subscribe(record.id, send);
+  const unsubscribe = jobs.subscribe(record.id, send);
   const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
   keepAlive.unref();
   open.add(end);
   request.raw.on('close', end);
-  for (const event of snapshot(record, queue)) send(event);
+  for (const event of snapshot(record, position)) send(event);
   if (isTerminal(record.state)) end();
 }

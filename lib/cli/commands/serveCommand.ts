@@ -26,6 +26,9 @@ interface ServeFlags {
   ttl?: number;
   web: boolean;
   logLevel: string;
+  redis?: string;
+  queue: string;
+  artifactsDir?: string;
 }
 
 function positive(flag: string, min = 1): (value: string) => number {
@@ -84,6 +87,11 @@ export function serveCommand(): Command {
     )
     .addOption(new Option('--no-web', 'do not serve the web page'))
     .addOption(
+      new Option('--redis <url>', 'queue jobs on Redis for `torchedit worker`s instead of running them here (see README "Scaling out")'),
+    )
+    .addOption(new Option('--queue <name>', "with --redis: the queue name (the workers' --queue)").default('torchedit'))
+    .addOption(new Option('--artifacts-dir <dir>', 'with --redis: a directory shared with the workers (default: Redis itself)'))
+    .addOption(
       new Option('--log-level <level>', 'pino log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
         .default('info'),
@@ -114,6 +122,15 @@ Examples:
         device: globals.device,
         dtype: globals.dtype,
         threads: globals.threads,
+        ...(flags.redis
+          ? {
+              scale: {
+                redis: flags.redis,
+                queue: flags.queue,
+                artifacts: flags.artifactsDir ? { type: 'dir' as const, dir: flags.artifactsDir } : { type: 'redis' as const },
+              },
+            }
+          : {}),
         limits: {
           queue: flags.maxQueue,
           bodyBytes: flags.maxBody,
@@ -130,12 +147,14 @@ Examples:
         app = await createServer(options);
       } catch (error) {
         if (error instanceof TypeError) fail(error.message); // a bad option value
+        if ((error as { code?: string }).code === 'ERR_INVALID_OPTION') fail((error as Error).message);
         throw error;
       }
       const address = await app.listen({ port: flags.port, host: flags.host });
+      const queued = flags.redis ? `, jobs queued on ${flags.redis}` : '';
       const auth = options.tokens?.length ? `, ${options.tokens.length} token${options.tokens.length > 1 ? 's' : ''}` : ', no token';
       process.stderr.write(
-        `torchedit: serving on ${address} (model ${basename(dir)}, data ${resolveServerOptions(options).dataDir}${auth})\n`,
+        `torchedit: serving on ${address} (model ${basename(dir)}, data ${resolveServerOptions(options).dataDir}${auth}${queued})\n`,
       );
       await new Promise<void>((resolve) => {
         let closing = false;

@@ -3,7 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { validateTextToImageOptions } from '../../options/resolve.js';
 import type { TextToImageOptions } from '../../pipelines/textToImage.js';
 import { TorchEditError } from '../../errors.js';
-import { clientOf, type ServerContext } from '../context.js';
+import type { ServerContext } from '../context.js';
+import type { JobSpec } from '../jobSpec.js';
+import { submitJob } from '../submit.js';
 import { publicJob } from '../jobLog.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, seedFromJson } from '../schemas.js';
@@ -25,29 +27,8 @@ export function generateRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const resolved = validateTextToImageOptions(options, served.context());
       checkSteps(resolved.steps, ctx.options.limits);
       checkAtMost('batchSize', resolved.batchSize, ctx.options.limits.images);
-      const job = ctx.queue.submit(
-        'generate',
-        served.name,
-        async ({ signal, onProgress }) => {
-          const result = await served.model.generate(prompt, { ...options, seed: resolved.seed, signal, onProgress });
-          try {
-            const results = [];
-            for (const image of result.images) {
-              const stored = await ctx.storage.putBytes('result', await image.toBuffer('png'), {
-                format: 'png',
-                width: image.width,
-                height: image.height,
-                info: { prompt, seed: result.seed.toString() },
-              });
-              results.push({ id: stored.id, url: `${ctx.prefix}/v1/results/${stored.id}.png` });
-            }
-            return { results, seed: result.seed.toString() };
-          } finally {
-            result.dispose();
-          }
-        },
-        clientOf(request),
-      );
+      const spec: JobSpec = { kind: 'generate', prompt, options: { ...rest, seed: resolved.seed.toString() } };
+      const job = await submitJob(ctx, request, served, spec);
       reply.code(202);
       return { job: publicJob(job) };
     },

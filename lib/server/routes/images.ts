@@ -38,7 +38,7 @@ export function imageRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (request, reply) => {
       const bytes = await uploadedBytes(request);
       const image = await checkUpload(bytes, ctx.options.limits.imagePixels);
-      const meta = await ctx.storage.putBytes('image', bytes, image);
+      const meta = await ctx.artifacts.putBytes('image', bytes, image);
       reply.code(201);
       return { id: meta.id, format: image.format, width: image.width, height: image.height, url: `${ctx.prefix}/v1/images/${meta.id}` };
     },
@@ -48,7 +48,7 @@ export function imageRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/images/:id',
     { schema: { summary: 'An uploaded image, as it was uploaded', tags: ['images'], params: idParams } },
     async (request, reply) => {
-      const found = await ctx.storage.getBytes('image', request.params.id);
+      const found = await ctx.artifacts.getBytes('image', request.params.id);
       if (!found) throw notFound('image', request.params.id);
       reply.header('content-type', IMAGE_TYPES[found.meta.format ?? 'png'] ?? 'application/octet-stream');
       reply.header('cache-control', 'private, max-age=31536000, immutable');

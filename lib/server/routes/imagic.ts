@@ -6,12 +6,14 @@ import type { FastifyInstance } from 'fastify';
 import { TorchEditError } from '../../errors.js';
 import { validateImagicOptions, validateImagicSweepOptions } from '../../options/resolve.js';
 import type { ImagicOptions } from '../../pipelines/imagic/train.js';
-import { clientOf, type ServerContext } from '../context.js';
+import type { ServerContext } from '../context.js';
+import type { JobSpec } from '../jobSpec.js';
+import { submitJob } from '../submit.js';
 import { publicJob } from '../jobLog.js';
+import { storedMeta, storedMetaRoute } from './stored.js';
 import { notFound } from '../errors.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
-import { storedMeta, storedMetaRoute, uploadedImageForJob } from './stored.js';
 
 const trainBody = bodySchema('imagic', { image: idSchema, targetPrompt: { type: 'string', minLength: 1 }, model: { type: 'string' } }, [
   'image',
@@ -20,20 +22,6 @@ const trainBody = bodySchema('imagic', { image: idSchema, targetPrompt: { type: 
 const generateBody = bodySchema('imagicGenerate', {
   etas: { type: 'array', items: { type: 'number' }, description: 'several η: one image each (instead of eta)' },
 });
-
-/** At most `n` points of a loss curve (means of equal runs), for the page's chart. */
-function thin(values: number[], n = 400): number[] {
-  if (values.length <= n) return values;
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const from = Math.floor((i * values.length) / n);
-    const to = Math.floor(((i + 1) * values.length) / n);
-    let sum = 0;
-    for (let j = from; j < to; j++) sum += values[j];
-    out.push(sum / (to - from));
-  }
-  return out;
-}
 
 export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.post<{ Body: Record<string, unknown> }>(
@@ -53,25 +41,9 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const options = { ...rest, seed: seedFromJson(rest.seed) } as ImagicOptions;
       const resolved = validateImagicOptions(options, served.context());
       checkAtMost('embedding.steps + finetune.steps', resolved.embedding.steps + resolved.finetune.steps, ctx.options.limits.imagicSteps);
-      if (!ctx.storage.has('image', image)) throw notFound('image', String(image));
-      const imageId = image;
-      const job = ctx.queue.submit(
-        'imagic',
-        served.name,
-        async ({ signal, onProgress }) => {
-          const bytes = await uploadedImageForJob(ctx, imageId);
-          const result = await served.model.imagic(bytes, targetPrompt, { ...options, seed: resolved.seed, signal, onProgress });
-          const losses = { embedding: thin(result.losses.embedding), finetune: thin(result.losses.finetune) };
-          try {
-            const stored = await ctx.storage.putImagic(result, served.name, { settings: result.settings, image: imageId, losses });
-            return { imagicId: stored.id, settings: result.settings, losses };
-          } catch (error) {
-            result.dispose();
-            throw error;
-          }
-        },
-        clientOf(request),
-      );
+      if (!(await ctx.artifacts.meta('image', image))) throw notFound('image', String(image));
+      const spec: JobSpec = { kind: 'imagic', image: image as string, targetPrompt, options: { ...rest, seed: resolved.seed.toString() } };
+      const job = await submitJob(ctx, request, served, spec);
       reply.code(202);
       return { job: publicJob(job) };
     },
@@ -98,7 +70,7 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const meta = storedMeta(ctx, 'imagic', 'Imagic result', request.params.id);
+      const meta = await storedMeta(ctx, 'imagic', 'Imagic result', request.params.id);
       const served = ctx.models.get(meta.model);
       const { eta, etas, ...rest } = request.body ?? {};
       if (eta !== undefined && etas !== undefined)
@@ -108,35 +80,8 @@ export function imagicRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const resolved = validateImagicSweepOptions(options, served.context());
       checkSteps(resolved.steps, ctx.options.limits);
       checkAtMost('etas', resolved.etas.length, ctx.options.limits.images, 'an array of length');
-      const imagicId = meta.id;
-      const job = ctx.queue.submit(
-        'imagicGenerate',
-        served.name,
-        async ({ signal, onProgress }) => {
-          const imagic = await ctx.storage.acquireImagic(imagicId, served.model);
-          try {
-            const results = await imagic.value.sweep({ ...resolved, signal, onProgress });
-            try {
-              const out = [];
-              for (const [i, r] of results.entries()) {
-                const stored = await ctx.storage.putBytes('result', await r.image.toBuffer('png'), {
-                  format: 'png',
-                  width: r.image.width,
-                  height: r.image.height,
-                  info: { imagic: imagicId, eta: resolved.etas[i], seed: r.seed.toString() },
-                });
-                out.push({ id: stored.id, url: `${ctx.prefix}/v1/results/${stored.id}.png`, eta: resolved.etas[i] });
-              }
-              return { results: out, seed: resolved.seed.toString() };
-            } finally {
-              for (const r of results) r.dispose();
-            }
-          } finally {
-            imagic.release();
-          }
-        },
-        clientOf(request),
-      );
+      const spec: JobSpec = { kind: 'imagicGenerate', imagic: meta.id, options: { ...rest, seed: resolved.seed.toString(), etas: list } };
+      const job = await submitJob(ctx, request, served, spec);
       reply.code(202);
       return { job: publicJob(job) };
     },

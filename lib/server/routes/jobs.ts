@@ -15,14 +15,14 @@ const STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancell
 
 export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
   /** The job `id` if this request may see it. */
-  const find = (request: FastifyRequest, id: string): JobRecord => {
-    const job = ctx.queue.get(id);
+  const find = async (request: FastifyRequest, id: string): Promise<JobRecord> => {
+    const job = await ctx.jobs.get(id);
     if (!job || (ctx.auth.enabled && job.client !== clientOf(request))) throw notFound('job', id);
     return job;
   };
   /** A record as the API shows it: with its queue position, without the client's hash. */
-  const view = (job: JobRecord) => {
-    return { ...publicJob(job), position: ctx.queue.position(job.id) || undefined };
+  const view = async (job: JobRecord) => {
+    return { ...publicJob(job), position: (job.state === 'queued' ? await ctx.jobs.position(job.id) : 0) || undefined };
   };
 
   app.get<{ Querystring: { state?: string; limit?: string } }>(
@@ -44,8 +44,9 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const n = limit === undefined ? 100 : Number(limit);
       if (!Number.isInteger(n) || n < 1 || n > 1000) throw invalidOption('limit', 'integer 1–1000', limit, 'limit');
       const mine = ctx.auth.enabled ? clientOf(request) : undefined;
-      const jobs = ctx.queue.list({ state: state as JobState | undefined, limit: n, client: mine }).map(view);
-      return { jobs, queue: ctx.queue.stats() };
+      const list = await ctx.jobs.list({ state: state as JobState | undefined, limit: n, client: mine });
+      const jobs = await Promise.all(list.map(view));
+      return { jobs, queue: await ctx.jobs.stats() };
     },
   );
 
@@ -53,7 +54,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/jobs/:id',
     { schema: { summary: 'A job: state, progress, result (ids and URLs) or error (code and message)', tags: ['jobs'], params: idParams } },
     async (request) => {
-      return { job: view(find(request, request.params.id)) };
+      return { job: await view(await find(request, request.params.id)) };
     },
   );
 
@@ -68,7 +69,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      streamJobEvents(request, reply, find(request, request.params.id), ctx.queue);
+      const job = await find(request, request.params.id);
+      streamJobEvents(request, reply, job, ctx.jobs, job.state === 'queued' ? await ctx.jobs.position(job.id) : 0);
     },
   );
 
@@ -83,10 +85,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      find(request, request.params.id);
-      const job = ctx.queue.cancel(request.params.id)!;
+      await find(request, request.params.id);
+      const job = (await ctx.jobs.cancel(request.params.id))!;
       reply.code(isTerminal(job.state) ? 200 : 202);
-      return { job: view(job) };
+      return { job: await view(job) };
     },
   );
 }

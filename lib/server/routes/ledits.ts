@@ -6,15 +6,16 @@
 import type { FastifyInstance } from 'fastify';
 import type { InvertOptions } from '../../pipelines/ledits/invert.js';
 import type { EditOptions } from '../../pipelines/ledits/edit.js';
-import { toImages } from '../../pipelines/result.js';
 import { validateEditOptions, validateInvertOptions } from '../../options/resolve.js';
 import { TorchEditError } from '../../errors.js';
-import { clientOf, type ServerContext } from '../context.js';
+import type { ServerContext } from '../context.js';
+import type { JobSpec } from '../jobSpec.js';
+import { submitJob } from '../submit.js';
 import { publicJob } from '../jobLog.js';
+import { storedMeta, storedMetaRoute } from './stored.js';
 import { HttpError, notFound } from '../errors.js';
 import { checkAtMost, checkSteps } from '../limits.js';
 import { bodySchema, idParams, idSchema, seedFromJson } from '../schemas.js';
-import { storedMeta, storedMetaRoute, uploadedImageForJob } from './stored.js';
 import { createReadStream } from 'node:fs';
 
 const invertBody = bodySchema(
@@ -41,40 +42,9 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const options = { ...rest, seed: seedFromJson(rest.seed) } as InvertOptions;
       const resolved = validateInvertOptions(options, served.context());
       checkSteps(resolved.steps, ctx.options.limits);
-      if (!ctx.storage.has('image', image)) throw notFound('image', String(image));
-      const imageId = image;
-      const job = ctx.queue.submit(
-        'invert',
-        served.name,
-        async ({ signal, onProgress }) => {
-          const bytes = await uploadedImageForJob(ctx, imageId);
-          const inversion = await served.model.invert(bytes, { ...options, signal, onProgress });
-          let stored: Awaited<ReturnType<typeof ctx.storage.putInversion>>;
-          try {
-            stored = await ctx.storage.putInversion(inversion, served.name, { settings: inversion.settings, image: imageId });
-          } catch (error) {
-            inversion.dispose();
-            throw error;
-          }
-          // The reconstruction: the VAE's decoding of x0, which an edit without guidance replays exactly.
-          using decoded = await served.model.decodeLatents(inversion.tensors.x0, { signal });
-          const [picture] = await toImages(decoded);
-          const png = await picture.toBuffer('png');
-          const result = await ctx.storage.putBytes('result', png, {
-            format: 'png',
-            width: picture.width,
-            height: picture.height,
-            info: { reconstructionOf: stored.id },
-          });
-          return {
-            inversionId: stored.id,
-            settings: inversion.settings,
-            reconstructionId: result.id,
-            reconstructionUrl: `${ctx.prefix}/v1/results/${result.id}.png`,
-          };
-        },
-        clientOf(request),
-      );
+      if (!(await ctx.artifacts.meta('image', image))) throw notFound('image', String(image));
+      const spec: JobSpec = { kind: 'invert', image: image as string, options: { ...rest, seed: resolved.seed.toString() } };
+      const job = await submitJob(ctx, request, served, spec);
       reply.code(202);
       return { job: publicJob(job) };
     },
@@ -93,10 +63,11 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/v1/inversions/:id/file',
     { schema: { summary: 'The inversion as a safetensors file (torchedit loadInversion, or Python)', tags: ['ledits'], params: idParams } },
     async (request, reply) => {
-      const meta = storedMeta(ctx, 'inversion', 'inversion', request.params.id);
+      const meta = await storedMeta(ctx, 'inversion', 'inversion', request.params.id);
       reply.header('content-type', 'application/octet-stream');
       reply.header('content-disposition', `attachment; filename="${meta.id}.inversion.safetensors"`);
       reply.header('content-length', String(meta.bytes));
+      if (ctx.remote) return (await ctx.remote.artifacts.getBytes('inversion', meta.id))?.bytes ?? notFound('inversion', meta.id);
       return reply.send(createReadStream(ctx.storage.path('inversion', meta.id)));
     },
   );
@@ -115,7 +86,7 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const served = ctx.models.get(request.query.model);
       if (!Buffer.isBuffer(request.body))
         throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'Expected the file as an application/octet-stream body');
-      const meta = await ctx.storage.putInversionFile(request.body, served.name, served.model);
+      const meta = await ctx.artifacts.putInversionFile(request.body, served.name, served.model);
       reply.code(201);
       return { id: meta.id, model: served.name, settings: meta.info?.settings };
     },
@@ -133,13 +104,13 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (request, reply) => {
-      const meta = storedMeta(ctx, 'inversion', 'inversion', request.params.id);
+      const meta = await storedMeta(ctx, 'inversion', 'inversion', request.params.id);
       const served = ctx.models.get(meta.model);
       const body = request.body ?? {};
       const steps = (meta.info?.settings as { steps?: number } | undefined)?.steps;
       // A user mask is an uploaded image's id here: never a path on the server.
       const maskId = body.userMask;
-      if (maskId !== undefined && maskId !== null && !ctx.storage.has('image', maskId)) {
+      if (maskId !== undefined && maskId !== null && !(await ctx.artifacts.meta('image', maskId))) {
         throw new TorchEditError(
           'ERR_INVALID_OPTION',
           `Expected the id of an uploaded image for userMask but received ${JSON.stringify(maskId)}`,
@@ -149,34 +120,9 @@ export function leditsRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const options = { ...body, userMask: undefined } as EditOptions;
       const resolved = validateEditOptions(options, served.context({ inversionSteps: steps }));
       checkAtMost('concepts', resolved.concepts.length, ctx.options.limits.concepts, 'an array of length');
-      const inversionId = meta.id;
-      const job = ctx.queue.submit(
-        'edit',
-        served.name,
-        async ({ signal, onProgress }) => {
-          const mask = typeof maskId === 'string' ? (await ctx.storage.getBytes('image', maskId))?.bytes : undefined;
-          const inversion = await ctx.storage.acquireInversion(inversionId, served.model);
-          try {
-            const result = await inversion.value.edit({ ...options, ...(mask ? { userMask: mask } : {}), signal, onProgress });
-            try {
-              const png = await result.image.toBuffer('png');
-              const { width, height } = result.image;
-              const stored = await ctx.storage.putBytes('result', png, {
-                format: 'png',
-                width,
-                height,
-                info: { inversion: inversionId, seed: result.seed.toString() },
-              });
-              return { resultId: stored.id, url: `${ctx.prefix}/v1/results/${stored.id}.png`, seed: result.seed.toString(), width, height };
-            } finally {
-              result.dispose();
-            }
-          } finally {
-            inversion.release();
-          }
-        },
-        clientOf(request),
-      );
+      const spec: JobSpec = { kind: 'edit', inversion: meta.id, options: { ...body, userMask: undefined } };
+      if (typeof maskId === 'string') spec.mask = maskId;
+      const job = await submitJob(ctx, request, served, spec);
       reply.code(202);
       return { job: publicJob(job) };
     },

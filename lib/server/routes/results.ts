@@ -23,7 +23,7 @@ export function resultRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (request, reply) => {
       const match = /^([0-9a-f]{32})\.(png|webp|jpe?g)$/.exec(request.params.file);
-      const found = match ? await ctx.storage.getBytes('result', match[1]) : undefined;
+      const found = match ? await ctx.artifacts.getBytes('result', match[1]) : undefined;
       if (!match || !found) throw notFound('result', request.params.file);
       const { format, type } = FORMATS[match[2]];
       reply.header('content-type', type);

@@ -1,26 +1,19 @@
 /**
- * What the routes of stored objects (inversions, Imagic results) share: finding one by id, with a
- * 404 that names it when there is none, the uploaded image a job was given, and `GET
- * /v1/<kind>/:id`, its public metadata.
+ * What the routes of stored objects (inversions, Imagic results) share: finding one by id through
+ * the server's artifacts (its own storage, or with workers the shared store), with a 404 that
+ * names it when there is none, and `GET /v1/<kind>/:id`, its public metadata.
  */
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
-import { HttpError, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import { idParams } from '../schemas.js';
 import type { StoredKind, StoredMeta } from '../storage.js';
 
 /** The metadata of the stored `kind` object `id`; a 404 `No <what> "<id>"` when there is none. */
-export function storedMeta(ctx: ServerContext, kind: StoredKind, what: string, id: string): StoredMeta {
-  const meta = ctx.storage.meta(kind, id);
+export async function storedMeta(ctx: ServerContext, kind: StoredKind, what: string, id: string): Promise<StoredMeta> {
+  const meta = await ctx.artifacts.meta(kind, id);
   if (!meta) throw notFound(what, id);
   return meta;
-}
-
-/** The bytes of the uploaded image a queued job was given; a 404 when it was deleted since the job was submitted. */
-export async function uploadedImageForJob(ctx: ServerContext, imageId: string): Promise<Buffer> {
-  const found = await ctx.storage.getBytes('image', imageId);
-  if (!found) throw new HttpError(404, 'ERR_NOT_FOUND', `The image ${imageId} was deleted before the job ran`);
-  return found.bytes;
 }
 
 export interface StoredMetaRoute {
@@ -41,7 +34,7 @@ export function storedMetaRoute(app: FastifyInstance, ctx: ServerContext, route:
     route.url,
     { schema: { summary: route.summary, tags: route.tags, params: idParams } },
     async (request) => {
-      const meta = storedMeta(ctx, route.kind, route.what, request.params.id);
+      const meta = await storedMeta(ctx, route.kind, route.what, request.params.id);
       return {
         id: meta.id,
         model: meta.model,

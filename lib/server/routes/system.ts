@@ -9,8 +9,16 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
     '/healthz',
     { config: { public: true }, schema: { summary: 'Liveness: always cheap, never waits for a job', tags: ['system'] } },
     async () => {
+      const uptimeSeconds = Math.round((Date.now() - started) / 1000);
+      if (ctx.remote) {
+        // With workers: the server is alive without Redis (it answers 503 to jobs meanwhile).
+        const redis = ctx.remote.queue.status;
+        if (redis !== 'ready') return { status: 'degraded', uptimeSeconds, redis };
+        const { waiting, running } = await ctx.jobs.stats();
+        return { status: 'ok', uptimeSeconds, redis, queue: { waiting, running } };
+      }
       const { waiting, running } = ctx.queue.stats();
-      return { status: 'ok', uptimeSeconds: Math.round((Date.now() - started) / 1000), queue: { waiting, running } };
+      return { status: 'ok', uptimeSeconds, queue: { waiting, running } };
     },
   );
 
