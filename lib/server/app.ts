@@ -265,6 +265,9 @@ export async function createServer(options: CreateServerOptions = {}): Promise<F
     requestIdHeader: false,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    // The routes plugin loads its models before it resolves: a full-size Stable Diffusion bundle
+    // takes longer than fastify's 10 s plugin timeout (so did shapes-64 on a loaded machine).
+    pluginTimeout: 0,
   });
   await app.register(torcheditRoutes, options);
   await app.ready();
