@@ -79,59 +79,79 @@ export function bestIndex(scores: number[], etas: number[]): number {
   return best;
 }
 
+/** The built-in criterion's settings, or the caller's scorer, validated. */
+type Criterion = { kind: 'model'; fidelity: number; pairs: number } | { kind: 'function'; scorer: ImagicEtaScorer };
+
+function parseCriterion(result: ImagicResult, options: Pick<ImagicChooseEtaOptions, 'criterion'>): Criterion {
+  const criterion: unknown = options.criterion ?? {};
+  if (typeof criterion === 'function') return { kind: 'function', scorer: criterion as ImagicEtaScorer };
+  if (!isPlainObject(criterion)) {
+    throw invalidOption('criterion', 'function of a candidate image, or { fidelity, pairs }', criterion, 'criterion');
+  }
+  const settings = criterion as ImagicModelCriterion;
+  const fidelity = numberIn('criterion.fidelity', settings.fidelity ?? DEFAULT_FIDELITY, 0, 1000);
+  const pairs = integerIn('criterion.pairs', settings.pairs ?? DEFAULT_PAIRS, 1, 1000);
+  if (!result.inputLatents) {
+    throw new TorchEditError(
+      'ERR_UNSUPPORTED',
+      "This Imagic result was saved without its input's latents (an older save): pass a criterion function to chooseEta",
+    );
+  }
+  return { kind: 'model', fidelity, pairs };
+}
+
+/**
+ * @internal Scores candidate images already made at `etas` (one sweep with `seed`) by the
+ * criterion of `options`. chooseEta's scoring without its sweep: the evaluation (eval/imagicEta.ts)
+ * scores a part of a larger sweep with it.
+ */
+export async function scoreCandidates(
+  result: ImagicResult,
+  images: readonly GenerationResult[],
+  etas: readonly number[],
+  seed: bigint,
+  options: Pick<ImagicChooseEtaOptions, 'criterion'>,
+  modelScores: ModelScores,
+): Promise<ImagicEtaCandidate[]> {
+  const criterion = parseCriterion(result, options);
+  if (criterion.kind === 'function') {
+    const candidates: ImagicEtaCandidate[] = [];
+    for (const [i, image] of images.entries()) {
+      const score = await criterion.scorer(image, etas[i]);
+      if (typeof score !== 'number' || Number.isNaN(score)) {
+        throw new TorchEditError('ERR_INVALID_OPTION', `criterion returned ${String(score)} for η ${etas[i]}; expected a number`, {
+          option: 'criterion',
+        });
+      }
+      candidates.push({ eta: etas[i], score });
+    }
+    return candidates;
+  }
+  const latents = await Promise.all(images.map(async (image) => (await image.latents.data()) as Float32Array));
+  const [, c, h, w] = images[0].latents.shape;
+  const stacked = new Float32Array(latents.length * latents[0].length);
+  latents.forEach((l, i) => stacked.set(l, i * l.length));
+  using batch = Tensor.from(stacked, [latents.length, c, h, w]);
+  using scores = await modelScores(batch, result.inputLatents!, criterion.pairs, seed);
+  const values = (await scores.data()) as Float64Array;
+  const gains = etas.map((_, i) => values[2 * i]);
+  const distances = etas.map((_, i) => values[2 * i + 1]);
+  const combined = modelCriterionScores(gains, distances, criterion.fidelity);
+  return etas.map((eta, i) => ({ eta, score: combined[i], gain: gains[i], distance: distances[i] }));
+}
+
 /** @internal The body of ImagicResult.chooseEta; `modelScores` runs the native scoring job. */
 export async function chooseByCriterion(
   result: ImagicResult,
   options: ImagicChooseEtaOptions,
   modelScores: ModelScores,
 ): Promise<ImagicEtaChoice> {
-  const criterion: unknown = options.criterion ?? {};
-  if (typeof criterion !== 'function' && !isPlainObject(criterion)) {
-    throw invalidOption('criterion', 'function of a candidate image, or { fidelity, pairs }', criterion, 'criterion');
-  }
-  let fidelity = DEFAULT_FIDELITY;
-  let pairs = DEFAULT_PAIRS;
-  if (typeof criterion !== 'function') {
-    const settings = criterion as ImagicModelCriterion;
-    fidelity = numberIn('criterion.fidelity', settings.fidelity ?? DEFAULT_FIDELITY, 0, 1000);
-    pairs = integerIn('criterion.pairs', settings.pairs ?? DEFAULT_PAIRS, 1, 1000);
-    if (!result.inputLatents) {
-      throw new TorchEditError(
-        'ERR_UNSUPPORTED',
-        "This Imagic result was saved without its input's latents (an older save): pass a criterion function to chooseEta",
-      );
-    }
-  }
+  parseCriterion(result, options); // before the sweep: a bad criterion fails fast
   // The grid and the sampling options are validated as sweep's; one seed for every candidate.
   const { etas, seed } = validateImagicSweepOptions({ ...options, etas: options.etas ?? [...DEFAULT_ETA_GRID] }, contextOf(result.model));
   const images = await result.sweep({ ...options, etas, seed });
   try {
-    let candidates: ImagicEtaCandidate[];
-    if (typeof criterion === 'function') {
-      const scorer = criterion as ImagicEtaScorer;
-      candidates = [];
-      for (const [i, image] of images.entries()) {
-        const score = await scorer(image, etas[i]);
-        if (typeof score !== 'number' || Number.isNaN(score)) {
-          throw new TorchEditError('ERR_INVALID_OPTION', `criterion returned ${String(score)} for η ${etas[i]}; expected a number`, {
-            option: 'criterion',
-          });
-        }
-        candidates.push({ eta: etas[i], score });
-      }
-    } else {
-      const latents = await Promise.all(images.map(async (image) => (await image.latents.data()) as Float32Array));
-      const [, c, h, w] = images[0].latents.shape;
-      const stacked = new Float32Array(latents.length * latents[0].length);
-      latents.forEach((l, i) => stacked.set(l, i * l.length));
-      using batch = Tensor.from(stacked, [latents.length, c, h, w]);
-      using scores = await modelScores(batch, result.inputLatents!, pairs, seed);
-      const values = (await scores.data()) as Float64Array;
-      const gains = etas.map((_, i) => values[2 * i]);
-      const distances = etas.map((_, i) => values[2 * i + 1]);
-      const combined = modelCriterionScores(gains, distances, fidelity);
-      candidates = etas.map((eta, i) => ({ eta, score: combined[i], gain: gains[i], distance: distances[i] }));
-    }
+    const candidates = await scoreCandidates(result, images, etas, seed, options, modelScores);
     const best = bestIndex(
       candidates.map((c) => c.score),
       etas,
