@@ -9,9 +9,9 @@
  * magnitude over the grid: score = gain/max|gain| − fidelity·distance/max distance. Ties go to the
  * smaller η (the paper's preference: the least change that makes the edit).
  */
-import { invalidOption, TorchEditError } from '../../errors.js';
-import { contextOf, validateImagicSweepOptions } from '../../options/resolve.js';
-import { integerIn, isPlainObject, numberIn } from '../../options/validate.js';
+import { TorchEditError } from '../../errors.js';
+import { imagicChooseEtaDefaults } from '../../options/defaults.js';
+import { contextOf, validateImagicChooseEtaOptions, validateImagicSweepOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
 import type { GenerationResult } from '../result.js';
 import type { ImagicGenerateOptions, ImagicResult } from './result.js';
@@ -19,7 +19,7 @@ import type { ImagicGenerateOptions, ImagicResult } from './result.js';
 /** A caller's criterion: a score of one candidate image (higher is better). */
 export type ImagicEtaScorer = (candidate: GenerationResult, eta: number) => number | Promise<number>;
 
-/** Settings of the built-in criterion. */
+/** Settings of the built-in criterion (defaults: lib/options/schema.ts, group imagicChooseEta). */
 export interface ImagicModelCriterion {
   /** Weight of the (normalised) distance to the input's latents against the (normalised) text gain, ≥ 0. Defaults to `0.5`. */
   fidelity?: number;
@@ -28,12 +28,12 @@ export interface ImagicModelCriterion {
 }
 
 export interface ImagicChooseEtaOptions extends Omit<ImagicGenerateOptions, 'eta'> {
-  /** The η grid, each in [-10, 10]. Defaults to `[0.5, 0.6, 0.7, 0.8, 0.9, 1]`. */
+  /** The η grid, each in [-10, 10] (a model.json may recommend its own). Defaults to `[0.5, 0.6, 0.7, 0.8, 0.9, 1]`. */
   etas?: number[];
   /**
    * How candidates are scored: a function of each candidate image (higher is better), or the
    * built-in criterion's settings. The seed (`seed`) fixes both the sampler's noise and the
-   * built-in criterion's (t, ε) pairs, so the choice is reproducible. Defaults to the built-in criterion.
+   * built-in criterion's (t, ε) pairs, so the choice is reproducible. Defaults to `{ fidelity: 0.5, pairs: 8 }`, the built-in criterion.
    */
   criterion?: ImagicEtaScorer | ImagicModelCriterion;
 }
@@ -56,9 +56,8 @@ export interface ImagicEtaChoice {
   candidates: ImagicEtaCandidate[];
 }
 
-export const DEFAULT_ETA_GRID: readonly number[] = [0.5, 0.6, 0.7, 0.8, 0.9, 1];
-const DEFAULT_FIDELITY = 0.5;
-const DEFAULT_PAIRS = 8;
+/** The library's η grid (lib/options/schema.ts; a model's own is `model.defaults.imagicChooseEta.etas`). */
+export const DEFAULT_ETA_GRID: readonly number[] = imagicChooseEtaDefaults.etas;
 
 /** Scores [N, 2] (gain, distance) of candidates `[N, C, h, w]` for the input `x0`, over `pairs` draws of `seed`. */
 export type ModelScores = (candidates: Tensor, x0: Tensor, pairs: number, seed: bigint) => Promise<Tensor>;
@@ -79,25 +78,19 @@ export function bestIndex(scores: number[], etas: number[]): number {
   return best;
 }
 
-/** The built-in criterion's settings, or the caller's scorer, validated. */
+/** The built-in criterion's settings, or the caller's scorer, validated (defaults from the model's). */
 type Criterion = { kind: 'model'; fidelity: number; pairs: number } | { kind: 'function'; scorer: ImagicEtaScorer };
 
-function parseCriterion(result: ImagicResult, options: Pick<ImagicChooseEtaOptions, 'criterion'>): Criterion {
-  const criterion: unknown = options.criterion ?? {};
-  if (typeof criterion === 'function') return { kind: 'function', scorer: criterion as ImagicEtaScorer };
-  if (!isPlainObject(criterion)) {
-    throw invalidOption('criterion', 'function of a candidate image, or { fidelity, pairs }', criterion, 'criterion');
-  }
-  const settings = criterion as ImagicModelCriterion;
-  const fidelity = numberIn('criterion.fidelity', settings.fidelity ?? DEFAULT_FIDELITY, 0, 1000);
-  const pairs = integerIn('criterion.pairs', settings.pairs ?? DEFAULT_PAIRS, 1, 1000);
+function parseCriterion(result: ImagicResult, options: Pick<ImagicChooseEtaOptions, 'criterion' | 'etas'>): Criterion & { etas: number[] } {
+  const { etas, criterion } = validateImagicChooseEtaOptions(options, contextOf(result.model));
+  if (typeof criterion === 'function') return { kind: 'function', scorer: criterion as ImagicEtaScorer, etas };
   if (!result.inputLatents) {
     throw new TorchEditError(
       'ERR_UNSUPPORTED',
       "This Imagic result was saved without its input's latents (an older save): pass a criterion function to chooseEta",
     );
   }
-  return { kind: 'model', fidelity, pairs };
+  return { kind: 'model', ...criterion, etas };
 }
 
 /**
@@ -146,9 +139,9 @@ export async function chooseByCriterion(
   options: ImagicChooseEtaOptions,
   modelScores: ModelScores,
 ): Promise<ImagicEtaChoice> {
-  parseCriterion(result, options); // before the sweep: a bad criterion fails fast
-  // The grid and the sampling options are validated as sweep's; one seed for every candidate.
-  const { etas, seed } = validateImagicSweepOptions({ ...options, etas: options.etas ?? [...DEFAULT_ETA_GRID] }, contextOf(result.model));
+  // Before the sweep: a bad criterion or grid fails fast. The grid is also checked as sweep's etas.
+  const { etas: grid } = parseCriterion(result, options);
+  const { etas, seed } = validateImagicSweepOptions({ ...options, etas: grid }, contextOf(result.model));
   const images = await result.sweep({ ...options, etas, seed });
   try {
     const candidates = await scoreCandidates(result, images, etas, seed, options, modelScores);
