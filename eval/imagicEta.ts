@@ -15,8 +15,10 @@
  * and distance are kept in results.json, so another fidelity weight or grid can be re-scored
  * without running the model again (pairs cannot).
  */
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import type { FinetuneParameters, StableDiffusionModel } from '../lib/index.js';
-import { bestIndex, DEFAULT_ETA_GRID, modelCriterionScores, scoreCandidates } from '../lib/pipelines/imagic/chooseEta.js';
+import { bestIndex, modelCriterionScores, scoreCandidates } from '../lib/pipelines/imagic/chooseEta.js';
 import { imageTensor } from './heldout.js';
 import type { Case, EditScore, Scorer } from './run.js';
 import { mean } from './score.js';
@@ -38,7 +40,7 @@ export interface ImagicEtaCase {
   /** The built-in criterion's gain and distance of each η of ETA_GRID (default pairs). */
   gain: number[];
   distance: number[];
-  /** chooseEta's choice over its default grid (default fidelity and pairs). */
+  /** chooseEta's choice over the model's grid at the model's fidelity (its defaults). */
   autoEta: number;
   /** Final losses of stage A and B. */
   loss: { embedding: number; finetune: number };
@@ -64,6 +66,8 @@ export interface ImagicEtaResult {
   /** Result batches (.npy in the work folder) of each finetune, one per η of ETA_GRID. */
   npy: Record<string, string[]>;
   caseSet: 'reported' | 'tuning';
+  /** chooseEta's settings in force: the model's defaults. */
+  auto: { etas: number[]; fidelity: number; pairs: number };
 }
 
 /** chooseEta's automatic η over `grid` (a part of ETA_GRID) from the candidates' gains and distances. */
@@ -91,6 +95,9 @@ export async function imagicEtaSection(
   const perEta: Record<string, number[]> = {};
   const npy: Record<string, string[]> = {};
   let check: ImagicEtaResult['check'] = null;
+  const auto = model.defaults.imagicChooseEta;
+  const grid = auto.etas;
+  const fidelity = auto.criterion.fidelity;
   for (const ft of FINETUNES) {
     const results: Uint8Array[][] = ETA_GRID.map(() => []);
     const partial: Omit<ImagicEtaCase, 'strict'>[] = [];
@@ -107,7 +114,7 @@ export async function imagicEtaSection(
         const candidates = await scoreCandidates(trained, sweep, ETA_GRID, seed, {}, trained.modelEtaScores());
         const gain = candidates.map((s) => s.gain as number);
         const distance = candidates.map((s) => s.distance as number);
-        const chosen = autoEta(gain, distance, DEFAULT_ETA_GRID, 0.5);
+        const chosen = autoEta(gain, distance, grid, fidelity);
         const t3 = performance.now();
         if (k === 0 && check === null) {
           const real = await trained.chooseEta({ seed });
@@ -136,18 +143,13 @@ export async function imagicEtaSection(
     for (const [k, p] of partial.entries()) records.push({ ...p, strict: scores.map((s) => s[k].strict) });
     const mine = records.filter((r) => r.finetune === ft.name);
     perEta[ft.name] = ETA_GRID.map((_, i) => mean(mine.map((r) => Number(r.strict[i]))));
-    rows.push(...summaryRows(ft.name, mine));
+    rows.push(...summaryRows(ft.name, mine, fidelity, grid));
   }
-  return { cases: records, rows, perEta, check, npy, caseSet };
+  return { cases: records, rows, perEta, check, npy, caseSet, auto: { etas: [...grid], fidelity, pairs: auto.criterion.pairs } };
 }
 
 /** Best fixed η in hindsight, the paper's η, the automatic η, and the per-case oracle over chooseEta's grid. */
-export function summaryRows(
-  finetune: string,
-  records: ImagicEtaCase[],
-  fidelity = 0.5,
-  grid: readonly number[] = DEFAULT_ETA_GRID,
-): ImagicEtaRow[] {
+export function summaryRows(finetune: string, records: ImagicEtaCase[], fidelity: number, grid: readonly number[]): ImagicEtaRow[] {
   const at = (i: number) => records.map((r) => r.strict[i]);
   const shares = ETA_GRID.map((_, i) => mean(at(i).map(Number)));
   // Ties go to the smaller η, as chooseEta's.
@@ -178,7 +180,7 @@ export function imagicEtaMarkdown(r: ImagicEtaResult): string[] {
   const pct = (v: number) => (Number.isFinite(v) ? `${(100 * v).toFixed(0)}%` : 'n/a');
   const frac = (ok: boolean[]) => `${ok.filter(Boolean).length}/${ok.length}`;
   const out = [
-    `Cases: ${r.caseSet === 'tuning' ? '**the tuning set** (eval/cases.py --set tuning, disjoint from the reported cases)' : 'the first reported one-object cases'}; per case and fine-tune one model.imagic at the model's defaults with only \`finetune.parameters\` named, one sweep over η ∈ {${ETA_GRID.join(', ')}} (seed = the scene index), and chooseEta's built-in criterion on every candidate (8 (t, ε) pairs). The automatic η is chooseEta's choice over its default grid {${DEFAULT_ETA_GRID.join(', ')}} at fidelity 0.5${r.check ? `; checked on the first case against a real chooseEta call: ${r.check.chooseEta === r.check.derived ? `same η (${r.check.chooseEta})` : `**differs** (chooseEta ${r.check.chooseEta}, derived ${r.check.derived})`}` : ''}. "Best fixed η in hindsight" is chosen on these same cases, so it flatters.`,
+    `Cases: ${r.caseSet === 'tuning' ? '**the tuning set** (eval/cases.py --set tuning, disjoint from the reported cases)' : 'the first reported one-object cases'}; per case and fine-tune one model.imagic at the model's defaults with only \`finetune.parameters\` named, one sweep over η ∈ {${ETA_GRID.join(', ')}} (seed = the scene index), and chooseEta's built-in criterion on every candidate (${r.auto.pairs} (t, ε) pairs). The automatic η is chooseEta's choice at the model's defaults, over the grid {${r.auto.etas.join(', ')}} at fidelity ${r.auto.fidelity}${r.check ? `; checked on the first case against a real chooseEta call: ${r.check.chooseEta === r.check.derived ? `same η (${r.check.chooseEta})` : `**differs** (chooseEta ${r.check.chooseEta}, derived ${r.check.derived})`}` : ''}. "Best fixed η in hindsight" is chosen on these same cases, so it flatters.`,
     '',
     '| fine-tune | η | which | n | strict success |',
     '| --- | --- | --- | ---: | ---: |',
@@ -200,4 +202,36 @@ export function imagicEtaMarkdown(r: ImagicEtaResult): string[] {
   }
   out.push('');
   return out;
+}
+
+/**
+ * Re-scores a run's automatic η offline, from the gains and distances results.json keeps:
+ *
+ *   node dist/eval/imagicEta.js RESULTS.json [--fidelity 0,0.5,1] [--grid 0.5,0.6,0.7,0.8,0.9,1]
+ *
+ * prints the rows of each fine-tune for each fidelity weight (the grid a part of ETA_GRID).
+ */
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [path, ...rest] = process.argv.slice(2);
+  if (!path) {
+    process.stderr.write('usage: node dist/eval/imagicEta.js RESULTS.json [--fidelity A,B,…] [--grid η,η,…]\n');
+    process.exit(2);
+  }
+  const list = (flag: string, fallback: number[]) => {
+    const i = rest.indexOf(flag);
+    return i < 0 ? fallback : rest[i + 1].split(',').map(Number);
+  };
+  const saved = JSON.parse(readFileSync(path, 'utf8')) as {
+    imagicEta: { cases: ImagicEtaCase[]; auto?: { etas: number[]; fidelity: number } };
+  };
+  const grid = list('--grid', saved.imagicEta.auto?.etas ?? [0.5, 0.6, 0.7, 0.8, 0.9, 1]);
+  for (const fidelity of list('--fidelity', [saved.imagicEta.auto?.fidelity ?? 0.5])) {
+    for (const ft of FINETUNES) {
+      const mine = saved.imagicEta.cases.filter((c) => c.finetune === ft.name);
+      for (const row of summaryRows(ft.name, mine, fidelity, grid).slice(2))
+        process.stdout.write(
+          `fidelity ${fidelity}, grid ${grid.join(',')}, ${ft.name}: ${row.how} ${row.eta}: ${row.ok.filter(Boolean).length}/${row.n}\n`,
+        );
+    }
+  }
 }

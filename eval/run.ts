@@ -904,7 +904,7 @@ export async function run(o: Options): Promise<void> {
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
   writeFileSync(
     join(o.out, 'results.json'),
-    `${JSON.stringify({ date: startedAt.toISOString(), model: shown(o.model), quick: o.quick, rows, leditspp: leditspp?.rows.map(({ ok: _, ...r }) => r) ?? null, imagicEta: imagicEta ? { etaGrid: ETA_GRID, caseSet: imagicEta.caseSet, rows: imagicEta.rows, perEta: imagicEta.perEta, check: imagicEta.check, cases: imagicEta.cases } : null, perCase, cases: { one: sets.one.map((c) => c.index), two: sets.two.map((c) => c.index) } })}\n`,
+    `${JSON.stringify({ date: startedAt.toISOString(), model: shown(o.model), quick: o.quick, rows, leditspp: leditspp?.rows.map(({ ok: _, ...r }) => r) ?? null, imagicEta: imagicEta ? { etaGrid: ETA_GRID, caseSet: imagicEta.caseSet, auto: imagicEta.auto, rows: imagicEta.rows, perEta: imagicEta.perEta, check: imagicEta.check, cases: imagicEta.cases } : null, perCase, cases: { one: sets.one.map((c) => c.index), two: sets.two.map((c) => c.index) } })}\n`,
   );
   log(`wrote ${join(o.out, 'RESULTS.md')}, ${join(o.out, 'results.json')} and ${sheet.out}`);
   model.dispose();
