@@ -8,9 +8,9 @@
  * `finetune.parameters` named), one sweep over ETA_GRID (seed = the scene index: every η starts
  * from the same noise, as chooseEta's sweep does), and the built-in criterion's (gain, distance)
  * of every candidate (chooseEta's own scoring, lib/pipelines/imagic/chooseEta.ts
- * scoreCandidates). The automatic η is chooseEta's choice over its default grid: each candidate's
+ * scoreCandidates). The automatic η is chooseEta's choice at the model's defaults (grid, fidelity): each candidate's
  * gain and distance depend on that candidate alone (native/core/edit/imagic_eta.cc draws the
- * (t, ε) pairs once per call), so the choice over the default grid's part of the sweep is the one
+ * (t, ε) pairs once per call), so the choice over the grid's part of the sweep is the one
  * chooseEta makes; the first case checks it against a real chooseEta call. Every candidate's gain
  * and distance are kept in results.json, so another fidelity weight or grid can be re-scored
  * without running the model again (pairs cannot).
@@ -23,7 +23,7 @@ import { imageTensor } from './heldout.js';
 import type { Case, EditScore, Scorer } from './run.js';
 import { mean } from './score.js';
 
-/** The hindsight grid: chooseEta's default grid, and beyond it up to the model's recommended η (1.2 on shapes-64). */
+/** The hindsight grid: chooseEta's library grid (a model's recommended grid must be a part of it), and beyond it up to the model's recommended η (1.2 on shapes-64). */
 export const ETA_GRID = [0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.4];
 /** The paper's default η (arXiv:2210.09276 §4.3), the library's default without a model recommendation. */
 export const PAPER_ETA = 0.7;
