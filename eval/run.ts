@@ -32,6 +32,8 @@ import { basename, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { configure, defaultModelPath, type EditOptions, loadModel, runtimeInfo, type StableDiffusionModel } from '../lib/index.js';
 import { imageTensor, tensorImage } from './heldout.js';
+import type { EtaGridSpec } from './etaGrid.js';
+import { ETA_GRID, FINETUNES, type ImagicEtaResult, imagicEtaMarkdown, imagicEtaSection } from './imagicEta.js';
 import { type LeditsppResult, leditsppMarkdown, leditsppSection } from './leditspp.js';
 import { imageAt, readNpyImages, writeNpyImages } from './npy.js';
 import { mean, median, python, repoRoot } from './score.js';
@@ -39,8 +41,10 @@ import type { SheetPair, SheetSpec } from './sheet.js';
 
 // ------------------------------------------------------------------------------------ options
 
-type Section = 'validate' | 't2i' | 'ledits' | 'leditspp' | 'imagic';
-const SECTIONS: Section[] = ['validate', 't2i', 'ledits', 'leditspp', 'imagic'];
+type Section = 'validate' | 't2i' | 'ledits' | 'leditspp' | 'imagic' | 'imagic-eta';
+const SECTIONS: Section[] = ['validate', 't2i', 'ledits', 'leditspp', 'imagic', 'imagic-eta'];
+/** What a run without --only runs: imagic-eta (two fine-tunes and a sweep of 9 η per case) only when named. */
+const DEFAULT_SECTIONS = SECTIONS.filter((s) => s !== 'imagic-eta');
 
 export interface Options {
   model: string;
@@ -56,13 +60,15 @@ export interface Options {
   keep: boolean;
   /** Cases of the optional settings sweep (tuning index range; 0: no sweep). */
   sweep: number;
+  /** The imagic-eta section runs on the tuning cases (eval/cases.py --set tuning), for choosing chooseEta's settings. */
+  tuning: boolean;
 }
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`eval: ${message}\n`);
   process.stderr.write(
     'usage: node dist/eval/run.js [--model DIR] [--quick] [--cases N] [--imagic-cases N] [--validate N,EXTRA]\n' +
-      '                          [--out DIR] [--only validate,t2i,ledits,leditspp,imagic] [--keep] [--sweep N]\n',
+      '                          [--out DIR] [--only validate,t2i,ledits,leditspp,imagic,imagic-eta] [--keep] [--sweep N] [--tuning]\n',
   );
   process.exit(2);
 }
@@ -76,7 +82,8 @@ export function parseArgs(argv: string[]): Options {
   let quick = false;
   let keep = false;
   let sweep = 0;
-  let only = new Set<Section>(SECTIONS);
+  let tuning = false;
+  let only = new Set<Section>(DEFAULT_SECTIONS);
   const int = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${name} needs an integer ≥ ${min}, got ${v}`);
@@ -95,6 +102,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--out') out = resolve(value());
     else if (a === '--keep') keep = true;
     else if (a === '--sweep') sweep = int(a, value(), 1);
+    else if (a === '--tuning') tuning = true;
     else if (a === '--only') {
       const names = value().split(',');
       for (const n of names) if (!SECTIONS.includes(n as Section)) usage(`unknown section ${n} (sections: ${SECTIONS.join(', ')})`);
@@ -109,6 +117,7 @@ export function parseArgs(argv: string[]): Options {
     quick,
     keep,
     sweep,
+    tuning,
     only,
     cases: n,
     imagicCases: Math.min(imagicCases ?? (quick ? 2 : 25), n),
@@ -709,6 +718,71 @@ export async function run(o: Options): Promise<void> {
     });
   }
 
+  // ---------------------------------------------------------------- Imagic: η and fine-tuned parameters
+  let imagicEta: ImagicEtaResult | null = null;
+  if (o.only.has('imagic-eta') && o.imagicCases > 0) {
+    imagicEta = await timed('Imagic η', async () => {
+      const set = o.tuning ? makeCases(join(work, 'tuning'), o.imagicCases, 'tuning') : sets;
+      const cases = set.one.slice(0, o.imagicCases);
+      const sources = set.oneImages.slice(0, o.imagicCases);
+      const r = await imagicEtaSection(model, cases, sources, scorer, o.tuning ? 'tuning' : 'reported', log);
+      for (const x of r.rows) {
+        rows.push({
+          measure: `Imagic, fine-tune ${x.finetune}: ${x.how} (${x.eta})`,
+          n: x.n,
+          value: fmt.pct(x.strict),
+          target: '',
+          pass: null,
+        });
+        breakdowns.push({
+          label: `Imagic ${x.finetune}, ${x.how}: strict`,
+          ok: x.ok,
+          bg: cases.map((c) => c.bg),
+          shapes: cases.map((c) => [c.shape]),
+          sizes: cases.map((c) => [c.size]),
+        });
+      }
+      const srcNpy = scorer.write('imagic-eta-sources', sources);
+      for (const ft of FINETUNES) {
+        const mine = r.cases.filter((c) => c.finetune === ft.name);
+        sheet.rows.push({
+          label: `Imagic η: fine-tune ${ft.name}, automatic η (chooseEta)`,
+          pairs: mine.slice(0, SHEET_PAIRS).map((c, k) => {
+            const i = ETA_GRID.indexOf(c.autoEta);
+            return {
+              before: [srcNpy, k],
+              after: [r.npy[ft.name][i], k],
+              caption: `${cases[k].old}→${cases[k].new}, η ${c.autoEta}`,
+              ok: c.strict[i],
+            };
+          }),
+        });
+      }
+      const gridSpec: EtaGridSpec = {
+        out: join(o.out, 'eta-grid.png'),
+        title: `Imagic on ${model.config.name}: one sweep over η per case (seed = the case); box = chooseEta's choice, ✓ = strict success`,
+        etas: ETA_GRID,
+        rows: FINETUNES.flatMap((ft) =>
+          cases.slice(0, 3).map((c, k) => {
+            const rec = r.cases.find((x) => x.finetune === ft.name && x.index === c.index)!;
+            return {
+              label: [`${c.old} → ${c.new} ${c.shape}`, `fine-tune: ${ft.name}`],
+              input: [srcNpy, k] as [string, number],
+              tiles: r.npy[ft.name].map((path) => [path, k] as [string, number]),
+              ok: rec.strict,
+              chosen: ETA_GRID.indexOf(rec.autoEta),
+            };
+          }),
+        ),
+      };
+      const specPath = join(work, 'eta-grid.json');
+      writeFileSync(specPath, JSON.stringify(gridSpec));
+      const g = spawnSync(process.execPath, [fileURLToPath(new URL('./etaGrid.js', import.meta.url)), specPath], { encoding: 'utf8' });
+      if (g.status !== 0) throw new Error(`η grid failed: ${g.stderr}`);
+      return r;
+    });
+  }
+
   // ---------------------------------------------------------------- 5. optional settings sweep
   const sweepLines: string[] = [];
   if (o.sweep > 0)
@@ -810,6 +884,15 @@ export async function run(o: Options): Promise<void> {
       '',
     );
   }
+  if (imagicEta) {
+    md.push(
+      '## Imagic: the η choice, full vs subset fine-tuning',
+      '',
+      ...imagicEtaMarkdown(imagicEta),
+      "`eta-grid.png`: the sweeps of the first three cases per fine-tune, chooseEta's choice boxed.",
+      '',
+    );
+  }
   if (validation) md.push(...validationMarkdown(validation, model.config.name));
   if (sweepLines.length) md.push('## Settings sweep (--sweep; after the rows at the defaults)', '', ...sweepLines, '');
   md.push(
@@ -821,7 +904,7 @@ export async function run(o: Options): Promise<void> {
   writeFileSync(join(o.out, 'RESULTS.md'), md.join('\n'));
   writeFileSync(
     join(o.out, 'results.json'),
-    `${JSON.stringify({ date: startedAt.toISOString(), model: shown(o.model), quick: o.quick, rows, leditspp: leditspp?.rows.map(({ ok: _, ...r }) => r) ?? null, perCase, cases: { one: sets.one.map((c) => c.index), two: sets.two.map((c) => c.index) } })}\n`,
+    `${JSON.stringify({ date: startedAt.toISOString(), model: shown(o.model), quick: o.quick, rows, leditspp: leditspp?.rows.map(({ ok: _, ...r }) => r) ?? null, imagicEta: imagicEta ? { etaGrid: ETA_GRID, caseSet: imagicEta.caseSet, auto: imagicEta.auto, rows: imagicEta.rows, perEta: imagicEta.perEta, check: imagicEta.check, cases: imagicEta.cases } : null, perCase, cases: { one: sets.one.map((c) => c.index), two: sets.two.map((c) => c.index) } })}\n`,
   );
   log(`wrote ${join(o.out, 'RESULTS.md')}, ${join(o.out, 'results.json')} and ${sheet.out}`);
   model.dispose();

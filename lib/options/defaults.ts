@@ -42,6 +42,8 @@ export interface ModelDefaults {
     resize: ResizeMode;
   };
   imagicGenerate: { eta: number; steps: number; guidanceScale: number };
+  /** `result.chooseEta`: the η grid and the built-in criterion's settings. */
+  imagicChooseEta: { etas: number[]; criterion: { fidelity: number; pairs: number } };
 }
 
 /**
@@ -57,6 +59,7 @@ export interface RecommendedSettings {
   concept?: { scale?: number; warmup?: number; threshold?: number };
   imagic?: { embedding?: { steps?: number; lr?: number }; finetune?: { steps?: number; lr?: number } };
   imagicGenerate?: { eta?: number; steps?: number; guidanceScale?: number };
+  imagicChooseEta?: { etas?: number[] };
 }
 
 type Tree = Record<string, unknown>;
@@ -114,3 +117,4 @@ export const editDefaults = libraryDefaults.edit;
 export const conceptDefaults = libraryDefaults.concept;
 export const imagicDefaults = libraryDefaults.imagic;
 export const imagicGenerateDefaults = libraryDefaults.imagicGenerate;
+export const imagicChooseEtaDefaults = libraryDefaults.imagicChooseEta;

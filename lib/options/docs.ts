@@ -2,14 +2,14 @@
  * The option tables of the docs, generated from the schema (lib/options/schema.ts):
  * docs/options.md whole, and the README's sections between `<!-- options:NAME -->` and
  * `<!-- /options:NAME -->` (NAME a group: textToImage, invert, edit, concept, imagic,
- * imagicGenerate). `npm run docs:options` writes both; a test fails when the committed ones differ.
+ * imagicGenerate, imagicChooseEta). `npm run docs:options` writes both; a test fails when the committed ones differ.
  */
 import { rangeText } from './resolve.js';
 import { defaultsPath, groupNames, hasValueDefault, optionSchema, type GroupName, type OptionSpec } from './schema.js';
 
 /** A value as code: `50`, `''`, `'cover'`, `false`. */
 export function codeValue(value: unknown): string {
-  if (Array.isArray(value)) return '`[]`';
+  if (Array.isArray(value)) return `\`[${value.join(', ')}]\``;
   return typeof value === 'string' ? `\`'${value}'\`` : `\`${String(value)}\``;
 }
 
@@ -55,6 +55,7 @@ const TITLES: Record<GroupName, string> = {
   concept: 'LEDITS concept',
   imagic: 'Imagic training',
   imagicGenerate: 'Imagic generation',
+  imagicChooseEta: 'Imagic automatic η',
 };
 
 /** The whole of docs/options.md. */

@@ -107,6 +107,8 @@ export function rangeText(kind: Kind, limits: Limits = {}): string {
       return 'image path, Buffer, Uint8Array, sharp instance or Tensor';
     case 'patterns':
       return `${oneOfText(kind.presets)}, or a non-empty array of name patterns`;
+    case 'numbers':
+      return `non-empty array of numbers in [${kind.min}, ${kind.max}]`;
   }
 }
 
@@ -160,6 +162,10 @@ export function checkValue(kind: Kind, value: unknown, limits: Limits = {}): Che
       if (typeof value === 'string' && kind.presets.includes(value)) return { ok: true, value };
       const patterns = Array.isArray(value) && value.length > 0 && value.every((p) => typeof p === 'string' && p.length > 0);
       return patterns ? { ok: true, value: [...(value as string[])] } : fail(rangeText(kind));
+    }
+    case 'numbers': {
+      const numbers = Array.isArray(value) && value.length > 0 && value.every((v) => isNumberIn(v, kind.min, kind.max, {}));
+      return numbers ? { ok: true, value: [...(value as number[])] } : fail(rangeText(kind));
     }
   }
 }
@@ -304,6 +310,28 @@ export function validateImagicGenerateOptions(
   ctx: ValidationContext,
 ): ResolvedImagicGenerateOptions {
   return resolveGroup('imagicGenerate', options, ctx) as ResolvedImagicGenerateOptions;
+}
+
+/** The built-in criterion's settings, resolved; a caller's criterion function is kept as it is. */
+export interface ResolvedImagicChooseEtaOptions {
+  etas: number[];
+  criterion: { fidelity: number; pairs: number } | ((...args: never[]) => unknown);
+}
+
+/** `result.chooseEta`'s own options (the grid and the criterion); the sampling options are the sweep's. */
+export function validateImagicChooseEtaOptions(
+  options: { etas?: number[]; criterion?: unknown } | undefined,
+  ctx: ValidationContext,
+): ResolvedImagicChooseEtaOptions {
+  const criterion = options?.criterion;
+  if (typeof criterion === 'function') {
+    const { etas } = resolveGroup('imagicChooseEta', options, ctx, '', ['criterion.fidelity', 'criterion.pairs']) as { etas: number[] };
+    return { etas, criterion: criterion as ResolvedImagicChooseEtaOptions['criterion'] };
+  }
+  if (criterion !== undefined && criterion !== null && !isPlainObject(criterion)) {
+    throw invalidOption(nameOf(ctx, 'criterion'), 'function of a candidate image, or { fidelity, pairs }', criterion, 'criterion');
+  }
+  return resolveGroup('imagicChooseEta', options, ctx) as unknown as ResolvedImagicChooseEtaOptions;
 }
 
 /** `result.sweep`: a non-empty `etas` array, each checked as `eta` is. */

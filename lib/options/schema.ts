@@ -52,7 +52,9 @@ export type Kind =
   /** An array of objects, each validated by the group `of`. */
   | { type: 'list'; of: GroupName; item: string }
   /** One of `presets`, or a non-empty array of non-empty name patterns (CLI: comma-separated). */
-  | { type: 'patterns'; presets: readonly string[] };
+  | { type: 'patterns'; presets: readonly string[] }
+  /** A non-empty array of numbers, each in [min, max]. */
+  | { type: 'numbers'; min: number; max: number };
 
 export type Value = number | string | boolean;
 
@@ -64,7 +66,7 @@ export interface OptionSpec {
    * The library's default. `null`: no value, `defaultText` says what happens (a random seed, the
    * model's size, never). `undefined` with `required`: the caller must give it.
    */
-  readonly default: Value | readonly [] | null | undefined;
+  readonly default: Value | readonly number[] | null | undefined;
   /**
    * The default when the inversion's `scheduler` is `'dpmsolver++'`: LEDITS++'s (arXiv:2311.16711,
    * diffusers' `LEditsPPPipelineStableDiffusion`). It replaces `default` and any model.json
@@ -102,8 +104,8 @@ export interface GroupSpec {
   readonly options: readonly OptionSpec[];
 }
 
-export type GroupName = 'textToImage' | 'invert' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate';
-export type DefaultsKey = 'textToImage' | 'inversion' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate';
+export type GroupName = 'textToImage' | 'invert' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate' | 'imagicChooseEta';
+export type DefaultsKey = 'textToImage' | 'inversion' | 'edit' | 'concept' | 'imagic' | 'imagicGenerate' | 'imagicChooseEta';
 
 const TRAIN_STEPS: LimitBound = { limit: 'numTrainTimesteps' };
 
@@ -499,6 +501,31 @@ export const optionSchema: Readonly<Record<GroupName, GroupSpec>> = {
       seed("seed of the sampler's initial noise", 'random, reported', '--sample-seed'),
     ],
   },
+  imagicChooseEta: {
+    call: 'result.chooseEta(options)',
+    defaultsKey: 'imagicChooseEta',
+    options: [
+      {
+        name: 'etas',
+        kind: { type: 'numbers', min: -10, max: 10 },
+        default: [0.5, 0.6, 0.7, 0.8, 0.9, 1],
+        recommended: true,
+        doc: "the η grid chooseEta samples (one sweep, one seed) and scores; the CLI's `--eta auto` uses it too",
+      },
+      {
+        name: 'criterion.fidelity',
+        kind: { type: 'number', min: 0, max: 1000 },
+        default: 0.5,
+        doc: "built-in criterion: weight of the (normalised) distance to the input's latents against the (normalised) text gain",
+      },
+      {
+        name: 'criterion.pairs',
+        kind: { type: 'integer', min: 1, max: 1000 },
+        default: 8,
+        doc: 'built-in criterion: (t, ε) draws the denoising losses are averaged over',
+      },
+    ],
+  },
 };
 
 export const groupNames = Object.keys(optionSchema) as GroupName[];
@@ -517,5 +544,5 @@ export function defaultsPath(spec: OptionSpec): string[] {
 
 /** Options with a value as default: those `model.defaults` holds. */
 export function hasValueDefault(spec: OptionSpec): boolean {
-  return spec.default !== null && spec.default !== undefined && !Array.isArray(spec.default);
+  return spec.default !== null && spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0);
 }

@@ -46,6 +46,8 @@ function kindSchema(kind: Kind): JsonSchema {
           { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 },
         ],
       };
+    case 'numbers':
+      return { type: 'array', items: { type: 'number', minimum: kind.min, maximum: kind.max }, minItems: 1 };
   }
 }
 

@@ -12,6 +12,7 @@ import { defaultsFor, getPath, libraryDefaults } from '../../lib/options/default
 import {
   checkValue,
   validateEditOptions,
+  validateImagicChooseEtaOptions,
   validateImagicOptions,
   validateImagicSweepOptions,
   validateInvertOptions,
@@ -159,6 +160,32 @@ test('named for the CLI, the same errors name the flags, from the schema', () =>
   );
 });
 
+test("chooseEta's grid and criterion come from the schema; a model may recommend its grid; a criterion function passes through", () => {
+  assert.deepEqual(validateImagicChooseEtaOptions({}, ctx), { etas: [0.5, 0.6, 0.7, 0.8, 0.9, 1], criterion: { fidelity: 0.5, pairs: 8 } });
+  const recommended = { ...ctx, defaults: defaultsFor({ imagicChooseEta: { etas: [0.8, 1.2] } }) };
+  assert.deepEqual(validateImagicChooseEtaOptions({ criterion: { pairs: 2 } }, recommended), {
+    etas: [0.8, 1.2],
+    criterion: { fidelity: 0.5, pairs: 2 },
+  });
+  const scorer = () => 1;
+  assert.equal(validateImagicChooseEtaOptions({ criterion: scorer }, ctx).criterion, scorer);
+  throwsOption(
+    () => validateImagicChooseEtaOptions({ etas: [] }, ctx),
+    'Expected non-empty array of numbers in [-10, 10] for etas but received array of length 0',
+    'etas',
+  );
+  throwsOption(
+    () => validateImagicChooseEtaOptions({ criterion: { fidelity: -1 } }, ctx),
+    'Expected number in [0, 1000] for criterion.fidelity but received -1 of type number',
+    'criterion.fidelity',
+  );
+  throwsOption(
+    () => validateImagicChooseEtaOptions({ criterion: 3 }, ctx),
+    'Expected function of a candidate image, or { fidelity, pairs } for criterion but received 3 of type number',
+    'criterion',
+  );
+});
+
 test('resolved options are complete: defaults applied, seeds drawn, skip a count; the caller wins', () => {
   const t2i = validateTextToImageOptions({}, ctx);
   assert.deepEqual(
@@ -252,7 +279,7 @@ test('model.json `recommended` is checked by the schema, with the bounds of the 
   await rejects({ imagic: { embedding: { lr: 0 } } }, /expected number in \(0, 1\] for recommended\.imagic\.embedding\.lr/);
   await rejects(
     { textToImages: {} },
-    /one of the groups textToImage, inversion, edit, concept, imagic, imagicGenerate for recommended\.textToImages/,
+    /one of the groups textToImage, inversion, edit, concept, imagic, imagicGenerate, imagicChooseEta for recommended\.textToImages/,
   );
   const config = await withRecommended({ imagic: { finetune: { steps: 10 } }, edit: { maskMode: 'sum' } });
   assert.deepEqual(config.recommended, { imagic: { finetune: { steps: 10 } }, edit: { maskMode: 'sum' } });

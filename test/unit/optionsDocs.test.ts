@@ -56,11 +56,13 @@ const documented: Record<GroupName, [string, string]> = {
   concept: ['lib/pipelines/ledits/edit.ts', 'EditConcept'],
   imagic: ['lib/pipelines/imagic/train.ts', 'ImagicOptions'],
   imagicGenerate: ['lib/pipelines/imagic/result.ts', 'ImagicGenerateOptions'],
+  imagicChooseEta: ['lib/pipelines/imagic/chooseEta.ts', 'ImagicChooseEtaOptions'],
 };
 
-/** A literal as written in a doc comment, as a value: `'cover'`, `7.5`, `2e-3`, `false`. */
+/** A literal as written in a doc comment, as a value: `'cover'`, `7.5`, `2e-3`, `false`, `[0.5, 1]`. */
 function literal(text: string): unknown {
   const t = text.trim();
+  if (/^\[.*\]$/.test(t)) return JSON.parse(t);
   if (/^'.*'$/.test(t)) return t.slice(1, -1);
   if (t === 'true' || t === 'false') return t === 'true';
   return Number(t);
@@ -85,7 +87,7 @@ test("the doc comments of the option interfaces state the schema's defaults, for
       } else if (leaf === undefined) {
         const stated = /Defaults to `([^`]+)`/.exec(doc);
         assert.ok(stated, `${where} should say "Defaults to \`${String(spec.default)}\`"`);
-        assert.equal(literal(stated[1]), spec.default, where);
+        assert.deepEqual(literal(stated[1]), spec.default, where);
       } else {
         // a nested option: the parent says `Defaults to { steps: 1000, lr: 2e-3 }`
         const stated = new RegExp(`Defaults to \`\\{[^}]*\\b${leaf}: ([^,} ]+)`).exec(doc);

@@ -2,7 +2,6 @@
 import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { loadImagic, type ImagicResult } from '../../pipelines/imagic/result.js';
-import { DEFAULT_ETA_GRID } from '../../pipelines/imagic/chooseEta.js';
 import type { ImagicOptions } from '../../pipelines/imagic/train.js';
 import { optionsFromFlags, pipelineCommand, validateFlags, type HelpDefaults } from '../flags.js';
 import { batchNames, checkInputImage, checkOutputImage, fail, report, round } from '../output.js';
@@ -52,7 +51,9 @@ export function imagicCommand(help: HelpDefaults): Command {
     const { eta, ...generation } = optionsFromFlags('imagicGenerate', flags) as { eta?: (number | 'auto')[] };
     const auto = eta?.includes('auto') ?? false;
     if (auto && eta!.length > 1) fail('--eta auto chooses η itself: give it alone');
-    const requested = auto ? [...DEFAULT_ETA_GRID] : ((eta as number[] | undefined) ?? [bundle.defaults.imagicGenerate.eta]);
+    const requested = auto
+      ? [...bundle.defaults.imagicChooseEta.etas]
+      : ((eta as number[] | undefined) ?? [bundle.defaults.imagicGenerate.eta]);
     const sweep = validateFlags('imagicGenerate', { ...generation, etas: requested }, bundle.context());
     const { etas, seed } = sweep;
 

@@ -9,9 +9,9 @@
  * magnitude over the grid: score = gain/max|gain| − fidelity·distance/max distance. Ties go to the
  * smaller η (the paper's preference: the least change that makes the edit).
  */
-import { invalidOption, TorchEditError } from '../../errors.js';
-import { contextOf, validateImagicSweepOptions } from '../../options/resolve.js';
-import { integerIn, isPlainObject, numberIn } from '../../options/validate.js';
+import { TorchEditError } from '../../errors.js';
+import { imagicChooseEtaDefaults } from '../../options/defaults.js';
+import { contextOf, validateImagicChooseEtaOptions, validateImagicSweepOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
 import type { GenerationResult } from '../result.js';
 import type { ImagicGenerateOptions, ImagicResult } from './result.js';
@@ -19,7 +19,7 @@ import type { ImagicGenerateOptions, ImagicResult } from './result.js';
 /** A caller's criterion: a score of one candidate image (higher is better). */
 export type ImagicEtaScorer = (candidate: GenerationResult, eta: number) => number | Promise<number>;
 
-/** Settings of the built-in criterion. */
+/** Settings of the built-in criterion (defaults: lib/options/schema.ts, group imagicChooseEta). */
 export interface ImagicModelCriterion {
   /** Weight of the (normalised) distance to the input's latents against the (normalised) text gain, ≥ 0. Defaults to `0.5`. */
   fidelity?: number;
@@ -28,12 +28,12 @@ export interface ImagicModelCriterion {
 }
 
 export interface ImagicChooseEtaOptions extends Omit<ImagicGenerateOptions, 'eta'> {
-  /** The η grid, each in [-10, 10]. Defaults to `[0.5, 0.6, 0.7, 0.8, 0.9, 1]`. */
+  /** The η grid, each in [-10, 10] (a model.json may recommend its own). Defaults to `[0.5, 0.6, 0.7, 0.8, 0.9, 1]`. */
   etas?: number[];
   /**
    * How candidates are scored: a function of each candidate image (higher is better), or the
    * built-in criterion's settings. The seed (`seed`) fixes both the sampler's noise and the
-   * built-in criterion's (t, ε) pairs, so the choice is reproducible. Defaults to the built-in criterion.
+   * built-in criterion's (t, ε) pairs, so the choice is reproducible. Defaults to `{ fidelity: 0.5, pairs: 8 }`, the built-in criterion.
    */
   criterion?: ImagicEtaScorer | ImagicModelCriterion;
 }
@@ -56,9 +56,8 @@ export interface ImagicEtaChoice {
   candidates: ImagicEtaCandidate[];
 }
 
-export const DEFAULT_ETA_GRID: readonly number[] = [0.5, 0.6, 0.7, 0.8, 0.9, 1];
-const DEFAULT_FIDELITY = 0.5;
-const DEFAULT_PAIRS = 8;
+/** The library's η grid (lib/options/schema.ts; a model's own is `model.defaults.imagicChooseEta.etas`). */
+export const DEFAULT_ETA_GRID: readonly number[] = imagicChooseEtaDefaults.etas;
 
 /** Scores [N, 2] (gain, distance) of candidates `[N, C, h, w]` for the input `x0`, over `pairs` draws of `seed`. */
 export type ModelScores = (candidates: Tensor, x0: Tensor, pairs: number, seed: bigint) => Promise<Tensor>;
@@ -79,59 +78,73 @@ export function bestIndex(scores: number[], etas: number[]): number {
   return best;
 }
 
+/** The built-in criterion's settings, or the caller's scorer, validated (defaults from the model's). */
+type Criterion = { kind: 'model'; fidelity: number; pairs: number } | { kind: 'function'; scorer: ImagicEtaScorer };
+
+function parseCriterion(result: ImagicResult, options: Pick<ImagicChooseEtaOptions, 'criterion' | 'etas'>): Criterion & { etas: number[] } {
+  const { etas, criterion } = validateImagicChooseEtaOptions(options, contextOf(result.model));
+  if (typeof criterion === 'function') return { kind: 'function', scorer: criterion as ImagicEtaScorer, etas };
+  if (!result.inputLatents) {
+    throw new TorchEditError(
+      'ERR_UNSUPPORTED',
+      "This Imagic result was saved without its input's latents (an older save): pass a criterion function to chooseEta",
+    );
+  }
+  return { kind: 'model', ...criterion, etas };
+}
+
+/**
+ * @internal Scores candidate images already made at `etas` (one sweep with `seed`) by the
+ * criterion of `options`. chooseEta's scoring without its sweep: the evaluation (eval/imagicEta.ts)
+ * scores a part of a larger sweep with it.
+ */
+export async function scoreCandidates(
+  result: ImagicResult,
+  images: readonly GenerationResult[],
+  etas: readonly number[],
+  seed: bigint,
+  options: Pick<ImagicChooseEtaOptions, 'criterion'>,
+  modelScores: ModelScores,
+): Promise<ImagicEtaCandidate[]> {
+  const criterion = parseCriterion(result, options);
+  if (criterion.kind === 'function') {
+    const candidates: ImagicEtaCandidate[] = [];
+    for (const [i, image] of images.entries()) {
+      const score = await criterion.scorer(image, etas[i]);
+      if (typeof score !== 'number' || Number.isNaN(score)) {
+        throw new TorchEditError('ERR_INVALID_OPTION', `criterion returned ${String(score)} for η ${etas[i]}; expected a number`, {
+          option: 'criterion',
+        });
+      }
+      candidates.push({ eta: etas[i], score });
+    }
+    return candidates;
+  }
+  const latents = await Promise.all(images.map(async (image) => (await image.latents.data()) as Float32Array));
+  const [, c, h, w] = images[0].latents.shape;
+  const stacked = new Float32Array(latents.length * latents[0].length);
+  latents.forEach((l, i) => stacked.set(l, i * l.length));
+  using batch = Tensor.from(stacked, [latents.length, c, h, w]);
+  using scores = await modelScores(batch, result.inputLatents!, criterion.pairs, seed);
+  const values = (await scores.data()) as Float64Array;
+  const gains = etas.map((_, i) => values[2 * i]);
+  const distances = etas.map((_, i) => values[2 * i + 1]);
+  const combined = modelCriterionScores(gains, distances, criterion.fidelity);
+  return etas.map((eta, i) => ({ eta, score: combined[i], gain: gains[i], distance: distances[i] }));
+}
+
 /** @internal The body of ImagicResult.chooseEta; `modelScores` runs the native scoring job. */
 export async function chooseByCriterion(
   result: ImagicResult,
   options: ImagicChooseEtaOptions,
   modelScores: ModelScores,
 ): Promise<ImagicEtaChoice> {
-  const criterion: unknown = options.criterion ?? {};
-  if (typeof criterion !== 'function' && !isPlainObject(criterion)) {
-    throw invalidOption('criterion', 'function of a candidate image, or { fidelity, pairs }', criterion, 'criterion');
-  }
-  let fidelity = DEFAULT_FIDELITY;
-  let pairs = DEFAULT_PAIRS;
-  if (typeof criterion !== 'function') {
-    const settings = criterion as ImagicModelCriterion;
-    fidelity = numberIn('criterion.fidelity', settings.fidelity ?? DEFAULT_FIDELITY, 0, 1000);
-    pairs = integerIn('criterion.pairs', settings.pairs ?? DEFAULT_PAIRS, 1, 1000);
-    if (!result.inputLatents) {
-      throw new TorchEditError(
-        'ERR_UNSUPPORTED',
-        "This Imagic result was saved without its input's latents (an older save): pass a criterion function to chooseEta",
-      );
-    }
-  }
-  // The grid and the sampling options are validated as sweep's; one seed for every candidate.
-  const { etas, seed } = validateImagicSweepOptions({ ...options, etas: options.etas ?? [...DEFAULT_ETA_GRID] }, contextOf(result.model));
+  // Before the sweep: a bad criterion or grid fails fast. The grid is also checked as sweep's etas.
+  const { etas: grid } = parseCriterion(result, options);
+  const { etas, seed } = validateImagicSweepOptions({ ...options, etas: grid }, contextOf(result.model));
   const images = await result.sweep({ ...options, etas, seed });
   try {
-    let candidates: ImagicEtaCandidate[];
-    if (typeof criterion === 'function') {
-      const scorer = criterion as ImagicEtaScorer;
-      candidates = [];
-      for (const [i, image] of images.entries()) {
-        const score = await scorer(image, etas[i]);
-        if (typeof score !== 'number' || Number.isNaN(score)) {
-          throw new TorchEditError('ERR_INVALID_OPTION', `criterion returned ${String(score)} for η ${etas[i]}; expected a number`, {
-            option: 'criterion',
-          });
-        }
-        candidates.push({ eta: etas[i], score });
-      }
-    } else {
-      const latents = await Promise.all(images.map(async (image) => (await image.latents.data()) as Float32Array));
-      const [, c, h, w] = images[0].latents.shape;
-      const stacked = new Float32Array(latents.length * latents[0].length);
-      latents.forEach((l, i) => stacked.set(l, i * l.length));
-      using batch = Tensor.from(stacked, [latents.length, c, h, w]);
-      using scores = await modelScores(batch, result.inputLatents!, pairs, seed);
-      const values = (await scores.data()) as Float64Array;
-      const gains = etas.map((_, i) => values[2 * i]);
-      const distances = etas.map((_, i) => values[2 * i + 1]);
-      const combined = modelCriterionScores(gains, distances, fidelity);
-      candidates = etas.map((eta, i) => ({ eta, score: combined[i], gain: gains[i], distance: distances[i] }));
-    }
+    const candidates = await scoreCandidates(result, images, etas, seed, options, modelScores);
     const best = bestIndex(
       candidates.map((c) => c.score),
       etas,

@@ -22,7 +22,7 @@ import { loadModule, type Module } from '../../module.js';
 import { contextOf, validateImagicGenerateOptions, validateImagicSweepOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
 import { type GenerationResult, sampleAndDecode } from '../result.js';
-import { chooseByCriterion, type ImagicChooseEtaOptions, type ImagicEtaChoice } from './chooseEta.js';
+import { chooseByCriterion, type ImagicChooseEtaOptions, type ImagicEtaChoice, type ModelScores } from './chooseEta.js';
 import type { FinetuneParameters } from './train.js';
 
 export interface ImagicSettings {
@@ -142,7 +142,15 @@ export class ImagicResult extends NativeHandle {
    */
   async chooseEta(options: ImagicChooseEtaOptions = {}): Promise<ImagicEtaChoice> {
     this.assertLive();
-    return chooseByCriterion(this, options, (candidates, x0, pairs, seed) =>
+    return chooseByCriterion(this, options, this.modelEtaScores(options));
+  }
+
+  /**
+   * @internal The built-in criterion's native job: (gain, distance) `[N, 2]` of candidate latents
+   * `[N, C, h, w]` against the input's `x0`, over `pairs` (t, ε) draws of `seed`.
+   */
+  modelEtaScores(options: JobOptions = {}): ModelScores {
+    return (candidates, x0, pairs, seed) =>
       runJob(
         (onProgress) =>
           native().pipelines.imagicEtaScores(
@@ -156,8 +164,7 @@ export class ImagicResult extends NativeHandle {
             onProgress,
           ),
         options,
-      ).then(Tensor.fromNative),
-    );
+      ).then(Tensor.fromNative);
   }
 
   /**
