@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { native } from '../../binding.js';
 import { checkImageSize } from '../../image/read.js';
 import { NativeHandle } from '../../handle.js';
-import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
+import { readArtifact, setting, writeArtifact, type ArtifactKind, type SettingsCheck } from '../../io/artifact.js';
 import { fromTensor, toTensor } from '../../io/safetensors.js';
 import type { JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
@@ -137,16 +137,48 @@ export class ImagicResult extends NativeHandle {
   }
 }
 
-/** Reloads a saved Imagic result for `model`; refuses one made with another model or a folder that is not one. */
+/** The settings an Imagic file records, as model.imagic() writes them. */
+function imagicSettings(model: StableDiffusionModel): SettingsCheck<ImagicSettings> {
+  return (s, fail) => {
+    const stage = (field: 'embedding' | 'finetune') => {
+      const v = s[field] as Record<string, unknown> | undefined;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(field, '{ steps, lr }');
+      const inner = (name: string, expected: string): never => fail(field, `${expected} for ${name}`);
+      return { steps: setting.integer(v, 'steps', inner, 1, 1_000_000), lr: setting.number(v, 'lr', inner, Number.MIN_VALUE, 1) };
+    };
+    return {
+      targetPrompt: setting.string(s, 'targetPrompt', fail),
+      embedding: stage('embedding'),
+      finetune: stage('finetune'),
+      seed: setting.seed(s, fail),
+      ...setting.size(s, fail, model),
+    };
+  };
+}
+
+/**
+ * Reloads a saved Imagic result for `model`; refuses one made with another model (ERR_MODEL_MISMATCH),
+ * a folder that is not one, or one whose settings or tensors are not what it records (ERR_FILE_FORMAT).
+ */
 export async function loadImagic(dir: string, model: StableDiffusionModel): Promise<ImagicResult> {
-  const file = await readArtifact<ImagicSettings>(join(dir, 'imagic.safetensors'), KIND, model);
-  const losses = (name: string) => Array.from(file.tensor(name).data as Float32Array);
+  const file = await readArtifact(join(dir, 'imagic.safetensors'), KIND, model, imagicSettings(model));
+  const { maxLength: L, hiddenSize: D } = model.config.textEncoder;
+  const embedding = { dtype: 'float32' as const, shape: [1, L, D] };
+  const losses = (name: string, steps: number) => Array.from(file.tensor(name, { dtype: 'float32', shape: [steps] }).data as Float32Array);
+  const parts = {
+    targetEmbedding: file.tensor('target_embedding', embedding),
+    optimizedEmbedding: file.tensor('optimized_embedding', embedding),
+    losses: {
+      embedding: losses('embedding_losses', file.settings.embedding.steps),
+      finetune: losses('finetune_losses', file.settings.finetune.steps),
+    },
+  };
   const unet = await loadModule(join(dir, 'unet.pt'), { device: model.device as Device });
   return ImagicResult.create(model, {
-    targetEmbedding: toTensor(file.tensor('target_embedding')),
-    optimizedEmbedding: toTensor(file.tensor('optimized_embedding')),
+    targetEmbedding: toTensor(parts.targetEmbedding),
+    optimizedEmbedding: toTensor(parts.optimizedEmbedding),
     unet,
-    losses: { embedding: losses('embedding_losses'), finetune: losses('finetune_losses') },
+    losses: parts.losses,
     settings: file.settings,
     fingerprint: file.fingerprint,
   });
