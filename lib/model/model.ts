@@ -29,6 +29,21 @@ import type { ImagicResult } from '../pipelines/imagic/result.js';
 import { emitWarning, type TorchEditWarning } from '../warnings.js';
 import { unknownWords, unknownWordsWarning } from './vocabulary.js';
 
+/**
+ * Bounds of the per-model prompt caches, least recently used out first: a service sees endless
+ * distinct prompts, and each cached state is L × D floats (236 KB for SD 1.5).
+ */
+const PROMPT_CACHE_LIMIT = 64;
+const CHECKED_PROMPTS_LIMIT = 4096;
+
+/** Puts `key` last in `cache` (most recently used), dropping the oldest beyond `limit`; returns `value`. */
+function remember<V>(cache: Map<string, V>, key: string, value: V, limit: number): V {
+  cache.delete(key);
+  cache.set(key, value);
+  while (cache.size > limit) cache.delete(cache.keys().next().value!);
+  return value;
+}
+
 /** The model shipped inside the package, used when loadModel() gets no path. */
 export const defaultModelPath = join(packageRoot, 'models', 'shapes-64');
 
@@ -80,7 +95,7 @@ export class StableDiffusionModel extends NativeHandle {
   /** model.json `textEncoder.knownTokenIds`; undefined when every id is known. */
   readonly #knownIds: ReadonlySet<number> | undefined;
   /** Prompts whose words were checked against #knownIds (each is warned about once). */
-  readonly #checkedPrompts = new Set<string>();
+  readonly #checkedPrompts = new Map<string, string>();
   readonly #onWarning: (warning: TorchEditWarning) => void;
 
   private constructor(
@@ -162,20 +177,26 @@ export class StableDiffusionModel extends NativeHandle {
    */
   async encodePrompt(prompts: string | string[], options: JobOptions = {}): Promise<Tensor> {
     const list = promptList(prompts);
-    const missing = [...new Set(list.filter((p) => !this.#promptCache.has(p)))];
+    // This call's states, taken from the cache first: the cache may evict while this call fills it.
+    const found = new Map<string, Float32Array>();
+    for (const p of list) {
+      const hit = this.#promptCache.get(p);
+      if (hit) found.set(p, remember(this.#promptCache, p, hit, PROMPT_CACHE_LIMIT));
+    }
+    const missing = [...new Set(list.filter((p) => !found.has(p)))];
     if (missing.length > 0) {
       const handle = this.native; // ERR_DISPOSED before any warning
       for (const prompt of missing) this.#checkVocabulary(prompt);
       using ids = this.tokenize(missing);
-      const states = Tensor.fromNative(await runJob(() => handle.encodeText(ids.native), options));
+      using states = Tensor.fromNative(await runJob(() => handle.encodeText(ids.native), options));
       const data = (await states.data()) as Float32Array;
-      states.dispose();
       const size = data.length / missing.length;
-      missing.forEach((p, i) => this.#promptCache.set(p, data.slice(i * size, (i + 1) * size)));
+      missing.forEach((p, i) => found.set(p, data.slice(i * size, (i + 1) * size)));
+      if (!this.disposed) for (const p of missing) remember(this.#promptCache, p, found.get(p)!, PROMPT_CACHE_LIMIT);
     }
     const { maxLength, hiddenSize } = this.config.textEncoder;
     const out = new Float32Array(list.length * maxLength * hiddenSize);
-    list.forEach((p, i) => out.set(this.#promptCache.get(p)!, i * maxLength * hiddenSize));
+    list.forEach((p, i) => out.set(found.get(p)!, i * maxLength * hiddenSize));
     return Tensor.from(out, [list.length, maxLength, hiddenSize]);
   }
 
@@ -184,7 +205,7 @@ export class StableDiffusionModel extends NativeHandle {
     if (this.#knownIds === undefined || this.#checkedPrompts.has(prompt)) return;
     const words = unknownWords(this.tokenizer, prompt, this.#knownIds);
     if (words.length > 0) this.#onWarning(unknownWordsWarning(this.config.name, prompt, words));
-    this.#checkedPrompts.add(prompt); // after onWarning: a warning it throws comes again next time
+    remember(this.#checkedPrompts, prompt, prompt, CHECKED_PROMPTS_LIMIT); // after onWarning: a warning it throws comes again next time
   }
 
   /** Reads an image (path, Buffer or sharp instance) into a `[1, 3, H, W]` tensor in [-1, 1] at a size the model accepts. */
