@@ -118,7 +118,7 @@ export async function loadModule(path: string, options: LoadModuleOptions = {}):
   const absolute = resolve(path);
   const bad = await notARegularFile(absolute);
   if (bad)
-    throw new TorchEditError(bad.missing ? 'ERR_FILE_NOT_FOUND' : 'ERR_MODULE_LOAD', `Cannot load a module: ${bad.why}`, {
+    throw new TorchEditError(bad.missing || bad.directory ? 'ERR_FILE_NOT_FOUND' : 'ERR_MODULE_LOAD', `Cannot load a module: ${bad.why}`, {
       cause: bad.cause,
     });
   return Module.fromNative(await runJob((onProgress) => native().NativeModule.load(absolute, device, onProgress), options));

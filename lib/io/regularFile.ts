@@ -5,13 +5,19 @@
  */
 import { stat } from 'node:fs/promises';
 
-/** Why `path` cannot be read as a file, or undefined when it is a regular file. */
-export async function notARegularFile(path: string): Promise<{ missing: boolean; why: string; cause?: unknown } | undefined> {
+/**
+ * Why `path` cannot be read as a file, or undefined when it is a regular file. `missing`: it does
+ * not exist; `directory`: it is a folder.
+ */
+export async function notARegularFile(
+  path: string,
+): Promise<{ missing: boolean; directory: boolean; why: string; cause?: unknown } | undefined> {
   try {
     const info = await stat(path);
-    return info.isFile() ? undefined : { missing: false, why: `${path} is not a regular file` };
+    if (info.isFile()) return undefined;
+    return { missing: false, directory: info.isDirectory(), why: `${path} is not a regular file` };
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    return { missing: code === 'ENOENT' || code === 'ENOTDIR', why: `cannot read ${path} (${code})`, cause };
+    return { missing: code === 'ENOENT' || code === 'ENOTDIR', directory: false, why: `cannot read ${path} (${code})`, cause };
   }
 }
