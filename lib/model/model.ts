@@ -13,7 +13,7 @@ import { readImage, type ImageInput, type ResizeMode } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import { Module } from '../module.js';
 import { defaultsFor, type ModelDefaults } from '../options/defaults.js';
-import { oneOf, seed as seedOption } from '../options/validate.js';
+import { oneOf, optionsObject, seed as seedOption } from '../options/validate.js';
 import { runtimeInfo } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizer/clipTokenizer.js';
@@ -209,7 +209,8 @@ export class StableDiffusionModel extends NativeHandle {
   }
 
   /** Reads an image (path, Buffer or sharp instance) into a `[1, 3, H, W]` tensor in [-1, 1] at a size the model accepts. */
-  async readImage(input: ImageInput, options: Pick<EncodeImageOptions, 'width' | 'height' | 'resize'> = {}): Promise<Tensor> {
+  async readImage(input: ImageInput, given: Pick<EncodeImageOptions, 'width' | 'height' | 'resize'> = {}): Promise<Tensor> {
+    const options = optionsObject(given);
     const width = options.width ?? this.imageSize;
     const height = options.height ?? this.imageSize;
     checkImageSize(width, height, this.sizeMultiple);
@@ -222,7 +223,8 @@ export class StableDiffusionModel extends NativeHandle {
   }
 
   /** VAE latents × scalingFactor for an image (any input readImage takes) or a `[B, 3, H, W]` tensor. */
-  async encodeImage(input: ImageInput | Tensor, options: EncodeImageOptions & JobOptions = {}): Promise<Tensor> {
+  async encodeImage(input: ImageInput | Tensor, given: EncodeImageOptions & JobOptions = {}): Promise<Tensor> {
+    const options = optionsObject(given);
     const image = input instanceof Tensor ? input : await this.readImage(input, options);
     try {
       const seed = options.sample ? seedOption('seed', options.seed ?? 0) : null;
@@ -280,7 +282,8 @@ function promptList(prompts: string | string[]): string[] {
  * path is given. Validates model.json and every file, loads the four modules on the device, and
  * checks their output shapes against model.json.
  */
-export async function loadModel(path?: string, options: LoadModelOptions = {}): Promise<StableDiffusionModel> {
+export async function loadModel(path?: string, given: LoadModelOptions = {}): Promise<StableDiffusionModel> {
+  const options = optionsObject(given);
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw invalidOption('path', 'non-empty string', path);
   const dir = resolve(path ?? defaultModelPath);
   if (path === undefined && !existsSync(join(dir, 'model.json'))) {
@@ -290,7 +293,9 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
     );
   }
   const device = resolveDevice(options.device ?? 'cpu');
-  const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, ['float32', 'float16', 'bfloat16'] as const);
+  // libtorch's CPU kernels lack float16 layer norms and convolutions: the load probe would fail.
+  const dtypes = device === 'cpu' ? (['float32', 'bfloat16'] as const) : (['float32', 'float16', 'bfloat16'] as const);
+  const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, dtypes);
   const autocast =
     options.autocast === undefined
       ? null
