@@ -104,6 +104,9 @@ export class ImagicResult extends NativeHandle {
         );
       }
       return results;
+    } catch (error) {
+      for (const r of results) r.dispose(); // a later η failed or was aborted: the earlier ones are the caller's no more
+      throw error;
     } finally {
       unconditional.dispose();
     }

@@ -3,6 +3,7 @@
  * image, then fine-tune a copy of the UNet on it. Both loops run natively with autograd and Adam
  * (native/core/edit/imagic_trainer.cc); only progress crosses into JavaScript.
  */
+import { orDispose } from '../../handle.js';
 import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { imageRunSettings } from '../../io/artifact.js';
@@ -47,17 +48,20 @@ export async function imagic(
   const { embedding, finetune, seed, width, height, resize } = validateImagicOptions(options, contextOf(model));
 
   const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
-  const target = await model.encodePrompt(prompt);
-  const handle = model.native;
+  const target = await orDispose(() => model.encodePrompt(prompt), x0);
   try {
+    const handle = model.native;
     const out = await runJob(
       (onProgress) => native().pipelines.imagicTrain(handle, x0.native, target.native, { embedding, finetune, seed }, onProgress),
       options,
     );
-    return ImagicResult.create(model, {
+    const parts = {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
       unet: Module.fromNative(out.unet),
+    };
+    return ImagicResult.create(model, {
+      ...parts,
       losses: { embedding: Array.from(out.embeddingLosses), finetune: Array.from(out.finetuneLosses) },
       settings: {
         targetPrompt: prompt,
@@ -65,7 +69,7 @@ export async function imagic(
         finetune,
         ...imageRunSettings(model, x0, seed),
       },
-      fingerprint: await model.fingerprint(),
+      fingerprint: await orDispose(model.fingerprint(), parts.targetEmbedding, parts.optimizedEmbedding, parts.unet),
     });
   } finally {
     x0.dispose();
