@@ -162,6 +162,10 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
   const betaStart = num(s, 'betaStart', 'scheduler.', 0, 1);
   const betaEnd = num(s, 'betaEnd', 'scheduler.', 0, 1);
   if (betaEnd < betaStart) throw configError(dir, 'scheduler.betaEnd', `a number ≥ betaStart (${betaStart})`, betaEnd);
+  // The UNet halves the latents three times, and every default image size is sampleSize × vaeScaleFactor,
+  // so another sampleSize loaded but refused every call without an explicit size (found by fuzzing).
+  if (typeof json.sampleSize === 'number' && Number.isInteger(json.sampleSize) && json.sampleSize % 8 !== 0)
+    throw configError(dir, 'sampleSize', 'a multiple of 8 (the UNet halves the latents three times)', json.sampleSize);
   const exportedWith = isPlainObject(json.exportedWith)
     ? { torch: typeof json.exportedWith.torch === 'string' ? json.exportedWith.torch : undefined }
     : undefined;

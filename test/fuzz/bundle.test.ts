@@ -152,6 +152,11 @@ test('bundle files that are empty, truncated, random, missing, folders or symlin
   );
 });
 
+test('regression: a sampleSize that is not a multiple of 8 is ERR_MODEL_CONFIG, not a model whose every default call fails', async () => {
+  const dir = bundle(new Map(), JSON.stringify({ ...baseJson, sampleSize: 63 }));
+  await rejectsWithCode(loadModel(dir), 'ERR_MODEL_CONFIG');
+});
+
 test('regression: a bundle file that is a FIFO or /dev/zero is refused at once, not read forever', async () => {
   for (const target of [fifo, '/dev/zero']) {
     for (const name of ['model.json', 'tokenizer/vocab.json', 'unet.pt']) {

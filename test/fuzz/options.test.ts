@@ -91,7 +91,8 @@ function argument(group: GroupName): fc.Arbitrary<unknown> {
   );
 }
 
-const codes: ErrorCode[] = ['ERR_INVALID_OPTION', 'ERR_ABORTED', 'ERR_IMAGE_READ'];
+// ERR_OUT_OF_MEMORY: a valid but huge size (width 2^31) asks libtorch for more than the machine has.
+const codes: ErrorCode[] = ['ERR_INVALID_OPTION', 'ERR_ABORTED', 'ERR_IMAGE_READ', 'ERR_OUT_OF_MEMORY'];
 let model: StableDiffusionModel;
 let inversion: Inversion;
 let imagic: ImagicResult;
