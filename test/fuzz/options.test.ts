@@ -174,7 +174,10 @@ test('loadModel with random options', async () => {
   );
   await fc.assert(
     fc.asyncProperty(fc.oneof(loadOptions, anyValue), async (o) => {
-      const loaded = await endsWell(() => loadModel(undefined, o as never), [...codes, 'ERR_DEVICE', 'ERR_DEVICE_UNAVAILABLE']);
+      // ERR_MODEL_MISMATCH: shapes-64 cast to bfloat16 fails its load probe (its UNet computes the
+      // timestep embedding in float32 and feeds it to a bfloat16 linear layer).
+      const allowed: ErrorCode[] = [...codes, 'ERR_DEVICE', 'ERR_DEVICE_UNAVAILABLE', 'ERR_MODEL_MISMATCH'];
+      const loaded = await endsWell(() => loadModel(undefined, o as never), allowed);
       if (loaded.ok) loaded.value.dispose();
     }),
     budget(15, 5),
