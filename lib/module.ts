@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { notARegularFile } from './io/regularFile.js';
+import { notAZipArchive } from './io/zipArchive.js';
 import { native, type NativeArgument, type NativeModule, type NativeValue } from './binding.js';
 import { resolveDevice, type Device } from './device.js';
 import { TorchEditError, callNative, invalidOption } from './errors.js';
@@ -121,5 +122,7 @@ export async function loadModule(path: string, options: LoadModuleOptions = {}):
     throw new TorchEditError(bad.missing || bad.directory ? 'ERR_FILE_NOT_FOUND' : 'ERR_MODULE_LOAD', `Cannot load a module: ${bad.why}`, {
       cause: bad.cause,
     });
+  const notZip = await notAZipArchive(absolute);
+  if (notZip) throw new TorchEditError('ERR_MODULE_LOAD', `Cannot load TorchScript module ${absolute}: ${notZip}`);
   return Module.fromNative(await runJob((onProgress) => native().NativeModule.load(absolute, device, onProgress), options));
 }

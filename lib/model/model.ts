@@ -24,6 +24,7 @@ import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.j
 import { invert, type InvertOptions } from '../pipelines/ledits/invert.js';
 import type { Inversion } from '../pipelines/ledits/inversion.js';
 import { bundleFingerprint } from './fingerprint.js';
+import { notAZipArchive } from '../io/zipArchive.js';
 import { imagic, type ImagicOptions } from '../pipelines/imagic/train.js';
 import type { ImagicResult } from '../pipelines/imagic/result.js';
 import { emitWarning, type TorchEditWarning } from '../warnings.js';
@@ -307,6 +308,10 @@ export async function loadModel(path?: string, given: LoadModelOptions = {}): Pr
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
   checkKnownTokenIds(dir, config, tokenizer.vocabSize);
   try {
+    for (const name of ['text_encoder.pt', 'unet.pt', 'vae_encoder.pt', 'vae_decoder.pt']) {
+      const notZip = await notAZipArchive(join(dir, name));
+      if (notZip) throw new TorchEditError('ERR_MODULE_LOAD', `Cannot load TorchScript module ${join(dir, name)}: ${notZip}`);
+    }
     const handle = await runJob(
       (onProgress) => native().NativeModel.load(dir, nativeConfig(config), device, dtype, autocast, onProgress),
       options,
