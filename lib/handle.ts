@@ -14,6 +14,19 @@ export interface NativeObject {
   dispose(): void;
 }
 
+/**
+ * Awaits `next`, disposing `held` (what the caller already acquired) when it rejects: a pipeline
+ * acquires its inputs one await after another, and one that fails must not leak the others.
+ */
+export async function orDispose<T>(next: Promise<T> | (() => Promise<T>), ...held: (Disposable | null | undefined)[]): Promise<T> {
+  try {
+    return await (typeof next === 'function' ? next() : next);
+  } catch (error) {
+    for (const h of held) h?.[Symbol.dispose]();
+    throw error;
+  }
+}
+
 /** Disposes handles whose owner was garbage-collected without dispose(): a backstop, not the plan. */
 const registry = new FinalizationRegistry<NativeObject>((handle) => handle.dispose());
 

@@ -4,6 +4,7 @@
  */
 import type { NativeJob, NativeProgress, NativeProgressCallback } from './binding.js';
 import { TorchEditError, fromNative } from './errors.js';
+import { optionalFunction, optionalSignal, optionsObject } from './options/validate.js';
 
 /** Progress of a long job, throttled by the native side (at most every 50 ms, plus the last step). */
 export interface JobProgress {
@@ -65,11 +66,13 @@ export async function runJob<T>(
 ): Promise<T> {
   const caller = new Error();
   Error.captureStackTrace?.(caller, runJob);
-  const { signal } = options;
+  const checked = optionsObject(options);
+  const signal = optionalSignal('signal', checked.signal);
+  const onProgress = optionalFunction<NonNullable<JobOptions['onProgress']>>('onProgress', checked.onProgress);
   if (signal?.aborted) throw abortError(signal, caller);
   let job: NativeJob<T>;
   try {
-    job = start(progressAdapter(options.onProgress));
+    job = start(progressAdapter(onProgress));
   } catch (error) {
     throw error instanceof TorchEditError ? error : fromNative(error, caller);
   }

@@ -3,9 +3,11 @@
  * on the main thread; outputs come back as Tensor handles (tuples and lists as arrays).
  */
 import { resolve } from 'node:path';
+import { notARegularFile } from './io/regularFile.js';
+import { notAZipArchive } from './io/zipArchive.js';
 import { native, type NativeArgument, type NativeModule, type NativeValue } from './binding.js';
 import { resolveDevice, type Device } from './device.js';
-import { callNative, invalidOption } from './errors.js';
+import { TorchEditError, callNative, invalidOption } from './errors.js';
 import { NativeHandle } from './handle.js';
 import { runJob, type JobOptions } from './jobs.js';
 import { Tensor } from './tensor.js';
@@ -131,5 +133,12 @@ export async function loadModule(path: string, options: LoadModuleOptions = {}):
   if (typeof path !== 'string' || path.length === 0) throw invalidOption('path', 'non-empty string', path);
   const device = resolveDevice(options.device ?? 'cpu');
   const absolute = resolve(path);
+  const bad = await notARegularFile(absolute);
+  if (bad)
+    throw new TorchEditError(bad.missing || bad.directory ? 'ERR_FILE_NOT_FOUND' : 'ERR_MODULE_LOAD', `Cannot load a module: ${bad.why}`, {
+      cause: bad.cause,
+    });
+  const notZip = await notAZipArchive(absolute);
+  if (notZip) throw new TorchEditError('ERR_MODULE_LOAD', `Cannot load TorchScript module ${absolute}: ${notZip}`);
   return Module.fromNative(await runJob((onProgress) => native().NativeModule.load(absolute, device, onProgress), options));
 }

@@ -7,6 +7,7 @@
  */
 import sharp, { type Sharp } from 'sharp';
 import { TorchEditError } from '../errors.js';
+import { notARegularFile } from '../io/regularFile.js';
 
 /**
  * An image to read: a file path, an encoded image in memory (any format sharp
@@ -82,6 +83,7 @@ export async function readImage(input: ImageInput, options: ReadImageOptions): P
   }
   checkColor(background);
 
+  await checkFile(input, 'image');
   let pixels: Buffer;
   let channels: number;
   let highDepth: boolean;
@@ -127,6 +129,7 @@ export async function readMask(input: ImageInput, options: { width: number; heig
   const { width, height } = options;
   checkPositiveInteger('width', width);
   checkPositiveInteger('height', height);
+  await checkFile(input, 'mask');
   let pixels: Buffer;
   try {
     pixels = await open(input)
@@ -168,6 +171,13 @@ export function notAMultipleMessage(name: string, value: number, multiple: numbe
   const below = Math.floor(value / multiple) * multiple;
   const nearest = below === 0 ? `${multiple}` : `${below} or ${below + multiple}`;
   return `Expected ${name} to be a multiple of ${multiple} but received ${value} (nearest valid: ${nearest})`;
+}
+
+/** A path must be a regular file: libvips would block on a FIFO or read a device without end. */
+async function checkFile(input: ImageInput, what: string): Promise<void> {
+  if (typeof input !== 'string') return;
+  const bad = await notARegularFile(input);
+  if (bad) throw new TorchEditError('ERR_IMAGE_READ', `Cannot read ${what} from file "${input}": ${bad.why}`, { cause: bad.cause });
 }
 
 /** A fresh sharp pipeline for the input; never mutates a caller's instance. */

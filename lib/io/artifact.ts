@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { TorchEditError } from '../errors.js';
 import type { StableDiffusionModel } from '../model/model.js';
-import type { Tensor } from '../tensor.js';
+import type { DType, Tensor } from '../tensor.js';
 import { readSafetensors, writeSafetensors, type RawTensor } from './safetensors.js';
 
 export interface ArtifactKind {
@@ -65,6 +65,12 @@ function contentHash(metadata: Record<string, string>, tensors: ReadonlyMap<stri
   return hash.digest('hex');
 }
 
+/** What a tensor of an artifact must be: its dtype, and its shape (`undefined`: any size on that axis). */
+export interface TensorSpec {
+  dtype: DType;
+  shape: readonly (number | undefined)[];
+}
+
 export interface Artifact<S> {
   /** The file's format version (one of the kind's `version` and `reads`). */
   version: string;
@@ -72,14 +78,29 @@ export interface Artifact<S> {
   fingerprint: string;
   /** Every tensor's name, in the file's order. */
   names: string[];
-  /** A tensor the file must hold (ERR_FILE_FORMAT otherwise). */
-  tensor(name: string): RawTensor;
-  /** A tensor the file may hold. */
-  optional(name: string): RawTensor | undefined;
+  /** A tensor the file must hold, as `spec` says when given (ERR_FILE_FORMAT otherwise). */
+  tensor(name: string, spec?: TensorSpec): RawTensor;
+  /** A tensor the file may hold; as `spec` says when it does and `spec` is given. */
+  optional(name: string, spec?: TensorSpec): RawTensor | undefined;
 }
 
-/** Reads an artifact written for `model`: ERR_FILE_FORMAT for another kind or version or unreadable settings, ERR_MODEL_MISMATCH for another model. */
-export async function readArtifact<S>(path: string, kind: ArtifactKind, model: StableDiffusionModel): Promise<Artifact<S>> {
+/**
+ * Checks the settings an artifact recorded: `check` returns them typed, or calls `fail` with the
+ * first field that is not what the writer records (ERR_FILE_FORMAT), so a hand-edited file never
+ * reaches the native code with a wrong value.
+ */
+export type SettingsCheck<S> = (settings: Record<string, unknown>, fail: (field: string, expected: string) => never) => S;
+
+/**
+ * Reads an artifact written for `model`: ERR_FILE_FORMAT for another kind or version, settings or
+ * tensors that are not what the writer records, ERR_MODEL_MISMATCH for another model.
+ */
+export async function readArtifact<S>(
+  path: string,
+  kind: ArtifactKind,
+  model: StableDiffusionModel,
+  checkSettings: SettingsCheck<S>,
+): Promise<Artifact<S>> {
   const { tensors, metadata } = await readSafetensors(path);
   if (metadata.format !== kind.format) {
     throw new TorchEditError('ERR_FILE_FORMAT', `${path} is not a torchedit ${kind.what} (format ${JSON.stringify(metadata.format)})`);
@@ -101,22 +122,84 @@ export async function readArtifact<S>(path: string, kind: ArtifactKind, model: S
       `${path} was made with another model (${metadata.modelName ?? 'unknown'}) than ${model.config.name} at ${model.path}`,
     );
   }
-  let settings: S;
+  let json: unknown;
   try {
-    settings = JSON.parse(metadata.settings) as S;
+    json = JSON.parse(metadata.settings);
   } catch {
     throw new TorchEditError('ERR_FILE_FORMAT', `${path} has unreadable settings metadata`);
   }
+  const fail = (field: string, expected: string): never => {
+    const found = field === '' ? json : (json as Record<string, unknown>)[field];
+    throw new TorchEditError(
+      'ERR_FILE_FORMAT',
+      `${path}: expected ${expected} for the ${kind.what}'s setting ${field || '(all)'} but found ${JSON.stringify(found) ?? 'nothing'}`,
+    );
+  };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) fail('', 'an object');
+  const settings = checkSettings(json as Record<string, unknown>, fail);
+  // Without a spec the caller checks the tensor itself (an Imagic save's trained parameters are
+  // checked against the UNet's, natively).
+  const checked = (name: string, spec?: TensorSpec): RawTensor | undefined => {
+    const raw = tensors.get(name);
+    if (raw === undefined || spec === undefined) return raw;
+    const fits = raw.shape.length === spec.shape.length && spec.shape.every((n, i) => n === undefined || raw.shape[i] === n);
+    if (raw.dtype !== spec.dtype || !fits) {
+      const wanted = spec.shape.map((n) => n ?? '*').join(', ');
+      throw new TorchEditError(
+        'ERR_FILE_FORMAT',
+        `${path}: the tensor ${name} is ${raw.dtype} [${raw.shape.join(', ')}]; this ${kind.what} needs ${spec.dtype} [${wanted}]`,
+      );
+    }
+    return raw;
+  };
   return {
     version: metadata.version,
     settings,
     fingerprint,
     names: [...tensors.keys()],
-    tensor(name) {
-      const raw = tensors.get(name);
+    tensor(name, spec) {
+      const raw = checked(name, spec);
       if (!raw) throw new TorchEditError('ERR_FILE_FORMAT', `${path} lacks the tensor ${name}`);
       return raw;
     },
-    optional: (name) => tensors.get(name),
+    optional: checked,
   };
 }
+
+/** Checks for recorded settings, each returning the value or calling `fail`. */
+export const setting = {
+  string(s: Record<string, unknown>, field: string, fail: (field: string, expected: string) => never): string {
+    const v = s[field];
+    return typeof v === 'string' ? v : fail(field, 'a string');
+  },
+  number(s: Record<string, unknown>, field: string, fail: (field: string, expected: string) => never, min: number, max: number): number {
+    const v = s[field];
+    return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : fail(field, `a number in [${min}, ${max}]`);
+  },
+  integer(s: Record<string, unknown>, field: string, fail: (field: string, expected: string) => never, min: number, max: number): number {
+    const v = s[field];
+    return Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max
+      ? (v as number)
+      : fail(field, `an integer between ${min} and ${max}`);
+  },
+  /** A seed as written: a decimal string below 2^64. */
+  seed(s: Record<string, unknown>, fail: (field: string, expected: string) => never): string {
+    const v = s.seed;
+    return typeof v === 'string' && /^\d{1,20}$/.test(v) && BigInt(v) < 1n << 64n ? v : fail('seed', 'a decimal seed below 2^64');
+  },
+  /** width and height as written: multiples of the model's size multiple (what the image's latents have). */
+  size(
+    s: Record<string, unknown>,
+    fail: (field: string, expected: string) => never,
+    model: StableDiffusionModel,
+  ): { width: number; height: number } {
+    const side = (field: string): number => {
+      const v = s[field];
+      const m = model.sizeMultiple;
+      return Number.isSafeInteger(v) && (v as number) > 0 && (v as number) <= 1 << 16 && (v as number) % m === 0
+        ? (v as number)
+        : fail(field, `a positive multiple of ${m}`);
+    };
+    return { width: side('width'), height: side('height') };
+  },
+};

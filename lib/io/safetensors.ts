@@ -7,6 +7,7 @@
  */
 import { open, readFile, rename } from 'node:fs/promises';
 import { TorchEditError } from '../errors.js';
+import { notARegularFile } from './regularFile.js';
 import { Tensor, type DType, type TypedArray } from '../tensor.js';
 
 const codes: Record<DType, string> = {
@@ -50,8 +51,82 @@ function corrupt(path: string, why: string): TorchEditError {
   return new TorchEditError('ERR_FILE_FORMAT', `${path} is not a valid safetensors file: ${why}`);
 }
 
-/** Reads a whole safetensors file into CPU arrays (aligned copies, so any dtype can be viewed). */
+/** The largest header read, as the reference implementation's: a bigger one is not a file we wrote. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+/** The header length from the first 8 bytes, checked against the file size before anything is allocated. */
+function headerLength(path: string, prefix: Buffer, fileSize: number): number {
+  const length = prefix.readBigUInt64LE(0);
+  if (length > BigInt(Math.min(fileSize - 8, MAX_HEADER_BYTES))) {
+    throw corrupt(path, `header length ${length} exceeds the file (${fileSize} bytes) or ${MAX_HEADER_BYTES} bytes`);
+  }
+  return Number(length);
+}
+
+/** The header's JSON: an object, whose `__metadata__`, if any, maps strings to strings. */
+function parseHeader(path: string, bytes: Buffer): { entries: [string, unknown][]; metadata: Record<string, string> } {
+  let header: unknown;
+  try {
+    header = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw corrupt(path, 'header is not JSON');
+  }
+  if (!isObject(header)) throw corrupt(path, 'header is not a JSON object');
+  const { __metadata__: metadata = {}, ...tensors } = header;
+  if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) {
+    throw corrupt(path, '__metadata__ is not an object of strings');
+  }
+  return { entries: Object.entries(tensors), metadata: metadata as Record<string, string> };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Checks every entry as the format requires (a known dtype, a shape of non-negative integers, offsets
+ * holding exactly its bytes, the tensors tiling the data without gaps or overlaps) and copies each
+ * into an aligned array, so any dtype can be viewed.
+ */
+function readTensors(path: string, entries: [string, unknown][], data: Buffer): Map<string, RawTensor> {
+  const spans: [begin: number, end: number, name: string][] = [];
+  const tensors = new Map<string, RawTensor>();
+  for (const [name, entry] of entries) {
+    if (!isObject(entry)) throw corrupt(path, `tensor ${name} is not an object`);
+    const { dtype: code, shape, data_offsets: offsets } = entry;
+    const dtype = typeof code === 'string' && Object.hasOwn(dtypes, code) ? dtypes[code] : undefined;
+    if (!dtype) throw corrupt(path, `tensor ${name} has unsupported dtype ${JSON.stringify(code)}`);
+    if (!Array.isArray(shape) || !shape.every(isSize)) throw corrupt(path, `tensor ${name} has an invalid shape`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSize) || offsets[0] > offsets[1]) {
+      throw corrupt(path, `tensor ${name} has invalid data_offsets`);
+    }
+    const [begin, end] = offsets as [number, number];
+    const ArrayType = arrays[dtype];
+    const numel = shape.reduce((a: number, b: number) => a * b, 1);
+    if (end > data.length || end - begin !== numel * ArrayType.BYTES_PER_ELEMENT) {
+      throw corrupt(path, `tensor ${name} has inconsistent offsets`);
+    }
+    spans.push([begin, end, name]);
+    const copy = new ArrayBuffer(end - begin);
+    new Uint8Array(copy).set(data.subarray(begin, end));
+    tensors.set(name, { dtype, shape: shape as number[], data: new ArrayType(copy, 0, numel) });
+  }
+  spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let at = 0;
+  for (const [begin, end, name] of spans) {
+    if (begin !== at) throw corrupt(path, `tensor ${name} ${begin < at ? 'overlaps another' : 'leaves a gap before it'}`);
+    at = end;
+  }
+  if (at !== data.length) throw corrupt(path, 'the data holds bytes no tensor uses');
+  return tensors;
+}
+
+/** Reads a whole safetensors file into CPU arrays; ERR_FILE_FORMAT for anything the format does not allow. */
 export async function readSafetensors(path: string): Promise<SafetensorsContents> {
+  const bad = await notARegularFile(path);
+  if (bad) throw new TorchEditError(bad.missing ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_FORMAT', `Cannot read ${bad.why}`, { cause: bad.cause });
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -60,36 +135,9 @@ export async function readSafetensors(path: string): Promise<SafetensorsContents
     throw new TorchEditError(code, `Cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
   if (bytes.length < 8) throw corrupt(path, 'shorter than its 8-byte header length');
-  const headerLength = Number(bytes.readBigUInt64LE(0));
-  if (headerLength > bytes.length - 8) throw corrupt(path, 'header length exceeds the file');
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
-  } catch {
-    throw corrupt(path, 'header is not JSON');
-  }
-  const dataStart = 8 + headerLength;
-  const tensors = new Map<string, RawTensor>();
-  let metadata: Record<string, string> = {};
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') {
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    const { dtype: code, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    const dtype = dtypes[code];
-    if (!dtype) throw corrupt(path, `tensor ${name} has unsupported dtype ${code}`);
-    const ArrayType = arrays[dtype];
-    const numel = shape.reduce((a, b) => a * b, 1);
-    const [begin, end] = offsets;
-    if (end - begin !== numel * ArrayType.BYTES_PER_ELEMENT || dataStart + end > bytes.length) {
-      throw corrupt(path, `tensor ${name} has inconsistent offsets`);
-    }
-    const copy = new ArrayBuffer(end - begin);
-    new Uint8Array(copy).set(bytes.subarray(dataStart + begin, dataStart + end));
-    tensors.set(name, { dtype, shape, data: new ArrayType(copy, 0, numel) });
-  }
-  return { tensors, metadata };
+  const length = headerLength(path, bytes, bytes.length);
+  const { entries, metadata } = parseHeader(path, bytes.subarray(8, 8 + length));
+  return { tensors: readTensors(path, entries, bytes.subarray(8 + length)), metadata };
 }
 
 /** Writes tensors and string metadata; the file appears whole or not at all (write, then rename). */
@@ -145,20 +193,15 @@ export async function looksLikeSafetensors(path: string): Promise<boolean> {
 
 /** The `__metadata__` of a safetensors file, reading only its header (ERR_FILE_FORMAT when it has none). */
 export async function readSafetensorsMetadata(path: string): Promise<Record<string, string>> {
+  const bad = await notARegularFile(path);
+  if (bad) throw new TorchEditError(bad.missing ? 'ERR_FILE_NOT_FOUND' : 'ERR_FILE_FORMAT', `Cannot read ${bad.why}`, { cause: bad.cause });
   const handle = await open(path, 'r');
   try {
     const { buffer: prefix, bytesRead } = await handle.read(Buffer.alloc(8), 0, 8, 0);
     if (bytesRead < 8) throw corrupt(path, 'shorter than its 8-byte header length');
-    const length = Number(prefix.readBigUInt64LE(0));
-    if (length > (await handle.stat()).size - 8) throw corrupt(path, 'header length exceeds the file');
+    const length = headerLength(path, prefix, (await handle.stat()).size);
     const { buffer } = await handle.read(Buffer.alloc(length), 0, length, 8);
-    let header: { __metadata__?: Record<string, string> };
-    try {
-      header = JSON.parse(buffer.toString('utf8'));
-    } catch {
-      throw corrupt(path, 'header is not JSON');
-    }
-    return header.__metadata__ ?? {};
+    return parseHeader(path, buffer).metadata;
   } finally {
     await handle.close();
   }

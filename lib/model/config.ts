@@ -2,9 +2,10 @@
  * model.json (docs/bundle-format.md): read, validated field by field, and typed. Every rejection names the
  * file and the field, so a user can fix the bundle without reading this code.
  */
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TorchEditError } from '../errors.js';
+import { notARegularFile } from '../io/regularFile.js';
 import type { RecommendedSettings } from '../options/defaults.js';
 import { checkValue, limitsOf, rangeText } from '../options/resolve.js';
 import { defaultsPath, groupNames, optionSchema, type DefaultsKey, type Kind, type Limits, type OptionSpec } from '../options/schema.js';
@@ -93,11 +94,8 @@ function configError(dir: string, field: string, expected: string, actual: unkno
 export async function readBundleConfig(dir: string): Promise<BundleConfig> {
   const config = await readModelJson(dir);
   for (const name of bundleFiles) {
-    try {
-      await access(join(dir, name));
-    } catch (error) {
-      throw new TorchEditError('ERR_MODEL_NOT_FOUND', `The bundle ${dir} lacks ${name}`, { cause: error });
-    }
+    const bad = await notARegularFile(join(dir, name));
+    if (bad) throw new TorchEditError('ERR_MODEL_NOT_FOUND', `The bundle ${dir} lacks ${name}: ${bad.why}`, { cause: bad.cause });
   }
   return config;
 }
@@ -105,6 +103,8 @@ export async function readBundleConfig(dir: string): Promise<BundleConfig> {
 /** Reads and validates `<dir>/model.json` alone (the CLI checks options against it before loading anything). */
 export async function readModelJson(dir: string): Promise<BundleConfig> {
   const file = join(dir, 'model.json');
+  const bad = await notARegularFile(file);
+  if (bad) throw new TorchEditError('ERR_MODEL_NOT_FOUND', `No model bundle at ${dir}: ${bad.why}`, { cause: bad.cause });
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -162,6 +162,10 @@ function validate(dir: string, json: Record<string, unknown>): BundleConfig {
   const betaStart = num(s, 'betaStart', 'scheduler.', 0, 1);
   const betaEnd = num(s, 'betaEnd', 'scheduler.', 0, 1);
   if (betaEnd < betaStart) throw configError(dir, 'scheduler.betaEnd', `a number ≥ betaStart (${betaStart})`, betaEnd);
+  // The UNet halves the latents three times, and every default image size is sampleSize × vaeScaleFactor,
+  // so another sampleSize loaded but refused every call without an explicit size (found by fuzzing).
+  if (typeof json.sampleSize === 'number' && Number.isInteger(json.sampleSize) && json.sampleSize % 8 !== 0)
+    throw configError(dir, 'sampleSize', 'a multiple of 8 (the UNet halves the latents three times)', json.sampleSize);
   const exportedWith = isPlainObject(json.exportedWith)
     ? { torch: typeof json.exportedWith.torch === 'string' ? json.exportedWith.torch : undefined }
     : undefined;

@@ -13,7 +13,7 @@ import { readImage, type ImageInput, type ResizeMode } from '../image/read.js';
 import { runJob, type JobOptions } from '../jobs.js';
 import { Module } from '../module.js';
 import { defaultsFor, type ModelDefaults } from '../options/defaults.js';
-import { oneOf, seed as seedOption } from '../options/validate.js';
+import { oneOf, optionsObject, seed as seedOption } from '../options/validate.js';
 import { runtimeInfo } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizer/clipTokenizer.js';
@@ -24,10 +24,26 @@ import { textToImage, type TextToImageOptions } from '../pipelines/textToImage.j
 import { invert, type InvertOptions } from '../pipelines/ledits/invert.js';
 import type { Inversion } from '../pipelines/ledits/inversion.js';
 import { bundleFingerprint } from './fingerprint.js';
+import { notAZipArchive } from '../io/zipArchive.js';
 import { imagic, type ImagicOptions } from '../pipelines/imagic/train.js';
 import type { ImagicResult } from '../pipelines/imagic/result.js';
 import { emitWarning, type TorchEditWarning } from '../warnings.js';
 import { unknownWords, unknownWordsWarning } from './vocabulary.js';
+
+/**
+ * Bounds of the per-model prompt caches, least recently used out first: a service sees endless
+ * distinct prompts, and each cached state is L × D floats (236 KB for SD 1.5).
+ */
+const PROMPT_CACHE_LIMIT = 64;
+const CHECKED_PROMPTS_LIMIT = 4096;
+
+/** Puts `key` last in `cache` (most recently used), dropping the oldest beyond `limit`; returns `value`. */
+function remember<V>(cache: Map<string, V>, key: string, value: V, limit: number): V {
+  cache.delete(key);
+  cache.set(key, value);
+  while (cache.size > limit) cache.delete(cache.keys().next().value!);
+  return value;
+}
 
 /** The model shipped inside the package, used when loadModel() gets no path. */
 export const defaultModelPath = join(packageRoot, 'models', 'shapes-64');
@@ -80,7 +96,7 @@ export class StableDiffusionModel extends NativeHandle {
   /** model.json `textEncoder.knownTokenIds`; undefined when every id is known. */
   readonly #knownIds: ReadonlySet<number> | undefined;
   /** Prompts whose words were checked against #knownIds (each is warned about once). */
-  readonly #checkedPrompts = new Set<string>();
+  readonly #checkedPrompts = new Map<string, string>();
   readonly #onWarning: (warning: TorchEditWarning) => void;
 
   private constructor(
@@ -162,20 +178,26 @@ export class StableDiffusionModel extends NativeHandle {
    */
   async encodePrompt(prompts: string | string[], options: JobOptions = {}): Promise<Tensor> {
     const list = promptList(prompts);
-    const missing = [...new Set(list.filter((p) => !this.#promptCache.has(p)))];
+    // This call's states, taken from the cache first: the cache may evict while this call fills it.
+    const found = new Map<string, Float32Array>();
+    for (const p of list) {
+      const hit = this.#promptCache.get(p);
+      if (hit) found.set(p, remember(this.#promptCache, p, hit, PROMPT_CACHE_LIMIT));
+    }
+    const missing = [...new Set(list.filter((p) => !found.has(p)))];
     if (missing.length > 0) {
       const handle = this.native; // ERR_DISPOSED before any warning
       for (const prompt of missing) this.#checkVocabulary(prompt);
       using ids = this.tokenize(missing);
-      const states = Tensor.fromNative(await runJob(() => handle.encodeText(ids.native), options));
+      using states = Tensor.fromNative(await runJob(() => handle.encodeText(ids.native), options));
       const data = (await states.data()) as Float32Array;
-      states.dispose();
       const size = data.length / missing.length;
-      missing.forEach((p, i) => this.#promptCache.set(p, data.slice(i * size, (i + 1) * size)));
+      missing.forEach((p, i) => found.set(p, data.slice(i * size, (i + 1) * size)));
+      if (!this.disposed) for (const p of missing) remember(this.#promptCache, p, found.get(p)!, PROMPT_CACHE_LIMIT);
     }
     const { maxLength, hiddenSize } = this.config.textEncoder;
     const out = new Float32Array(list.length * maxLength * hiddenSize);
-    list.forEach((p, i) => out.set(this.#promptCache.get(p)!, i * maxLength * hiddenSize));
+    list.forEach((p, i) => out.set(found.get(p)!, i * maxLength * hiddenSize));
     return Tensor.from(out, [list.length, maxLength, hiddenSize]);
   }
 
@@ -184,11 +206,12 @@ export class StableDiffusionModel extends NativeHandle {
     if (this.#knownIds === undefined || this.#checkedPrompts.has(prompt)) return;
     const words = unknownWords(this.tokenizer, prompt, this.#knownIds);
     if (words.length > 0) this.#onWarning(unknownWordsWarning(this.config.name, prompt, words));
-    this.#checkedPrompts.add(prompt); // after onWarning: a warning it throws comes again next time
+    remember(this.#checkedPrompts, prompt, prompt, CHECKED_PROMPTS_LIMIT); // after onWarning: a warning it throws comes again next time
   }
 
   /** Reads an image (path, Buffer or sharp instance) into a `[1, 3, H, W]` tensor in [-1, 1] at a size the model accepts. */
-  async readImage(input: ImageInput, options: Pick<EncodeImageOptions, 'width' | 'height' | 'resize'> = {}): Promise<Tensor> {
+  async readImage(input: ImageInput, given: Pick<EncodeImageOptions, 'width' | 'height' | 'resize'> = {}): Promise<Tensor> {
+    const options = optionsObject(given);
     const width = options.width ?? this.imageSize;
     const height = options.height ?? this.imageSize;
     checkImageSize(width, height, this.sizeMultiple);
@@ -201,7 +224,8 @@ export class StableDiffusionModel extends NativeHandle {
   }
 
   /** VAE latents × scalingFactor for an image (any input readImage takes) or a `[B, 3, H, W]` tensor. */
-  async encodeImage(input: ImageInput | Tensor, options: EncodeImageOptions & JobOptions = {}): Promise<Tensor> {
+  async encodeImage(input: ImageInput | Tensor, given: EncodeImageOptions & JobOptions = {}): Promise<Tensor> {
+    const options = optionsObject(given);
     const image = input instanceof Tensor ? input : await this.readImage(input, options);
     try {
       const seed = options.sample ? seedOption('seed', options.seed ?? 0) : null;
@@ -259,7 +283,8 @@ function promptList(prompts: string | string[]): string[] {
  * path is given. Validates model.json and every file, loads the four modules on the device, and
  * checks their output shapes against model.json.
  */
-export async function loadModel(path?: string, options: LoadModelOptions = {}): Promise<StableDiffusionModel> {
+export async function loadModel(path?: string, given: LoadModelOptions = {}): Promise<StableDiffusionModel> {
+  const options = optionsObject(given);
   if (path !== undefined && (typeof path !== 'string' || path.length === 0)) throw invalidOption('path', 'non-empty string', path);
   const dir = resolve(path ?? defaultModelPath);
   if (path === undefined && !existsSync(join(dir, 'model.json'))) {
@@ -269,7 +294,9 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
     );
   }
   const device = resolveDevice(options.device ?? 'cpu');
-  const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, ['float32', 'float16', 'bfloat16'] as const);
+  // libtorch's CPU kernels lack float16 layer norms and convolutions: the load probe would fail.
+  const dtypes = device === 'cpu' ? (['float32', 'bfloat16'] as const) : (['float32', 'float16', 'bfloat16'] as const);
+  const dtype = options.dtype === undefined ? null : oneOf('dtype', options.dtype, dtypes);
   const autocast =
     options.autocast === undefined
       ? null
@@ -281,6 +308,10 @@ export async function loadModel(path?: string, options: LoadModelOptions = {}): 
   const tokenizer = await ClipTokenizer.fromFolder(join(dir, 'tokenizer'), config.textEncoder);
   checkKnownTokenIds(dir, config, tokenizer.vocabSize);
   try {
+    for (const name of ['text_encoder.pt', 'unet.pt', 'vae_encoder.pt', 'vae_decoder.pt']) {
+      const notZip = await notAZipArchive(join(dir, name));
+      if (notZip) throw new TorchEditError('ERR_MODULE_LOAD', `Cannot load TorchScript module ${join(dir, name)}: ${notZip}`);
+    }
     const handle = await runJob(
       (onProgress) => native().NativeModel.load(dir, nativeConfig(config), device, dtype, autocast, onProgress),
       options,

@@ -80,6 +80,13 @@ export function seed(name: string, value: unknown): bigint {
   return parsed;
 }
 
+/** An options argument: a plain object, or undefined for none (then `{}`). */
+export function optionsObject<T extends object>(value: T | undefined): T {
+  if (value === undefined) return {} as T;
+  if (!isPlainObject(value)) throw invalidOption('options', 'object', value);
+  return value;
+}
+
 export function optionalSignal(name: string, value: unknown): AbortSignal | undefined {
   if (value === undefined) return undefined;
   if (!(value instanceof AbortSignal)) throw invalidOption(name, 'AbortSignal', value);

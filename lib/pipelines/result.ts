@@ -54,7 +54,12 @@ export async function sampleAndDecode(
 ): Promise<GenerationResult> {
   const handle = model.native;
   const latents = Tensor.fromNative(await runJob((onProgress) => start(handle, onProgress), options));
-  return GenerationResult.create(await decodeImages(model, latents, options), latents, seed);
+  try {
+    return GenerationResult.create(await decodeImages(model, latents, options), latents, seed);
+  } catch (error) {
+    latents.dispose(); // aborted or failed while decoding: nothing else holds them (the soak test found this)
+    throw error;
+  }
 }
 
 /** @internal Decodes latents `[B, C, h, w]` into one ImageResult per batch entry. */

@@ -4,6 +4,7 @@
  */
 import { invalidOption } from '../errors.js';
 import { native } from '../binding.js';
+import { orDispose } from '../handle.js';
 import type { JobOptions } from '../jobs.js';
 import type { StableDiffusionModel } from '../model/model.js';
 import { contextOf, validateTextToImageOptions } from '../options/resolve.js';
@@ -41,7 +42,7 @@ export async function textToImage(
   if (typeof prompt !== 'string') throw invalidOption('prompt', 'string', prompt);
 
   const context = await model.encodePrompt(Array(batchSize).fill(prompt));
-  const unconditional = await model.encodePrompt(negativePrompt);
+  const unconditional = await orDispose(model.encodePrompt(negativePrompt), context);
   const scale = model.config.vaeScaleFactor;
   try {
     return await sampleAndDecode(model, options, seed, (handle, onProgress) =>

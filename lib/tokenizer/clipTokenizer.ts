@@ -42,6 +42,14 @@ const END_OF_WORD = '</w>';
 const MAX_MERGES = 49152 - 256 - 2;
 /** Bounds the per-word BPE cache; prompts reuse few words, so this is only a guard for long-lived processes. */
 const CACHE_LIMIT = 20_000;
+/**
+ * BPE takes time quadratic in a word's length (each merge rescans the word): a 5000-letter "word"
+ * took 1 s and 100 000 letters minutes, so a hostile prompt could hold the event loop. Longer
+ * words are split into pieces of this many code points, each BPE'd alone (only the last ends in
+ * `</w>`). No vocabulary entry is near this long, so real prompts are unaffected; the reference
+ * tokenizers give other ids for such words (after the same wait).
+ */
+const MAX_WORD_CODE_POINTS = 128;
 
 /**
  * GPT-2/CLIP byte → character table: printable Latin-1 bytes stand for themselves, the other 68
@@ -162,21 +170,36 @@ export class ClipTokenizer {
       if (ids.length >= limit) break;
       if (word === START_OF_TEXT) ids.push(this.bosTokenId);
       else if (word === END_OF_TEXT) ids.push(this.eosTokenId);
-      else for (const id of this.#bpe(word)) ids.push(id);
+      else for (const id of this.#bpe(word, limit - ids.length)) ids.push(id);
     }
     return ids;
   }
 
-  /** Byte-level BPE of one pre-tokenized word, as simple_tokenizer.bpe does it. */
-  #bpe(word: string): readonly number[] {
-    let ids = this.#cache.get(word);
+  /** Byte-level BPE of one pre-tokenized word, as simple_tokenizer.bpe does it (very long words in pieces). */
+  #bpe(word: string, limit = Infinity): readonly number[] {
+    if (word.length <= MAX_WORD_CODE_POINTS) return this.#bpePiece(word, true);
+    const points = Array.from(word);
+    const ids: number[] = [];
+    // Pieces are independent, so stopping once `limit` ids are there changes none of them.
+    for (let at = 0; at < points.length && ids.length < limit; at += MAX_WORD_CODE_POINTS) {
+      const end = at + MAX_WORD_CODE_POINTS >= points.length;
+      for (const id of this.#bpePiece(points.slice(at, at + MAX_WORD_CODE_POINTS).join(''), end)) ids.push(id);
+    }
+    return ids;
+  }
+
+  /** BPE of a word, or of a piece of one (`end`: the piece that ends the word carries `</w>`). */
+  #bpePiece(word: string, end: boolean): readonly number[] {
+    // A middle piece has MAX code points, so with a NUL appended its key is longer than any whole word's.
+    const key = end ? word : `${word}\u0000`;
+    let ids = this.#cache.get(key);
     if (ids) return ids;
 
     // Each UTF-8 byte becomes one symbol; the last carries the end-of-word marker.
     // (A lone surrogate encodes as U+FFFD here; Python's reference raises on it.)
     const bytes = this.#utf8.encode(word);
     let symbols = Array.from(bytes, (b) => BYTE_TO_CHAR[b]);
-    symbols[symbols.length - 1] += END_OF_WORD;
+    if (end) symbols[symbols.length - 1] += END_OF_WORD;
 
     // Repeatedly merge the adjacent pair with the lowest rank, everywhere it occurs (left to right).
     while (symbols.length > 1) {
@@ -203,7 +226,7 @@ export class ClipTokenizer {
     // parseMerges checked that every byte symbol and every merge result is in the vocabulary.
     ids = symbols.map((symbol) => this.#vocab.get(symbol)!);
     if (this.#cache.size >= CACHE_LIMIT) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(word, ids);
+    this.#cache.set(key, ids);
     return ids;
   }
 }

@@ -13,7 +13,7 @@ import { native } from '../../binding.js';
 import { TorchEditError } from '../../errors.js';
 import { checkImageSize } from '../../image/read.js';
 import { NativeHandle } from '../../handle.js';
-import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
+import { readArtifact, setting, writeArtifact, type ArtifactKind, type SettingsCheck } from '../../io/artifact.js';
 import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import type { StableDiffusionModel } from '../../model/model.js';
@@ -127,7 +127,7 @@ export class ImagicResult extends NativeHandle {
       }
       return results;
     } catch (error) {
-      for (const r of results) r.dispose();
+      for (const r of results) r.dispose(); // a later η failed or was aborted: the earlier ones are the caller's no more
       throw error;
     } finally {
       unconditional.dispose();
@@ -202,15 +202,53 @@ export class ImagicResult extends NativeHandle {
   }
 }
 
+/** The settings an Imagic file records, as model.imagic() writes them. */
+function imagicSettings(model: StableDiffusionModel): SettingsCheck<ImagicSettings> {
+  return (s, fail) => {
+    const stage = (field: 'embedding' | 'finetune') => {
+      const v = s[field] as Record<string, unknown> | undefined;
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(field, '{ steps, lr }');
+      const inner = (name: string, expected: string): never => fail(field, `${expected} for ${name}`);
+      return { steps: setting.integer(v, 'steps', inner, 1, 1_000_000), lr: setting.number(v, 'lr', inner, Number.MIN_VALUE, 1) };
+    };
+    const finetune: ImagicSettings['finetune'] = stage('finetune');
+    // Absent in results saved before subset training (they trained 'all').
+    const parameters = (s.finetune as Record<string, unknown>).parameters;
+    if (parameters !== undefined) {
+      const named = ['all', 'attention', 'cross-attention'].includes(parameters as string);
+      const list = Array.isArray(parameters) && parameters.length > 0 && parameters.every((p) => typeof p === 'string');
+      if (!named && !list) fail('finetune', "'all', 'attention', 'cross-attention' or a list of name patterns for parameters");
+      finetune.parameters = parameters as FinetuneParameters;
+    }
+    return {
+      targetPrompt: setting.string(s, 'targetPrompt', fail),
+      embedding: stage('embedding'),
+      finetune,
+      seed: setting.seed(s, fail),
+      ...setting.size(s, fail, model),
+    };
+  };
+}
+
 /**
  * Reloads a saved Imagic result for `model`: the trained parameters over the model's own UNet
  * (or, for a version 1 folder, its unet.pt). ERR_MODEL_MISMATCH for a result made with another
- * model; ERR_FILE_FORMAT for a folder that is not one, or a file damaged or modified since saving.
+ * model; ERR_FILE_FORMAT for a folder that is not one, a file damaged or modified since saving,
+ * or settings and tensors that are not what it records.
  */
 export async function loadImagic(dir: string, model: StableDiffusionModel): Promise<ImagicResult> {
-  const file = await readArtifact<ImagicSettings>(join(dir, FILE), KIND, model);
-  const floats = (name: string) => Array.from(file.tensor(name).data as Float32Array);
-  const losses = { embedding: floats('embedding_losses'), finetune: floats('finetune_losses') };
+  const file = await readArtifact(join(dir, FILE), KIND, model, imagicSettings(model));
+  const { maxLength: L, hiddenSize: D } = model.config.textEncoder;
+  const embedding = { dtype: 'float32' as const, shape: [1, L, D] };
+  const floats = (name: string, steps: number) => Array.from(file.tensor(name, { dtype: 'float32', shape: [steps] }).data as Float32Array);
+  const losses = {
+    embedding: floats('embedding_losses', file.settings.embedding.steps),
+    finetune: floats('finetune_losses', file.settings.finetune.steps),
+  };
+  const parts = {
+    targetEmbedding: file.tensor('target_embedding', embedding),
+    optimizedEmbedding: file.tensor('optimized_embedding', embedding),
+  };
   let unet: Module;
   let trainedParameters: string[];
   if (file.version === '1') {
@@ -221,6 +259,7 @@ export async function loadImagic(dir: string, model: StableDiffusionModel): Prom
     if (trainedParameters.length === 0) {
       throw new TorchEditError('ERR_FILE_FORMAT', `${join(dir, FILE)} holds no trained UNet parameters`);
     }
+    // Shapes and dtypes are checked against the UNet's own parameters (ERR_MODEL_MISMATCH), natively.
     const parameters = new Map(trainedParameters.map((name) => [name, toTensor(file.tensor(PARAMETER_PREFIX + name))]));
     const modules = model.modules();
     try {
@@ -230,10 +269,12 @@ export async function loadImagic(dir: string, model: StableDiffusionModel): Prom
       for (const t of parameters.values()) t.dispose();
     }
   }
-  const input = file.optional('input_latents');
+  const { width, height } = file.settings;
+  const f = model.config.vaeScaleFactor;
+  const input = file.optional('input_latents', { dtype: 'float32', shape: [1, model.config.latentChannels, height / f, width / f] });
   return ImagicResult.create(model, {
-    targetEmbedding: toTensor(file.tensor('target_embedding')),
-    optimizedEmbedding: toTensor(file.tensor('optimized_embedding')),
+    targetEmbedding: toTensor(parts.targetEmbedding),
+    optimizedEmbedding: toTensor(parts.optimizedEmbedding),
     unet,
     trainedParameters,
     inputLatents: input ? toTensor(input) : null,

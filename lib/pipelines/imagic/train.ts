@@ -3,6 +3,7 @@
  * image, then fine-tune a copy of the UNet on it. Both loops run natively with autograd and Adam
  * (native/core/edit/imagic_trainer.cc); only progress crosses into JavaScript.
  */
+import { orDispose } from '../../handle.js';
 import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
 import { imageRunSettings } from '../../io/artifact.js';
@@ -66,9 +67,9 @@ export async function imagic(
   const trained = selectParameters(unetParameterNames(model), finetune.parameters);
 
   const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
-  const target = await model.encodePrompt(prompt);
-  const handle = model.native;
+  const target = await orDispose(() => model.encodePrompt(prompt), x0);
   try {
+    const handle = model.native;
     const out = await runJob(
       (onProgress) =>
         native().pipelines.imagicTrain(
@@ -80,10 +81,13 @@ export async function imagic(
         ),
       options,
     );
-    return ImagicResult.create(model, {
+    const parts = {
       targetEmbedding: Tensor.fromNative(out.targetEmbedding),
       optimizedEmbedding: Tensor.fromNative(out.optimizedEmbedding),
       unet: Module.fromNative(out.unet),
+    };
+    return ImagicResult.create(model, {
+      ...parts,
       trainedParameters: trained,
       inputLatents: x0,
       losses: { embedding: Array.from(out.embeddingLosses), finetune: Array.from(out.finetuneLosses) },
@@ -93,7 +97,7 @@ export async function imagic(
         finetune,
         ...imageRunSettings(model, x0, seed),
       },
-      fingerprint: await model.fingerprint(),
+      fingerprint: await orDispose(model.fingerprint(), parts.targetEmbedding, parts.optimizedEmbedding, parts.unet),
     });
   } catch (error) {
     x0.dispose(); // on success the result owns it (chooseEta's distance to the input)

@@ -6,6 +6,7 @@
 import { native } from '../../binding.js';
 import { TorchEditError, invalidOption } from '../../errors.js';
 import { readMask, type ImageInput } from '../../image/read.js';
+import { orDispose } from '../../handle.js';
 import { runJob, type JobOptions } from '../../jobs.js';
 import { contextOf, validateEditOptions } from '../../options/resolve.js';
 import { Tensor } from '../../tensor.js';
@@ -108,8 +109,8 @@ export async function edit(inversion: Inversion, options: EditOptions = {}): Pro
   const t = inversion.tensors;
   const [, , h, w] = t.x0.shape;
   const target = targetPrompt === '' ? null : await model.encodePrompt(targetPrompt);
-  const conceptStates = concepts.length === 0 ? null : await model.encodePrompt(concepts.map((c) => c.prompt));
-  const userMask = resolved.userMask === null ? null : await maskTensor(resolved.userMask, h, w);
+  const conceptStates = concepts.length === 0 ? null : await orDispose(() => model.encodePrompt(concepts.map((c) => c.prompt)), target);
+  const userMask = resolved.userMask === null ? null : await orDispose(() => maskTensor(resolved.userMask!, h, w), target, conceptStates);
   try {
     const [latents, masks] = await runJob(
       (onProgress) =>

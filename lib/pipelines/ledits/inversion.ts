@@ -4,7 +4,7 @@
  * these tensors. Saved as safetensors (docs/bundle-format.md "Artifacts"), readable from Python.
  */
 import { NativeHandle } from '../../handle.js';
-import { readArtifact, writeArtifact, type ArtifactKind } from '../../io/artifact.js';
+import { readArtifact, setting, writeArtifact, type ArtifactKind, type SettingsCheck } from '../../io/artifact.js';
 import { fromTensor, toTensor, type RawTensor } from '../../io/safetensors.js';
 import type { StableDiffusionModel } from '../../model/model.js';
 import type { Scheduler } from '../../options/schema.js';
@@ -94,11 +94,46 @@ export class Inversion extends NativeHandle {
   }
 }
 
-/** Reads an inversion saved by {@link Inversion.save}; refuses a file made with another model or not an inversion. */
+/** The settings an inversion file records, as model.invert() writes them (older files lack scheduler and skipNoisiest). */
+function inversionSettings(model: StableDiffusionModel): SettingsCheck<InversionSettings> {
+  return (s, fail) => {
+    const scheduler = s.scheduler ?? 'ddpm';
+    if (scheduler !== 'ddpm' && scheduler !== 'dpmsolver++') fail('scheduler', "'ddpm' or 'dpmsolver++'");
+    return {
+      scheduler: scheduler as Scheduler,
+      sourcePrompt: setting.string(s, 'sourcePrompt', fail),
+      sourceGuidanceScale: setting.number(s, 'sourceGuidanceScale', fail, 0, 1000),
+      steps: setting.integer(s, 'steps', fail, 1, model.config.scheduler.numTrainTimesteps),
+      skipNoisiest: s.skipNoisiest === undefined ? 0 : setting.number(s, 'skipNoisiest', fail, 0, 0.999999),
+      eta: setting.number(s, 'eta', fail, Number.MIN_VALUE, 1),
+      seed: setting.seed(s, fail),
+      ...setting.size(s, fail, model),
+    };
+  };
+}
+
+/**
+ * Reads an inversion saved by {@link Inversion.save}; refuses a file made with another model
+ * (ERR_MODEL_MISMATCH), not an inversion, or whose settings or tensors are not what it records
+ * (ERR_FILE_FORMAT).
+ */
 export async function loadInversion(path: string, model: StableDiffusionModel): Promise<Inversion> {
-  const file = await readArtifact<InversionSettings>(path, KIND, model);
-  const need = (name: string) => toTensor(file.tensor(name));
-  const source = file.optional('source_embeddings');
+  const file = await readArtifact(path, KIND, model, inversionSettings(model));
+  const { steps, width, height } = file.settings;
+  const { latentChannels: C, vaeScaleFactor: f } = model.config;
+  const { maxLength: L, hiddenSize: D } = model.config.textEncoder;
+  const latents = [1, C, height / f, width / f];
+  const float = (...shape: number[]) => ({ dtype: 'float32' as const, shape });
+  const specs = {
+    x0: float(...latents),
+    timesteps: { dtype: 'int64' as const, shape: [steps] },
+    xts: float(steps, ...latents),
+    zs: float(steps, ...latents),
+    uncond_embeddings: float(1, L, D),
+  };
+  for (const [name, spec] of Object.entries(specs)) file.tensor(name, spec); // every check before any allocation
+  const source = file.optional('source_embeddings', float(1, L, D));
+  const need = (name: keyof typeof specs) => toTensor(file.tensor(name, specs[name]));
   return Inversion.create(model, {
     tensors: {
       x0: need('x0'),
@@ -108,8 +143,7 @@ export async function loadInversion(path: string, model: StableDiffusionModel): 
       unconditional: need('uncond_embeddings'),
       source: source ? toTensor(source) : null,
     },
-    // Saved before the scheduler was recorded: edit-friendly DDPM over its whole schedule.
-    settings: { ...file.settings, scheduler: file.settings.scheduler ?? 'ddpm', skipNoisiest: file.settings.skipNoisiest ?? 0 },
+    settings: file.settings,
     fingerprint: file.fingerprint,
   });
 }

@@ -3,6 +3,7 @@
  * LEDITS++'s SDE-DPM-Solver++(2M) (arXiv:2311.16711). The loop runs natively in one job
  * (native/core/edit/ddpm_inversion.cc); this file validates and packages.
  */
+import { orDispose } from '../../handle.js';
 import { native } from '../../binding.js';
 import type { ImageInput, ResizeMode } from '../../image/read.js';
 import type { Scheduler } from '../../options/schema.js';
@@ -56,10 +57,10 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
   );
 
   const x0 = await model.encodeImage(image, { width, height, resize, signal: options.signal });
-  const unconditional = await model.encodePrompt('');
-  const source = sourcePrompt === '' ? null : await model.encodePrompt(sourcePrompt);
-  const handle = model.native;
+  const unconditional = await orDispose(() => model.encodePrompt(''), x0);
+  const source = sourcePrompt === '' ? null : await orDispose(() => model.encodePrompt(sourcePrompt), x0, unconditional);
   try {
+    const handle = model.native;
     const [timesteps, xts, zs] = await runJob(
       (onProgress) =>
         native().pipelines.invert(
@@ -72,12 +73,12 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
         ),
       options,
     );
+    const made = { timesteps: Tensor.fromNative(timesteps), xts: Tensor.fromNative(xts), zs: Tensor.fromNative(zs) };
+    const fingerprint = await orDispose(model.fingerprint(), made.timesteps, made.xts, made.zs);
     return Inversion.create(model, {
       tensors: {
         x0,
-        timesteps: Tensor.fromNative(timesteps),
-        xts: Tensor.fromNative(xts),
-        zs: Tensor.fromNative(zs),
+        ...made,
         unconditional,
         source,
       },
@@ -90,7 +91,7 @@ export async function invert(model: StableDiffusionModel, image: ImageInput | Te
         eta,
         ...imageRunSettings(model, x0, seed),
       },
-      fingerprint: await model.fingerprint(),
+      fingerprint,
     });
   } catch (error) {
     for (const t of [x0, unconditional, source]) t?.dispose();
