@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { native } from '../../lib/binding.js';
 import {
+  configure,
   loadImagic,
   loadModel,
   Tensor,
@@ -253,4 +254,29 @@ test('chooseEta is deterministic for a seed, picks what a stub criterion says, a
   await rejectsWithCode(result.chooseEta({ criterion: { fidelity: -1 } }), 'ERR_INVALID_OPTION');
   await rejectsWithCode(result.chooseEta({ criterion: () => Number.NaN, etas: [0.5], steps: 2 }), 'ERR_INVALID_OPTION');
   result.dispose();
+});
+
+test('a fine-tuned copy runs the fused attention on its trained parameters (fused generation equals unfused)', async () => {
+  const { model, image } = await setup();
+  assert.ok(unetOf(model).fusedAttentionSites > 0, 'the tiny UNet has fused attention sites');
+  const latents = async (result: Awaited<ReturnType<StableDiffusionModel['imagic']>>, fused: boolean) => {
+    configure({ fusedAttention: fused });
+    try {
+      return await floats((await result.generate({ eta: 1, seed: 5, steps: 6 })).latents);
+    } finally {
+      configure({ fusedAttention: true });
+    }
+  };
+  for (const parameters of ['all', 'cross-attention'] as const) {
+    const a = await model.imagic(image, 'a blue circle', short(parameters));
+    const b = await model.imagic(image, 'a blue circle', { ...short(parameters), finetune: { steps: 8, lr: 1e-2, parameters } });
+    // The copy shares the loaded model's fused module types, rebound to its own trained tensors; had
+    // it kept the base weights, the fused call would disagree with the exported graph by about what
+    // another learning rate changes (asserted to be far above the tolerance).
+    const fused = await latents(a, true);
+    assert.ok(relativeMaxDiff(fused, await latents(a, false)) < 1e-5, `${parameters}: fused vs unfused`);
+    assert.ok(relativeMaxDiff(fused, await latents(b, true)) > 1e-3, `${parameters}: the fine-tune shows in the generation`);
+    a.dispose();
+    b.dispose();
+  }
 });
