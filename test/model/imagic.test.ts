@@ -8,20 +8,11 @@ import { native } from '../../lib/binding.js';
 import { loadImagic, loadModel, Tensor, type Module, type StableDiffusionModel } from '../../lib/index.js';
 import { fromTensor, readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
 import { maxAbsDiff, rejectsWithCode, relativeMaxDiff, runPython, testBundle } from '../helpers.js';
+import { tinyModelAndImage as setup } from './leditsHelpers.js';
 
 const floats = async (t: Tensor) => (await t.data()) as Float32Array;
 const tmp = () => mkdtempSync(join(tmpdir(), 'torchedit-imagic-'));
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
-
-let setupPromise: Promise<{ model: StableDiffusionModel; image: Buffer }> | undefined;
-function setup() {
-  setupPromise ??= (async () => {
-    const model = await loadModel(testBundle());
-    const image = await (await model.generate('a red circle', { seed: 3, steps: 10 })).image.toBuffer('png');
-    return { model, image };
-  })();
-  return setupPromise;
-}
 
 async function weightsHash(unet: Module): Promise<string> {
   const hash = createHash('sha256');

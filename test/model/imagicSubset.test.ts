@@ -22,19 +22,10 @@ import {
 import { fromTensor, readSafetensors, writeSafetensors } from '../../lib/io/safetensors.js';
 import { matchesPattern } from '../../lib/pipelines/imagic/parameters.js';
 import { rejectsWithCode, relativeMaxDiff, runPython, testBundle } from '../helpers.js';
+import { tinyModelAndImage as setup } from './leditsHelpers.js';
 
 const floats = async (t: Tensor) => (await t.data()) as Float32Array;
 const tmp = () => mkdtempSync(join(tmpdir(), 'torchedit-imagic-subset-'));
-
-let setupPromise: Promise<{ model: StableDiffusionModel; image: Buffer }> | undefined;
-function setup() {
-  setupPromise ??= (async () => {
-    const model = await loadModel(testBundle());
-    const image = await (await model.generate('a red circle', { seed: 3, steps: 10 })).image.toBuffer('png');
-    return { model, image };
-  })();
-  return setupPromise;
-}
 
 /** sha256 of every parameter, by name. */
 async function parameterHashes(unet: Module): Promise<Map<string, string>> {

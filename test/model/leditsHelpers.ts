@@ -1,6 +1,6 @@
-// What the LEDITS tests share: the tiny bundle's test image, and the requests and checks of the
-// plain-PyTorch references (test/reference/ledits_reference.py, dpm_reference.py,
-// leditspp_reference.py), which read prompts as token ids and every option spelled out.
+// What the model tests share: the tiny bundle and its test image (LEDITS and Imagic), and the
+// requests and checks of the plain-PyTorch references (test/reference/ledits_reference.py,
+// dpm_reference.py, leditspp_reference.py), which read prompts as token ids and every option spelled out.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { loadModel, type EditOptions, type Inversion, type StableDiffusionModel, type Tensor } from '../../lib/index.js';
