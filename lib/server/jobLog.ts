@@ -8,6 +8,7 @@
  */
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { JobProgress } from '../jobs.js';
 import { isId } from './ids.js';
 
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
@@ -19,6 +20,18 @@ export interface JobProgressRecord {
   value?: number;
   elapsedMs: number;
   etaMs: number;
+}
+
+/** A library progress report as a job record shows it (times in whole milliseconds). */
+export function progressRecord(p: JobProgress): JobProgressRecord {
+  return {
+    phase: p.phase,
+    step: p.step,
+    total: p.total,
+    elapsedMs: Math.round(p.elapsedMs),
+    etaMs: Math.round(p.etaMs),
+    ...(p.value === undefined ? {} : { value: p.value }),
+  };
 }
 
 /** A job as `GET /v1/jobs/:id` shows it. */

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { JobOptions, JobProgress } from '../jobs.js';
 import { HttpError, toHttp } from './errors.js';
 import { newId } from './ids.js';
-import type { JobLog, JobProgressRecord, JobRecord, JobState } from './jobLog.js';
+import { progressRecord, type JobLog, type JobProgressRecord, type JobRecord, type JobState } from './jobLog.js';
 
 /** An event of a job, as SSE sends it (`event: <type>`, `data: <JSON>`). */
 export type JobEvent =
@@ -204,14 +204,7 @@ export class JobQueue {
       controller.abort(new Error('timeout'));
     }, this.options.timeoutMs);
     const onProgress = (p: JobProgress) => {
-      record.progress = {
-        phase: p.phase,
-        step: p.step,
-        total: p.total,
-        elapsedMs: Math.round(p.elapsedMs),
-        etaMs: Math.round(p.etaMs),
-        ...(p.value === undefined ? {} : { value: p.value }),
-      };
+      record.progress = progressRecord(p);
       this.emit(record.id, { type: 'progress', progress: record.progress });
     };
     try {

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { loadModel } from '../../lib/index.js';
+import { bundleFiles } from '../../lib/model/config.js';
 import { rejectsWithCode, testBundle } from '../helpers.js';
 import { jsonish, shown } from './arbitraries.js';
 import { budget } from './budget.js';
@@ -20,15 +21,7 @@ const fifo = join(work, 'fifo');
 execFileSync('mkfifo', [fifo]);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-const files = [
-  'model.json',
-  'text_encoder.pt',
-  'unet.pt',
-  'vae_encoder.pt',
-  'vae_decoder.pt',
-  'tokenizer/vocab.json',
-  'tokenizer/merges.txt',
-];
+const files = ['model.json', ...bundleFiles];
 
 /** What a file of the bundle becomes. */
 type FileChange =

@@ -18,7 +18,7 @@ import type { LoadModelOptions, StableDiffusionModel } from '../../model/model.j
 import { defaultModelPath, loadModel } from '../../model/model.js';
 import { configure } from '../../runtime.js';
 import type { JobProgress } from '../../jobs.js';
-import type { JobProgressRecord } from '../jobLog.js';
+import { progressRecord } from '../jobLog.js';
 import { runJob } from '../jobSpec.js';
 import { artifactEnv } from './artifactEnv.js';
 import { CachedArtifactStore } from './artifactCache.js';
@@ -57,14 +57,7 @@ function progressReporter(job: Job, onError: (error: Error) => void): (p: JobPro
     const now = Date.now();
     if (now - last < 100 && p.step < p.total) return;
     last = now;
-    const record: JobProgressRecord = {
-      phase: p.phase,
-      step: p.step,
-      total: p.total,
-      elapsedMs: Math.round(p.elapsedMs),
-      etaMs: Math.round(p.etaMs),
-      ...(p.value === undefined ? {} : { value: p.value }),
-    };
+    const record = progressRecord(p);
     job.updateProgress(record as unknown as object).catch(onError);
   };
 }
